@@ -1,0 +1,9 @@
+namespace Actors.Kernels.Cpu;
+
+internal static class Shapes
+{
+    public static void Check(bool ok, string argument, string expected)
+    {
+        if (!ok) throw new ArgumentException($"span '{argument}' is shorter than {expected}", argument);
+    }
+}
