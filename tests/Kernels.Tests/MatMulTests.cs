@@ -55,7 +55,8 @@ public class MatMulTests
         // k = 20 → one full 16-lane vector plus a 4-lane overlapped tail; an ∞ in lane 15 is counted once.
         int rows = 4, k = 20, n = 4;
         float[] x = TestData.Random(rows * k, 5), w = TestData.Random(n * k, 6);
-        w[15] = float.PositiveInfinity; x[15] = 1;
+        w[15] = float.PositiveInfinity;
+        for (int r = 0; r < rows; r++) x[r * k + 15] = 1;
         float[] expected = new float[rows * n], actual = new float[rows * n];
         MatMul.Reference(x, w, [], expected, rows, k, n);
         MatMul.Compute(x, w, [], actual, rows, k, n);
