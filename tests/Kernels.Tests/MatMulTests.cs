@@ -37,6 +37,43 @@ public class MatMulTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void ComputeBf16_matches_reference(int rows, int k, int n)
+    {
+        float[] x = TestData.Random(rows * k, seed: rows + k);
+        ushort[] w = TestData.Random(n * k, seed: n + k, scale: 3f).Select(v => (ushort)(BitConverter.SingleToInt32Bits(v) >> 16)).ToArray();
+        float[] bias = TestData.Random(n, seed: 5);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            float[] expected = new float[rows * n], actual = new float[rows * n];
+            Array.Fill(actual, float.NaN);
+            MatMul.ReferenceBf16(x, w, bias, expected, rows, k, n);
+            MatMul.ComputeBf16(x, w, bias, actual, rows, k, n, threads);
+            var mag = new float[rows * n];
+            for (int r = 0; r < rows; r++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = Math.Abs(bias[j]);
+                for (int i = 0; i < k; i++) s += Math.Abs((double)x[r * k + i] * MatMul.Bf16ToSingle(w[j * k + i]));
+                mag[r * n + j] = (float)s;
+            }
+            TestData.Close(expected, actual, mag, 1e-5, 1e-30, $"bf16 ({rows},{k},{n}) threads={threads}");
+        }
+    }
+
+    [Fact]
+    public void Bf16_bits_widen_exactly()
+    {
+        Assert.Equal(1f, MatMul.Bf16ToSingle(0x3F80));
+        Assert.Equal(-3f, MatMul.Bf16ToSingle(0xC040));
+        Assert.Equal(float.NegativeInfinity, MatMul.Bf16ToSingle(0xFF80));
+        // (1, 2) · ((1, 1.5), (−3, 0.5))ᵀ with weights given as bf16 bits.
+        float[] y = new float[2];
+        MatMul.ComputeBf16([1, 2], [0x3F80, 0x3FC0, 0xC040, 0x3F00], [], y, 1, 2, 2);
+        Assert.Equal([4f, -2f], y);
+    }
+
     [Fact]
     public void Large_parallel_product_matches_reference_on_sampled_outputs()
     {

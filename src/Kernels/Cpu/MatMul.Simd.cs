@@ -37,16 +37,35 @@ public static partial class MatMul
         int rows, int k, int n, int maxThreads)
     {
         Validate(x, w, bias, y, rows, k, n);
+        fixed (float* pw = w) Run(x, pw, bias, y, rows, k, n, maxThreads);
+    }
+
+    /// <summary>Fast path of <see cref="ReferenceBf16"/>: bf16 weights widened in registers, f32 accumulation; half the weight traffic of f32.</summary>
+    public static void ComputeBf16(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias, Span<float> y, int rows, int k, int n) =>
+        ComputeBf16(x, w, bias, y, rows, k, n, Environment.ProcessorCount);
+
+    /// <summary><see cref="ComputeBf16(ReadOnlySpan{float}, ReadOnlySpan{ushort}, ReadOnlySpan{float}, Span{float}, int, int, int)"/> on at most <paramref name="maxThreads"/> threads.</summary>
+    public static unsafe void ComputeBf16(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int k, int n, int maxThreads)
+    {
+        Validate(x, w, bias, y, rows, k, n);
+        fixed (ushort* pw = w) Run(x, pw, bias, y, rows, k, n, maxThreads);
+    }
+
+    /// <summary>Shared driver; TW is the weight element: float, or ushort holding bf16 bits.</summary>
+    private static unsafe void Run<TW>(ReadOnlySpan<float> x, TW* pw, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int k, int n, int maxThreads) where TW : unmanaged
+    {
         if (maxThreads < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), maxThreads, "must be at least 1");
         if (rows == 0 || n == 0) return;
-        fixed (float* px = x, pw = w, pb = bias, py = y)
+        fixed (float* px = x, pb = bias, py = y)
         {
             long macs = (long)rows * n * k;
             bool parallel = maxThreads > 1 && macs >= ParallelThreshold;
             int rowBlock = rows <= 4 ? rows : Math.Min(rows, Math.Clamp(RowBlockFloats / Math.Max(k, 1) & ~3, 4, 64));
             // Enough column blocks for ~8 tasks per thread (load balance), but ≥ 16 columns so a task outweighs its scheduling.
             int colBlock = parallel ? Math.Clamp((n + 8 * maxThreads - 1) / (8 * maxThreads) + 3 & ~3, 16, 128) : n;
-            var job = new Job(px, pw, bias.IsEmpty ? null : pb, py, rows, k, n, rowBlock, colBlock);
+            var job = new Job<TW>(px, pw, bias.IsEmpty ? null : pb, py, rows, k, n, rowBlock, colBlock);
             if (parallel && job.Tasks > 1)
                 Parallel.For(0, job.Tasks, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, job.Run);
             else
@@ -54,7 +73,7 @@ public static partial class MatMul
         }
     }
 
-    private static void Validate(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y, int rows, int k, int n)
+    private static void Validate<TW>(ReadOnlySpan<float> x, ReadOnlySpan<TW> w, ReadOnlySpan<float> bias, Span<float> y, int rows, int k, int n)
     {
         Shapes.NonNegative(rows, nameof(rows));
         Shapes.NonNegative(k, nameof(k));
@@ -66,7 +85,8 @@ public static partial class MatMul
     }
 
     /// <summary>One product cut into tasks of (rowBlock rows) × (colBlock columns); task t covers row block t / colBlocks.</summary>
-    private readonly unsafe struct Job(float* x, float* w, float* bias, float* y, int rows, int k, int n, int rowBlock, int colBlock)
+    private readonly unsafe struct Job<TW>(float* x, TW* w, float* bias, float* y, int rows, int k, int n, int rowBlock, int colBlock)
+        where TW : unmanaged
     {
         private readonly int _colBlocks = (n + colBlock - 1) / colBlock;
         public int Tasks => _colBlocks * ((rows + rowBlock - 1) / rowBlock);
@@ -86,15 +106,15 @@ public static partial class MatMul
             int c = c0;
             for (; c + 4 <= c1; c += 4)
             {
-                float* wc = w + (long)c * k;
+                TW* wc = w + (long)c * k;
                 float* bc = bias == null ? null : bias + c;
                 int r = r0;
-                for (; r + 4 <= r1; r += 4) Tile4x4<V>(x + (long)r * k, wc, k, y + (long)r * n + c, n, bc);
-                for (; r < r1; r++) Tile1x4<V>(x + (long)r * k, wc, k, y + (long)r * n + c, bc);
+                for (; r + 4 <= r1; r += 4) Tile4x4<V, TW>(x + (long)r * k, wc, k, y + (long)r * n + c, n, bc);
+                for (; r < r1; r++) Tile1x4<V, TW>(x + (long)r * k, wc, k, y + (long)r * n + c, bc);
             }
             for (; c < c1; c++)
                 for (int r = r0; r < r1; r++)
-                    y[(long)r * n + c] = Dot<V>(x + (long)r * k, w + (long)c * k, k) + (bias == null ? 0 : bias[c]);
+                    y[(long)r * n + c] = Dot<V, TW>(x + (long)r * k, w + (long)c * k, k) + (bias == null ? 0 : bias[c]);
         }
 
         private void BlockScalar(int r0, int r1, int c0, int c1)
@@ -103,7 +123,7 @@ public static partial class MatMul
                 for (int c = c0; c < c1; c++)
                 {
                     float acc = 0;
-                    for (int i = 0; i < k; i++) acc += x[(long)r * k + i] * w[(long)c * k + i];
+                    for (int i = 0; i < k; i++) acc += x[(long)r * k + i] * Scalar(w + (long)c * k + i);
                     y[(long)r * n + c] = acc + (bias == null ? 0 : bias[c]);
                 }
         }
@@ -111,18 +131,19 @@ public static partial class MatMul
 
     /// <summary>y[r, c] for 4 rows of x (stride k) × 4 rows of w (stride k); y stride n. Requires k ≥ V.Count.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Tile4x4<V>(float* x, float* w, int k, float* y, int n, float* bias) where V : struct, ISimdVector<V>
+    private static unsafe void Tile4x4<V, TW>(float* x, TW* w, int k, float* y, int n, float* bias)
+        where V : struct, ISimdVector<V> where TW : unmanaged
     {
         V a00 = V.Zero, a01 = V.Zero, a02 = V.Zero, a03 = V.Zero;
         V a10 = V.Zero, a11 = V.Zero, a12 = V.Zero, a13 = V.Zero;
         V a20 = V.Zero, a21 = V.Zero, a22 = V.Zero, a23 = V.Zero;
         V a30 = V.Zero, a31 = V.Zero, a32 = V.Zero, a33 = V.Zero;
         float* x1 = x + k, x2 = x1 + k, x3 = x2 + k;
-        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        TW* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
         int i = 0;
         for (; i <= k - V.Count; i += V.Count)
         {
-            V b0 = V.Load(w + i), b1 = V.Load(w1 + i), b2 = V.Load(w2 + i), b3 = V.Load(w3 + i);
+            V b0 = LoadW<V, TW>(w + i), b1 = LoadW<V, TW>(w1 + i), b2 = LoadW<V, TW>(w2 + i), b3 = LoadW<V, TW>(w3 + i);
             V xv = V.Load(x + i);
             a00 = V.MultiplyAdd(xv, b0, a00); a01 = V.MultiplyAdd(xv, b1, a01); a02 = V.MultiplyAdd(xv, b2, a02); a03 = V.MultiplyAdd(xv, b3, a03);
             xv = V.Load(x1 + i);
@@ -138,8 +159,8 @@ public static partial class MatMul
             // infinite element counted already cannot turn into 0 · ∞ = NaN).
             V mask = V.TailMask(k - i);
             i = k - V.Count;
-            V b0 = V.And(V.Load(w + i), mask), b1 = V.And(V.Load(w1 + i), mask);
-            V b2 = V.And(V.Load(w2 + i), mask), b3 = V.And(V.Load(w3 + i), mask);
+            V b0 = V.And(LoadW<V, TW>(w + i), mask), b1 = V.And(LoadW<V, TW>(w1 + i), mask);
+            V b2 = V.And(LoadW<V, TW>(w2 + i), mask), b3 = V.And(LoadW<V, TW>(w3 + i), mask);
             V xv = V.And(V.Load(x + i), mask);
             a00 = V.MultiplyAdd(xv, b0, a00); a01 = V.MultiplyAdd(xv, b1, a01); a02 = V.MultiplyAdd(xv, b2, a02); a03 = V.MultiplyAdd(xv, b3, a03);
             xv = V.And(mask, V.Load(x1 + i));
@@ -160,28 +181,29 @@ public static partial class MatMul
 
     /// <summary>One row of x × 4 rows of w (the decode case): two accumulators per column hide FMA latency.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Tile1x4<V>(float* x, float* w, int k, float* y, float* bias) where V : struct, ISimdVector<V>
+    private static unsafe void Tile1x4<V, TW>(float* x, TW* w, int k, float* y, float* bias)
+        where V : struct, ISimdVector<V> where TW : unmanaged
     {
         V a0 = V.Zero, a1 = V.Zero, a2 = V.Zero, a3 = V.Zero, e0 = V.Zero, e1 = V.Zero, e2 = V.Zero, e3 = V.Zero;
-        float* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
+        TW* w1 = w + k, w2 = w1 + k, w3 = w2 + k;
         int i = 0;
         for (; i <= k - 2 * V.Count; i += 2 * V.Count)
         {
             V xv = V.Load(x + i), xu = V.Load(x + i + V.Count);
-            a0 = V.MultiplyAdd(xv, V.Load(w + i), a0); e0 = V.MultiplyAdd(xu, V.Load(w + i + V.Count), e0);
-            a1 = V.MultiplyAdd(xv, V.Load(w1 + i), a1); e1 = V.MultiplyAdd(xu, V.Load(w1 + i + V.Count), e1);
-            a2 = V.MultiplyAdd(xv, V.Load(w2 + i), a2); e2 = V.MultiplyAdd(xu, V.Load(w2 + i + V.Count), e2);
-            a3 = V.MultiplyAdd(xv, V.Load(w3 + i), a3); e3 = V.MultiplyAdd(xu, V.Load(w3 + i + V.Count), e3);
+            a0 = V.MultiplyAdd(xv, LoadW<V, TW>(w + i), a0); e0 = V.MultiplyAdd(xu, LoadW<V, TW>(w + i + V.Count), e0);
+            a1 = V.MultiplyAdd(xv, LoadW<V, TW>(w1 + i), a1); e1 = V.MultiplyAdd(xu, LoadW<V, TW>(w1 + i + V.Count), e1);
+            a2 = V.MultiplyAdd(xv, LoadW<V, TW>(w2 + i), a2); e2 = V.MultiplyAdd(xu, LoadW<V, TW>(w2 + i + V.Count), e2);
+            a3 = V.MultiplyAdd(xv, LoadW<V, TW>(w3 + i), a3); e3 = V.MultiplyAdd(xu, LoadW<V, TW>(w3 + i + V.Count), e3);
         }
         V mask = V.Broadcast(BitConverter.Int32BitsToSingle(-1));
         while (i < k)
         {
             if (i > k - V.Count) { mask = V.TailMask(k - i); i = k - V.Count; }
             V xv = V.And(V.Load(x + i), mask);
-            a0 = V.MultiplyAdd(xv, V.And(V.Load(w + i), mask), a0);
-            a1 = V.MultiplyAdd(xv, V.And(V.Load(w1 + i), mask), a1);
-            a2 = V.MultiplyAdd(xv, V.And(V.Load(w2 + i), mask), a2);
-            a3 = V.MultiplyAdd(xv, V.And(V.Load(w3 + i), mask), a3);
+            a0 = V.MultiplyAdd(xv, V.And(LoadW<V, TW>(w + i), mask), a0);
+            a1 = V.MultiplyAdd(xv, V.And(LoadW<V, TW>(w1 + i), mask), a1);
+            a2 = V.MultiplyAdd(xv, V.And(LoadW<V, TW>(w2 + i), mask), a2);
+            a3 = V.MultiplyAdd(xv, V.And(LoadW<V, TW>(w3 + i), mask), a3);
             i += V.Count;
         }
         y[0] = V.Sum(a0 + e0) + (bias == null ? 0 : bias[0]);
@@ -191,22 +213,31 @@ public static partial class MatMul
     }
 
     /// <summary>Σ a[i]·b[i] over length (≥ V.Count), f32 with two accumulators and a masked tail.</summary>
-    internal static unsafe float Dot<V>(float* a, float* b, int length) where V : struct, ISimdVector<V>
+    private static unsafe float Dot<V, TW>(float* a, TW* b, int length) where V : struct, ISimdVector<V> where TW : unmanaged
     {
         V s0 = V.Zero, s1 = V.Zero;
         int i = 0;
         for (; i <= length - 2 * V.Count; i += 2 * V.Count)
         {
-            s0 = V.MultiplyAdd(V.Load(a + i), V.Load(b + i), s0);
-            s1 = V.MultiplyAdd(V.Load(a + i + V.Count), V.Load(b + i + V.Count), s1);
+            s0 = V.MultiplyAdd(V.Load(a + i), LoadW<V, TW>(b + i), s0);
+            s1 = V.MultiplyAdd(V.Load(a + i + V.Count), LoadW<V, TW>(b + i + V.Count), s1);
         }
         V mask = V.Broadcast(BitConverter.Int32BitsToSingle(-1));
         while (i < length)
         {
             if (i > length - V.Count) { mask = V.TailMask(length - i); i = length - V.Count; }
-            s0 = V.MultiplyAdd(V.And(V.Load(a + i), mask), V.And(V.Load(b + i), mask), s0);
+            s0 = V.MultiplyAdd(V.And(V.Load(a + i), mask), V.And(LoadW<V, TW>(b + i), mask), s0);
             i += V.Count;
         }
         return V.Sum(s0 + s1);
     }
+
+    /// <summary>V.Count weights as f32; the branch is on a JIT-time constant, so each instantiation keeps one load.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe V LoadW<V, TW>(TW* p) where V : struct, ISimdVector<V> where TW : unmanaged =>
+        typeof(TW) == typeof(float) ? V.Load((float*)p) : V.LoadBf16((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe float Scalar<TW>(TW* p) where TW : unmanaged =>
+        typeof(TW) == typeof(float) ? *(float*)p : Bf16ToSingle(*(ushort*)p);
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Actors.Kernels.Cpu;
 
@@ -32,6 +33,8 @@ internal unsafe interface ISimdVector<TSelf> where TSelf : struct, ISimdVector<T
     static abstract TSelf And(TSelf a, TSelf b);
     /// <summary>Bit i set where a[i] == b[i].</summary>
     static abstract ulong EqualsBits(TSelf a, TSelf b);
+    /// <summary>Count bfloat16 values (raw bits) widened to f32: a bf16 is the upper half of an f32, so this is exact.</summary>
+    static abstract TSelf LoadBf16(ushort* p);
 }
 
 internal readonly unsafe struct V512(Vector512<float> v) : ISimdVector<V512>
@@ -56,6 +59,12 @@ internal readonly unsafe struct V512(Vector512<float> v) : ISimdVector<V512>
         new(Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(Count - keep)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 And(V512 a, V512 b) => new(a._v & b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ulong EqualsBits(V512 a, V512 b) => Vector512.Equals(a._v, b._v).ExtractMostSignificantBits();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LoadBf16(ushort* p)
+    {
+        Vector256<ushort> h = Vector256.Load(p);
+        Vector512<uint> u = Avx512F.IsSupported ? Avx512F.ConvertToVector512UInt32(h) : Vector512.Create(Vector256.WidenLower(h), Vector256.WidenUpper(h));
+        return new((u << 16).AsSingle());
+    }
 }
 
 internal readonly unsafe struct V256(Vector256<float> v) : ISimdVector<V256>
@@ -80,6 +89,12 @@ internal readonly unsafe struct V256(Vector256<float> v) : ISimdVector<V256>
         new(Vector256.GreaterThanOrEqual(Vector256<int>.Indices, Vector256.Create(Count - keep)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 And(V256 a, V256 b) => new(a._v & b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ulong EqualsBits(V256 a, V256 b) => Vector256.Equals(a._v, b._v).ExtractMostSignificantBits();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LoadBf16(ushort* p)
+    {
+        Vector128<ushort> h = Vector128.Load(p);
+        Vector256<uint> u = Avx2.IsSupported ? Avx2.ConvertToVector256Int32(h).AsUInt32() : Vector256.Create(Vector128.WidenLower(h), Vector128.WidenUpper(h));
+        return new((u << 16).AsSingle());
+    }
 }
 
 internal readonly unsafe struct V128(Vector128<float> v) : ISimdVector<V128>
@@ -104,4 +119,6 @@ internal readonly unsafe struct V128(Vector128<float> v) : ISimdVector<V128>
         new(Vector128.GreaterThanOrEqual(Vector128<int>.Indices, Vector128.Create(Count - keep)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 And(V128 a, V128 b) => new(a._v & b._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ulong EqualsBits(V128 a, V128 b) => Vector128.Equals(a._v, b._v).ExtractMostSignificantBits();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LoadBf16(ushort* p) =>
+        new((Vector128.WidenLower(Vector128.CreateScalar(Unsafe.ReadUnaligned<ulong>(p)).AsUInt16()) << 16).AsSingle()); // reads exactly 4 values
 }
