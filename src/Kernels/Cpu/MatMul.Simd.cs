@@ -14,12 +14,25 @@ namespace Actors.Kernels.Cpu;
 // columns); inside a task each 4-column strip of w stays in L1 while the rows of the block stream from L2.
 // Parallel.For over tasks when the product is larger than ~64 K multiply-adds.
 //
-// Versions tried, measured on the dev box (2 vCPU AMD EPYC with AVX-512, shared with other jobs, so ±15 %),
-// GFLOP/s = 2·rows·n·k / time:
-//   v0 Reference (scalar, double accumulate)                          (1,896,4864)  ~0.9   (64,896,4864) ~0.9
-//   v1 TensorPrimitives.Dot per output, 1 thread                     see MEASURED below
-//   v2 4×4 tiles, Vector512, 1 thread                                 see MEASURED below
-//   v3 v2 + Parallel.For over column/row blocks, 2 threads            see MEASURED below
+// y must not overlap x or w.
+//
+// Versions tried. GFLOP/s = 2·rows·k·n / time of the best call in ~1 s (the dev box is 2 vCPUs of an AMD EPYC
+// with AVX-512, shared with other jobs at load ~17, so the best call is the one not preempted; long calls and
+// DRAM-bound ones read low). Shapes (rows, k, n); "2t" = Parallel.For on 2 threads.
+//                                              (1,896,896) (1,896,4864) (1,4864,896) (1,896,151936) (16,896,896) (128,896,896)
+//   v0 Reference: scalar, double accumulate        2.5        2.5          2.2            -            1.8           -
+//   v1 TensorPrimitives.Dot per output, 1t          33         17-23        13-15          3.8-4.5      30-34         10-18
+//   v2 4×4 / 1×4 register tiles, Vector512, 1t      45         13-22        18-25          3.7-4.2      120-148       118-122
+//   v3 v2 + Parallel.For over blocks, 2t            19-44      20-31        33-46          3.3-4.7      193-243       118-210
+//   v4 v3 with bf16 weights (ComputeBf16), 1t       70-73      61-64        60-62          5.0-5.8      156-168       146-150
+//   v4 v3 with bf16 weights (ComputeBf16), 2t       45-120     42-98        41-47          5.2-5.7      117-309       267-283
+// Earlier, on a quieter box (load ~4), mean over 0.5 s: v2/v3 (1,896,4864) 20.0/31.6, (1,896,151936) 7.5/16.1,
+// (64,896,4864) 83/150, (128,896,896) 136/220; v1 7.1, 9.0, 13.9, 25.0.
+// Reading: prefill is compute bound and v2 is ~5-8× v1 (loads of x and w reused across the tile); decode is bound
+// by the weight stream (w of the logits is 544 MB in f32), so v1 ≈ v2 there and only halving the bytes (bf16) or
+// more cores help (the bf16 w of (1,896,4864), 8.7 MB, also stays in L3 between calls; the f32 one, 17 MB, does
+// not). Two decode variants were tried and measured no better than v2 within the noise, so not kept: one
+// single-stream dot per column (like v1), and the 1×4 tile with software prefetch of the next 4-row strip.
 public static partial class MatMul
 {
     /// <summary>Products smaller than this many multiply-adds run on the calling thread (Parallel.For costs µs).</summary>
