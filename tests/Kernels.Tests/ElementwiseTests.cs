@@ -121,6 +121,35 @@ public class ElementwiseTests
         if (n > 3) Assert.Equal(0f, actual[2]);
     }
 
+    [Fact]
+    public void Softmax_of_all_negative_infinity_is_NaN_like_PyTorch_and_one_hot_for_a_lone_finite_value()
+    {
+        float[] x = new float[37], r = new float[37];
+        Array.Fill(x, float.NegativeInfinity);
+        Array.Fill(r, float.NegativeInfinity);
+        Softmax.Compute(x);
+        Softmax.Reference(r);
+        Assert.All(x, v => Assert.True(float.IsNaN(v)));
+        Assert.All(r, v => Assert.True(float.IsNaN(v)));
+
+        Array.Fill(x, float.NegativeInfinity);
+        x[33] = -5f; // masked logits (e.g. after top-k) leave one survivor
+        Softmax.Compute(x);
+        Assert.Equal(1f, x[33]);
+        Assert.Equal(36, x.Count(v => v == 0f));
+    }
+
+    [Fact]
+    public void Argmax_handles_infinities()
+    {
+        float[] x = new float[50];
+        Array.Fill(x, float.NegativeInfinity);
+        Assert.Equal(0, Argmax.Compute(x));
+        x[41] = float.PositiveInfinity; x[45] = float.PositiveInfinity;
+        Assert.Equal(41, Argmax.Compute(x));
+        Assert.Equal(41, Argmax.Reference(x));
+    }
+
     [Theory]
     [MemberData(nameof(Lengths))]
     public void Argmax_matches_reference(int n)
