@@ -9,10 +9,7 @@ public static partial class MatMul
     public static void Reference(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
         int rows, int k, int n)
     {
-        Shapes.Check(x.Length >= (long)rows * k, nameof(x), "rows * k");
-        Shapes.Check(w.Length >= (long)n * k, nameof(w), "n * k");
-        Shapes.Check(bias.IsEmpty || bias.Length >= n, nameof(bias), "n");
-        Shapes.Check(y.Length >= (long)rows * n, nameof(y), "rows * n");
+        Validate(x, w, bias, y, rows, k, n);
         for (int r = 0; r < rows; r++)
         {
             var xr = x.Slice(r * k, k);
@@ -25,4 +22,21 @@ public static partial class MatMul
             }
         }
     }
+
+    /// <summary>
+    /// Scalar specification with bfloat16 weights: as <see cref="Reference"/>, w (n, k) holding raw bf16 bits, each
+    /// widened exactly to f32 (bits &lt;&lt; 16). Lets a bf16 checkpoint be served without doubling its memory and its
+    /// decode traffic.
+    /// </summary>
+    public static void ReferenceBf16(ReadOnlySpan<float> x, ReadOnlySpan<ushort> w, ReadOnlySpan<float> bias, Span<float> y,
+        int rows, int k, int n)
+    {
+        Validate(x, w, bias, y, rows, k, n);
+        var wf = new float[(long)n * k];
+        for (int i = 0; i < wf.Length; i++) wf[i] = Bf16ToSingle(w[i]);
+        Reference(x, wf, bias, y, rows, k, n);
+    }
+
+    /// <summary>Exact bfloat16 → f32: the bf16 bits are the upper 16 bits of the f32.</summary>
+    public static float Bf16ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 }

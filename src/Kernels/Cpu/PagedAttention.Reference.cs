@@ -12,11 +12,7 @@ public static partial class PagedAttention
         ReadOnlySpan<float> kvPool, KvLayout layout, int layer, ReadOnlySpan<int> pageTable, float scale, Span<float> output)
     {
         int d = layout.HeadDim;
-        if (heads % layout.KvHeads != 0) throw new ArgumentException($"heads {heads} is not a multiple of KV heads {layout.KvHeads}", nameof(heads));
-        Shapes.Check(q.Length >= (long)queries * heads * d, nameof(q), "queries * heads * headDim");
-        Shapes.Check(output.Length >= (long)queries * heads * d, nameof(output), "queries * heads * headDim");
-        int lastPosition = firstPosition + queries - 1;
-        Shapes.Check(pageTable.Length * (long)layout.PageSize > lastPosition, nameof(pageTable), "pages covering every position");
+        int lastPosition = Validate(q, queries, heads, firstPosition, kvPool, layout, layer, pageTable, output);
         int group = heads / layout.KvHeads;
         var scores = new double[lastPosition + 1];
         for (int i = 0; i < queries; i++)
@@ -45,5 +41,31 @@ public static partial class PagedAttention
                 o[c] = (float)(acc / sum);
             }
         }
+    }
+
+    /// <summary>Checks every size, the layer and each page id the positions 0 ..= last need; returns the last position.</summary>
+    private static int Validate(ReadOnlySpan<float> q, int queries, int heads, int firstPosition, ReadOnlySpan<float> kvPool,
+        KvLayout layout, int layer, ReadOnlySpan<int> pageTable, Span<float> output)
+    {
+        if (layout.PageSize <= 0 || layout.Layers <= 0 || layout.KvHeads <= 0 || layout.HeadDim <= 0)
+            throw new ArgumentException($"layout {layout} needs positive PageSize, Layers, KvHeads and HeadDim", nameof(layout));
+        if ((uint)layer >= (uint)layout.Layers)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"layer must be in [0, {layout.Layers})");
+        Shapes.NonNegative(queries, nameof(queries));
+        Shapes.NonNegative(heads, nameof(heads));
+        Shapes.NonNegative(firstPosition, nameof(firstPosition));
+        if (heads % layout.KvHeads != 0) throw new ArgumentException($"heads {heads} is not a multiple of KV heads {layout.KvHeads}", nameof(heads));
+        int d = layout.HeadDim;
+        Shapes.Check(q.Length >= (long)queries * heads * d, nameof(q), "queries * heads * headDim");
+        Shapes.Check(output.Length >= (long)queries * heads * d, nameof(output), "queries * heads * headDim");
+        int lastPosition = firstPosition + queries - 1;
+        if (queries == 0) return lastPosition;
+        Shapes.Check(pageTable.Length * (long)layout.PageSize > lastPosition, nameof(pageTable), "pages covering every position");
+        long pages = kvPool.Length / (long)layout.PageStride;
+        for (int i = 0; i <= lastPosition / layout.PageSize; i++)
+            if ((ulong)pageTable[i] >= (ulong)pages)
+                throw new ArgumentOutOfRangeException(nameof(pageTable), pageTable[i],
+                    $"pageTable[{i}] = {pageTable[i]} is outside the KV pool of {pages} pages");
+        return lastPosition;
     }
 }

@@ -8,9 +8,7 @@ public static partial class RmsNorm
     /// </summary>
     public static void Reference(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int rows, int dim, float eps)
     {
-        Shapes.Check(x.Length >= (long)rows * dim, nameof(x), "rows * dim");
-        Shapes.Check(weight.Length >= dim, nameof(weight), "dim");
-        Shapes.Check(y.Length >= (long)rows * dim, nameof(y), "rows * dim");
+        Validate(x, weight, y, rows, dim);
         for (int r = 0; r < rows; r++)
         {
             double ss = 0;
@@ -18,5 +16,28 @@ public static partial class RmsNorm
             float inv = (float)(1.0 / Math.Sqrt(ss / dim + eps));
             for (int i = 0; i < dim; i++) y[r * dim + i] = x[r * dim + i] * inv * weight[i];
         }
+    }
+
+    /// <summary>
+    /// Scalar specification of the fused residual step of a decoder layer: residual += x, then
+    /// y = rmsnorm(residual) · weight, per row. residual, x, y: (rows, dim) row-major; weight: (dim).
+    /// y may alias x (each row of x is consumed before that row of y is written).
+    /// </summary>
+    public static void AddAndReference(Span<float> residual, ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y,
+        int rows, int dim, float eps)
+    {
+        Shapes.Check(residual.Length >= (long)rows * dim, nameof(residual), "rows * dim");
+        Validate(x, weight, y, rows, dim);
+        for (int i = 0; i < rows * dim; i++) residual[i] += x[i];
+        Reference(residual, weight, y, rows, dim, eps);
+    }
+
+    private static void Validate(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int rows, int dim)
+    {
+        Shapes.NonNegative(rows, nameof(rows));
+        Shapes.NonNegative(dim, nameof(dim));
+        Shapes.Check(x.Length >= (long)rows * dim, nameof(x), "rows * dim");
+        Shapes.Check(weight.Length >= dim, nameof(weight), "dim");
+        Shapes.Check(y.Length >= (long)rows * dim, nameof(y), "rows * dim");
     }
 }

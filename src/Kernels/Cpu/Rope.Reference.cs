@@ -10,10 +10,7 @@ public static partial class Rope
     /// </summary>
     public static void Reference(Span<float> x, int tokens, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
-        int half = headDim / 2;
-        Shapes.Check(x.Length >= (long)tokens * heads * headDim, nameof(x), "tokens * heads * headDim");
-        Shapes.Check(cos.Length >= (long)tokens * half, nameof(cos), "tokens * headDim / 2");
-        Shapes.Check(sin.Length >= (long)tokens * half, nameof(sin), "tokens * headDim / 2");
+        int half = Validate(x, tokens, heads, headDim, cos, sin);
         for (int t = 0; t < tokens; t++)
         for (int h = 0; h < heads; h++)
         {
@@ -26,5 +23,17 @@ public static partial class Rope
                 v[i + half] = b * c + a * s;
             }
         }
+    }
+
+    private static int Validate(Span<float> x, int tokens, int heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        Shapes.NonNegative(tokens, nameof(tokens));
+        Shapes.NonNegative(heads, nameof(heads));
+        Shapes.NonNegative(headDim, nameof(headDim));
+        int half = headDim / 2;
+        Shapes.Check(x.Length >= (long)tokens * heads * headDim, nameof(x), "tokens * heads * headDim");
+        Shapes.Check(cos.Length >= (long)tokens * half, nameof(cos), "tokens * headDim / 2");
+        Shapes.Check(sin.Length >= (long)tokens * half, nameof(sin), "tokens * headDim / 2");
+        return half;
     }
 }
