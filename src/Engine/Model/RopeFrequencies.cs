@@ -12,6 +12,9 @@ namespace Actors.Engine.Model;
 /// `tensor / scalar` is a true division on CPU but a multiplication by the reciprocal on CUDA (identical when
 /// the divisor is a power of two), and float32 `pow`/`cos` are vendor approximations within an ulp or two; we
 /// evaluate pow and cos in float64 and round once, the correctly rounded value those approximations aim at.
+/// Checked against PyTorch on CPU running transformers' formulas: inv_freq and the attention factor match bit for
+/// bit for every type (tests keep some of those bit patterns); cos/sin differ from torch's vectorized cos/sin by at
+/// most one ulp in about 5% of entries.
 /// </para>
 /// <para>
 /// Dynamic NTK and the sequence length: transformers' `dynamic_rope_update` takes
@@ -115,7 +118,8 @@ public static class RopeFrequencies
         float x = (float)factor * (float)seqLen;        // factor * seq_len
         x /= (float)maxPos;                              // / max_position_embeddings
         x -= (float)(factor - 1);                        // - (factor - 1), a Python float
-        x = Pow(x, (float)((double)dim / (dim - 2)));    // ** (dim / (dim - 2)), a Python float
+        // ** (dim / (dim - 2)): torch on CPU keeps the Python float exponent in float64 (checked against torch)
+        x = (float)Math.Pow(x, (double)dim / (dim - 2));
         float b = (float)theta * x;                      // base * ..., a 0-dim float32 tensor
         var inv = new float[dim / 2];
         for (int k = 0; k < inv.Length; k++) inv[k] = 1f / Pow(b, Exponent(k, dim));

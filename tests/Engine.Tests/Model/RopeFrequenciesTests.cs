@@ -165,4 +165,34 @@ public class RopeFrequenciesTests
         Assert.Equal((float)Math.Cos(3) * 1.5f, cos[2]);
         Assert.Throws<ArgumentException>(() => RopeFrequencies.CosSin(inv, 1f, positions, new float[5], sin));
     }
+
+    // Bit patterns produced by PyTorch (1.13, CPU) running transformers 5's formulas from modeling_rope_utils.py
+    // step by step (the dynamic case through the forward-time path, where seq_len is an int64 tensor).
+    public static TheoryData<string, uint[], uint> TorchCases => new()
+    {
+        { "linear3", [0x3EAAAAAB, 0x3DD7E0CF, 0x3D088889, 0x3C2CB3D9, 0x3B5A740D, 0x3A8A297B, 0x39AEC33F, 0x38DD0F2B], 0x3F800000 },
+        { "dynamic131", [0x3F800000, 0x3E842A56, 0x3D88775F, 0x3C8CE83D, 0x3B917E1A, 0x3A963A2A, 0x399B1DAC, 0x38A029E6], 0x3F800000 },
+        { "yarn16", [0x3F800000, 0x3DA1E89B, 0x3CCCCCCD, 0x3C0186E3, 0x3B23D70A, 0x3A4F3E38, 0x3983126F, 0x38A5CB60], 0x3F91BE9C },
+        { "llama3_16", [0x3F13786E, 0x3CC693B0, 0x3B9A08C8, 0x3A6EF74F, 0x39395D21, 0x380FC8F8, 0x36DF10C4, 0x35AD07A7], 0x3F800000 },
+        { "yarn_ms", [0x3F800000, 0x3E8FF067, 0x3D72CB5F, 0x3CCCC567, 0x3C2CB3D8, 0x3B91A7F6, 0x3AF5B0D0, 0x3A4F36BC,
+                      0x39AEC33E, 0x391364C4, 0x38789F1B, 0x37D1AF86, 0x3730D8EE, 0x369526DF, 0x35FB9656, 0x35542FDB], 0x3F86AA3E },
+    };
+
+    [Theory]
+    [MemberData(nameof(TorchCases))]
+    public void Matches_torch_bit_for_bit(string name, uint[] expectedBits, uint attentionBits)
+    {
+        var (cfg, seqLen) = name switch
+        {
+            "linear3" => (Config(16, 10000, new RopeScaling("linear", 3)), 1),
+            "dynamic131" => (Config(16, 10000, new RopeScaling("dynamic", 3), maxPos: 64), 131),
+            "yarn16" => (Config(16, 10000, new RopeScaling("yarn", 4, OriginalMaxPositionEmbeddings: 16)), 1),
+            "llama3_16" => (Config(16, 500000, new RopeScaling("llama3", 8, OriginalMaxPositionEmbeddings: 16, LowFreqFactor: 1, HighFreqFactor: 4)), 1),
+            "yarn_ms" => (Config(32, 1000000, new RopeScaling("yarn", 3, OriginalMaxPositionEmbeddings: 24, MScale: 1.0, MScaleAllDim: 0.5, BetaFast: 16)), 1),
+            _ => throw new ArgumentException(name),
+        };
+        var (inv, att) = RopeFrequencies.Compute(cfg, seqLen);
+        Assert.Equal(expectedBits, inv.Select(BitConverter.SingleToUInt32Bits).ToArray());
+        Assert.Equal(attentionBits, BitConverter.SingleToUInt32Bits(att));
+    }
 }
