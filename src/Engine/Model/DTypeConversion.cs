@@ -17,6 +17,9 @@ public static class DTypeConversion
     const int Chunk = 1 << 18;
 
     /// <summary>bf16 bits to f32: bits &lt;&lt; 16. Vector256/128 ladder, then a scalar tail.</summary>
+    // AggressiveOptimization: weights are converted once, in few calls of up to a gigabyte each, so tiered
+    // compilation would never get to replace the unoptimized first version.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Bf16ToFloat32(ReadOnlySpan<ushort> source, Span<float> destination)
     {
         if (destination.Length < source.Length)
@@ -57,6 +60,7 @@ public static class DTypeConversion
         return (ushort)((bits + roundingBias) >> 16);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Float32ToBf16(ReadOnlySpan<float> source, Span<ushort> destination)
     {
         if (destination.Length < source.Length)

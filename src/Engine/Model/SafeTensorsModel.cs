@@ -116,6 +116,9 @@ public sealed class SafeTensorsModel : IWeightSource
 
     public float[] ReadFloat32(string name, params long[] expectedShape) => FileOf(name).ReadFloat32(name, expectedShape);
 
+    /// <summary>Reads a tensor converted to f32 into a caller's buffer of exactly its element count.</summary>
+    public void ReadFloat32(string name, Span<float> destination) => FileOf(name).ReadFloat32(name, destination);
+
     public void Dispose()
     {
         foreach (var f in _files) f.Dispose();

@@ -153,6 +153,10 @@ public class SafeTensorsTests
         Assert.Equal(["a", "b", "c"], m.Names.Order());
         Assert.Equal(a.Select(ReferenceBf16).ToArray(), m.ReadFloat32("a", 3, 4));
         Assert.Equal(b, m.ReadFloat32("b", 5));
+        var into = new float[5];
+        m.ReadFloat32("b", into.AsSpan());
+        Assert.Equal(b, into);
+        Assert.Throws<ArgumentException>(() => m.ReadFloat32("b", new float[4].AsSpan()));
         Assert.Equal(c.Select(x => (float)(Half)x).ToArray(), m.ReadFloat32("c", 7));
         Assert.EndsWith("model-00002-of-00002.safetensors", m.FileOf("c").Path);
         Assert.Equal(SafeTensorsDType.F16, m.Info("c").DType);
