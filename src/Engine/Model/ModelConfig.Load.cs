@@ -105,6 +105,7 @@ public sealed partial record ModelConfig
             };
 
             (double theta, RopeScaling? scaling) = ParseRope(r, doc.RootElement, sourceName, maxPos);
+            int? slidingWindow = ParseSlidingWindow(r, doc.RootElement, family, sourceName);
 
             int? bos = r.OptionalInt("bos_token_id");
             IReadOnlyList<int> eos = r.OptionalIntOrIntList("eos_token_id") ?? [];
@@ -128,6 +129,7 @@ public sealed partial record ModelConfig
                 OutputBias = oBias,
                 QkNorm = family == ModelFamily.Qwen3,
                 RopeScaling = scaling,
+                SlidingWindow = slidingWindow,
                 BosTokenId = bos,
                 EosTokenIds = eos,
                 Source = sourceName,
@@ -216,6 +218,32 @@ public sealed partial record ModelConfig
                 throw new ModelFormatException(source, dictName + ".rope_type",
                     $"unsupported RoPE type '{type}'; supported: {string.Join(", ", SupportedRopeTypes)}");
         }
+    }
+
+    /// <summary>
+    /// Mistral's `sliding_window` applies to every layer (null: full attention). Qwen2/Qwen3 apply a window only
+    /// with `use_sliding_window` (and then only to some layers); their released checkpoints leave it off, and a
+    /// config that turns it on, or whose `layer_types` name anything but full attention, is refused rather than
+    /// run with the wrong attention.
+    /// </summary>
+    static int? ParseSlidingWindow(JsonFields r, JsonElement root, ModelFamily family, string source)
+    {
+        if (root.TryGetProperty("layer_types", out var lt) && lt.ValueKind == JsonValueKind.Array)
+        {
+            int i = 0;
+            foreach (var t in lt.EnumerateArray())
+            {
+                if (t.ValueKind != JsonValueKind.String || t.GetString() != "full_attention")
+                    throw new ModelFormatException(source, $"layer_types[{i}]",
+                        $"only full_attention layers are supported, got {t.GetRawText()}");
+                i++;
+            }
+        }
+        if (family == ModelFamily.Mistral)
+            return r.OptionalPositiveInt("sliding_window");
+        if (r.OptionalBool("use_sliding_window") == true)
+            throw new ModelFormatException(source, "use_sliding_window", "sliding-window attention is not supported for this model type");
+        return null;
     }
 
     static void CheckTheta(string source, string field, double theta)

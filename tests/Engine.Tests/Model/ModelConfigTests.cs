@@ -238,4 +238,18 @@ public class ModelConfigTests
         Assert.Equal(path, Assert.Throws<ModelFormatException>(() => ModelConfig.Load(path)).File);
         Assert.Throws<ModelFormatException>(() => ModelConfig.Load(dir.File("absent.json")));
     }
+
+    [Fact]
+    public void Sliding_window()
+    {
+        Assert.Equal(4096, ModelConfig.Parse(Base("mistral", "\"sliding_window\":4096"), Src).SlidingWindow);
+        Assert.Null(ModelConfig.Parse(Base("mistral", "\"sliding_window\":null"), Src).SlidingWindow);
+        // Qwen2 configs carry sliding_window even with the window off
+        var q = ModelConfig.Parse(Base("qwen2", "\"sliding_window\":4096,\"use_sliding_window\":false,\"layer_types\":[\"full_attention\",\"full_attention\"]"), Src);
+        Assert.Null(q.SlidingWindow);
+        Assert.Equal("use_sliding_window", Assert.Throws<ModelFormatException>(() =>
+            ModelConfig.Parse(Base("qwen2", "\"use_sliding_window\":true"), Src)).Field);
+        Assert.Equal("layer_types[1]", Assert.Throws<ModelFormatException>(() =>
+            ModelConfig.Parse(Base("qwen3", "\"layer_types\":[\"full_attention\",\"sliding_attention\"]"), Src)).Field);
+    }
 }
