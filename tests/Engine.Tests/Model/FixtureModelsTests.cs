@@ -33,40 +33,39 @@ public class FixtureModelsTests
 
     static void CheckModelDirectory(string dir)
     {
+        var c = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        var g = GenerationConfig.Load(dir);
+        Assert.True(g.EosTokenIds.Count > 0 || c.EosTokenIds.Count > 0, $"{dir}: no eos token anywhere");
+        using var w = SafeTensorsModel.Open(dir);
+        long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim;
+        w.ReadFloat32("model.embed_tokens.weight", c.VocabSize, h);
+        w.ReadFloat32("model.norm.weight", h);
+        // tied models normally omit lm_head (save_pretrained drops tied copies); untied ones must have it
+        if (!c.TieWordEmbeddings) w.ReadFloat32("lm_head.weight", c.VocabSize, h);
+        for (int l = 0; l < c.NumLayers; l++)
         {
-            var c = ModelConfig.Load(Path.Combine(dir, "config.json"));
-            var g = GenerationConfig.Load(dir);
-            Assert.True(g.EosTokenIds.Count > 0 || c.EosTokenIds.Count > 0, $"{dir}: no eos token anywhere");
-            using var w = SafeTensorsModel.Open(dir);
-            long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim;
-            w.ReadFloat32("model.embed_tokens.weight", c.VocabSize, h);
-            w.ReadFloat32("model.norm.weight", h);
-            Assert.Equal(!c.TieWordEmbeddings, w.Contains("lm_head.weight"));
-            for (int l = 0; l < c.NumLayers; l++)
-            {
-                string p = $"model.layers.{l}.";
-                w.ReadFloat32(p + "self_attn.q_proj.weight", q, h);
-                w.ReadFloat32(p + "self_attn.k_proj.weight", kv, h);
-                w.ReadFloat32(p + "self_attn.v_proj.weight", kv, h);
-                w.ReadFloat32(p + "self_attn.o_proj.weight", h, q);
-                w.ReadFloat32(p + "mlp.gate_proj.weight", c.IntermediateSize, h);
-                w.ReadFloat32(p + "mlp.up_proj.weight", c.IntermediateSize, h);
-                w.ReadFloat32(p + "mlp.down_proj.weight", h, c.IntermediateSize);
-                w.ReadFloat32(p + "input_layernorm.weight", h);
-                w.ReadFloat32(p + "post_attention_layernorm.weight", h);
-                Assert.Equal(c.AttentionBias, w.Contains(p + "self_attn.q_proj.bias"));
-                if (c.AttentionBias) w.ReadFloat32(p + "self_attn.k_proj.bias", kv);
-                Assert.Equal(c.OutputBias, w.Contains(p + "self_attn.o_proj.bias"));
-                Assert.Equal(c.QkNorm, w.Contains(p + "self_attn.q_norm.weight"));
-                if (c.QkNorm) w.ReadFloat32(p + "self_attn.k_norm.weight", c.HeadDim);
-            }
-            var (inv, att) = RopeFrequencies.Compute(c, 128);
-            Assert.Equal(c.HeadDim / 2, inv.Length);
-            Assert.True(att > 0);
+            string p = $"model.layers.{l}.";
+            w.ReadFloat32(p + "self_attn.q_proj.weight", q, h);
+            w.ReadFloat32(p + "self_attn.k_proj.weight", kv, h);
+            w.ReadFloat32(p + "self_attn.v_proj.weight", kv, h);
+            w.ReadFloat32(p + "self_attn.o_proj.weight", h, q);
+            w.ReadFloat32(p + "mlp.gate_proj.weight", c.IntermediateSize, h);
+            w.ReadFloat32(p + "mlp.up_proj.weight", c.IntermediateSize, h);
+            w.ReadFloat32(p + "mlp.down_proj.weight", h, c.IntermediateSize);
+            w.ReadFloat32(p + "input_layernorm.weight", h);
+            w.ReadFloat32(p + "post_attention_layernorm.weight", h);
+            Assert.Equal(c.AttentionBias, w.Contains(p + "self_attn.q_proj.bias"));
+            if (c.AttentionBias) w.ReadFloat32(p + "self_attn.k_proj.bias", kv);
+            Assert.Equal(c.OutputBias, w.Contains(p + "self_attn.o_proj.bias"));
+            Assert.Equal(c.QkNorm, w.Contains(p + "self_attn.q_norm.weight"));
+            if (c.QkNorm) w.ReadFloat32(p + "self_attn.k_norm.weight", c.HeadDim);
         }
+        var (inv, att) = RopeFrequencies.Compute(c, 128);
+        Assert.Equal(c.HeadDim / 2, inv.Length);
+        Assert.True(att > 0);
     }
 
-    /// <summary>The same check on a random-weight Qwen2 directory made here, so the checker itself is exercised.</summary>
+    /// <summary>The same check on random-weight directories made here, so the checker itself is exercised.</summary>
     [Theory]
     [InlineData("qwen2", true)]
     [InlineData("qwen3", false)]
