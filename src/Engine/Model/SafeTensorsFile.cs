@@ -105,6 +105,13 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             var reader = new Utf8JsonReader(header, new JsonReaderOptions { MaxDepth = 16 });
             doc = JsonDocument.ParseValue(ref reader);
+            // Writers pad the header with spaces; anything else after the JSON value is corruption.
+            foreach (byte b in header[(int)reader.BytesConsumed..])
+                if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n'))
+                {
+                    doc.Dispose();
+                    throw new ModelFormatException(path, "header", $"unexpected bytes after the JSON header at offset {8 + reader.BytesConsumed}");
+                }
         }
         catch (JsonException e)
         {

@@ -269,6 +269,7 @@ public class SafeTensorsTests
     [InlineData("{\"a\":")]
     [InlineData("[1,2]")]
     [InlineData("\"str\"")]
+    [InlineData("{} x")]
     public void Header_not_a_json_object(string header)
     {
         using var dir = new TempDir();
