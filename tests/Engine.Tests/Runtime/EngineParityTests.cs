@@ -80,7 +80,7 @@ public class EngineParityTests
         var weights = TestModels.Weights(config);
         var model = new Transformer(config, weights);
         var layout = model.KvLayout(4);
-        var cache = new Paging.KvCache(layout, 16);
+        var cache = new Actors.Engine.Paging.KvCache(layout, 16);
         var tokens = TestModels.Tokens(13, seed: 17);
         int v = config.VocabSize, prefill = 5;
         int[] pages = [3, 0, 9, 12]; // deliberately scattered pages
