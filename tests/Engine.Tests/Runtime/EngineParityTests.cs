@@ -68,7 +68,7 @@ public class EngineParityTests
         var prompt = TestModels.Tokens(10, seed: 5);
         var expected = new ReferenceForward(config, TestModels.Weights(config)).Greedy(prompt, 12);
         using var engine = NewEngine(config);
-        var got = await Collect(engine.GenerateAsync(prompt, Sampling.SamplingParams.Greedy(12), new HashSet<int>(), TestContext.Current.CancellationToken));
+        var got = await Collect(engine.GenerateAsync(prompt, Actors.Engine.Sampling.SamplingParams.Greedy(12), new HashSet<int>(), TestContext.Current.CancellationToken));
         Assert.Equal(expected, got);
     }
 
