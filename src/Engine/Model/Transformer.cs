@@ -36,6 +36,7 @@ public sealed class Transformer
     private readonly float[] _lmHead;  // (vocab, hidden); the embedding when tied
     private readonly bool _dynamicRope;
     private readonly Dictionary<int, (float[] InvFreq, float Scaling, string Variant)> _rope = [];
+    private readonly float[][] _scratch = Enumerable.Repeat(Array.Empty<float>(), 10).ToArray();
 
     public Transformer(ModelConfig config, IWeightSource weights)
     {
@@ -109,16 +110,18 @@ public sealed class Transformer
         int qDim = nh * d, kvDim = nkv * d, half = d / 2;
         float eps = cfg.RmsNormEps, scale = 1f / MathF.Sqrt(d);
 
-        var x = new float[n * hid];       // (tokens, hidden) residual stream
-        var hbuf = new float[n * hid];    // (tokens, hidden) normed input / projection output
-        var q = new float[n * qDim];      // (tokens, heads, headDim)
-        var k = new float[n * kvDim];     // (tokens, kvHeads, headDim)
-        var v = new float[n * kvDim];
-        var attn = new float[n * qDim];   // (tokens, heads, headDim)
-        var gate = new float[n * inter];  // (tokens, intermediate)
-        var up = new float[n * inter];
-        var cos = new float[n * half];    // (tokens, headDim/2)
-        var sin = new float[n * half];
+        // Step buffers are kept between steps (grown to the largest step seen) so big prefill chunks do not
+        // churn the large-object heap.
+        var x = Scratch(0, n * hid);       // (tokens, hidden) residual stream
+        var hbuf = Scratch(1, n * hid);    // (tokens, hidden) normed input / projection output
+        var q = Scratch(2, n * qDim);      // (tokens, heads, headDim)
+        var k = Scratch(3, n * kvDim);     // (tokens, kvHeads, headDim)
+        var v = Scratch(4, n * kvDim);
+        var attn = Scratch(5, n * qDim);   // (tokens, heads, headDim)
+        var gate = Scratch(6, n * inter);  // (tokens, intermediate)
+        var up = Scratch(7, n * inter);
+        var cos = Scratch(8, n * half);    // (tokens, headDim/2)
+        var sin = Scratch(9, n * half);
 
         // Embedding and RoPE tables, once per step for all layers.
         int row = 0;
@@ -131,11 +134,11 @@ public sealed class Transformer
             {
                 int id = toks[t];
                 if ((uint)id >= (uint)cfg.VocabSize) throw new ArgumentException($"chunk {c}, token {t}: id {id} is outside the vocabulary (size {cfg.VocabSize})", nameof(batch));
-                _embed.AsSpan(id * hid, hid).CopyTo(x.AsSpan((row + t) * hid, hid));
+                _embed.AsSpan(id * hid, hid).CopyTo(x.Slice((row + t) * hid, hid));
                 positions[t] = ch.FirstPosition + t;
             }
             var rope = Rope(ch.RopeSeqLen);
-            RopeFrequencies.CosSin(rope.InvFreq, rope.Scaling, positions, cos.AsSpan(row * half, toks.Length * half), sin.AsSpan(row * half, toks.Length * half));
+            RopeFrequencies.CosSin(rope.InvFreq, rope.Scaling, positions, cos.Slice(row * half, toks.Length * half), sin.Slice(row * half, toks.Length * half));
             row += toks.Length;
         }
 
@@ -166,10 +169,10 @@ public sealed class Transformer
                 {
                     int pos = ch.FirstPosition + t;
                     cache.Write(li, table[pos / layout.PageSize], pos % layout.PageSize,
-                        k.AsSpan((row + t) * kvDim, kvDim), v.AsSpan((row + t) * kvDim, kvDim));
+                        k.Slice((row + t) * kvDim, kvDim), v.Slice((row + t) * kvDim, kvDim));
                 }
-                PagedAttention.Compute(q.AsSpan(row * qDim, len * qDim), len, nh, ch.FirstPosition, pool, layout, li, table, scale,
-                    attn.AsSpan(row * qDim, len * qDim));
+                PagedAttention.Compute(q.Slice(row * qDim, len * qDim), len, nh, ch.FirstPosition, pool, layout, li, table, scale,
+                    attn.Slice(row * qDim, len * qDim));
                 row += len;
             }
 
@@ -192,8 +195,8 @@ public sealed class Transformer
         {
             var ch = batch[c];
             int len = ch.Tokens.Length;
-            if (ch.Rows == LogitsRows.Last) { x.AsSpan((row + len - 1) * hid, hid).CopyTo(selected.AsSpan(sel * hid)); sel++; }
-            else if (ch.Rows == LogitsRows.All) { x.AsSpan(row * hid, len * hid).CopyTo(selected.AsSpan(sel * hid)); sel += len; }
+            if (ch.Rows == LogitsRows.Last) { x.Slice((row + len - 1) * hid, hid).CopyTo(selected.AsSpan(sel * hid)); sel++; }
+            else if (ch.Rows == LogitsRows.All) { x.Slice(row * hid, len * hid).CopyTo(selected.AsSpan(sel * hid)); sel += len; }
             row += len;
         }
         var logits = new float[(long)outRows * cfg.VocabSize];
@@ -201,6 +204,13 @@ public sealed class Transformer
         RmsNorm.Compute(selected, _norm, selected, outRows, hid, eps);
         MatMul.Compute(selected, _lmHead, ReadOnlySpan<float>.Empty, logits, outRows, hid, cfg.VocabSize);
         return logits;
+    }
+
+    private Span<float> Scratch(int slot, int length)
+    {
+        ref var buffer = ref _scratch[slot];
+        if (buffer.Length < length) buffer = new float[length];
+        return buffer.AsSpan(0, length);
     }
 
     private (float[] InvFreq, float Scaling, string Variant) Rope(int seqLen)

@@ -115,6 +115,7 @@ public sealed class InferenceEngine : IDisposable
         _disposed = true;
         _wake.Set();
         if (Thread.CurrentThread != _thread) _thread.Join();
+        while (_incoming.TryDequeue(out var late)) late.Output.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
         _wake.Dispose();
         _weights.Dispose();
     }
@@ -125,6 +126,8 @@ public sealed class InferenceEngine : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         _incoming.Enqueue(sequence);
         Wake();
+        // The loop drains the queue when it stops; one that stopped just before the enqueue never sees it.
+        if (_disposed && !_thread.IsAlive) sequence.Output.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
         bool finished = false;
         using var registration = cancellationToken.Register(() => { sequence.Cancelled = true; Wake(); });
         try
