@@ -84,20 +84,29 @@ public sealed class Sampler
             for (int i = 0; i < n; i++) probs[i] /= total;
             return;
         }
-        var idx = order.AsSpan(0, n);
-        for (int i = 0; i < n; i++) idx[i] = i;
-        // Descending by scaled logit, lower index first on ties (a stable order for top-p's cut).
         var scaled = probs.ToArray();
-        idx.Sort((a, b) => scaled[a] != scaled[b] ? scaled[b].CompareTo(scaled[a]) : a.CompareTo(b));
-
-        int kept = n;
+        // Candidates: with top-k, the tokens whose logit is ≥ the k-th largest (transformers' TopKLogitsWarper keeps
+        // ties with it), found with a size-k heap so the full vocabulary is never sorted; else every token.
+        int kept = 0;
         if (p.TopK > 0 && p.TopK < n)
         {
-            // transformers' TopKLogitsWarper drops logits < the k-th largest; ties with it stay.
-            double kth = scaled[idx[p.TopK - 1]];
-            kept = p.TopK;
-            while (kept < n && scaled[idx[kept]] >= kth) kept++;
+            var heap = new PriorityQueue<int, double>(p.TopK);
+            for (int i = 0; i < n; i++)
+            {
+                if (heap.Count < p.TopK) heap.Enqueue(i, scaled[i]);
+                else if (heap.TryPeek(out _, out double low) && scaled[i] > low) heap.DequeueEnqueue(i, scaled[i]);
+            }
+            heap.TryPeek(out _, out double kth);
+            for (int i = 0; i < n; i++) if (scaled[i] >= kth) order[kept++] = i;
         }
+        else
+        {
+            for (int i = 0; i < n; i++) order[i] = i;
+            kept = n;
+        }
+        var idx = order.AsSpan(0, kept);
+        // Descending by scaled logit, lower index first on ties (a stable order for top-p's cut).
+        idx.Sort((a, b) => scaled[a] != scaled[b] ? scaled[b].CompareTo(scaled[a]) : a.CompareTo(b));
 
         // Softmax over the kept tokens (max-subtracted, double).
         double max = scaled[idx[0]];

@@ -43,6 +43,24 @@ public class InferenceEngineTests
     }
 
     [Fact]
+    public async Task Many_concurrent_sequences_under_a_small_token_budget_match_their_solo_runs()
+    {
+        var config = TestModels.Qwen3;
+        var prompts = Enumerable.Range(0, 6).Select(i => TestModels.Tokens(5 + 3 * i, 80 + i)).ToArray();
+        var sampling = prompts.Select((_, i) => i % 2 == 0 ? SamplingParams.Greedy(7) : new SamplingParams(Temperature: 1.1f, TopK: 30, Seed: (ulong)i, MaxNewTokens: 7)).ToArray();
+        var solo = new List<int>[prompts.Length];
+        using (var engine = NewEngine(config))
+            for (int i = 0; i < prompts.Length; i++) solo[i] = await Collect(engine.GenerateAsync(prompts[i], sampling[i], NoStop, Ct));
+        using (var engine = NewEngine(config, new EngineOptions { PageSize = 4, KvPages = 64, MaxBatchTokens = 9, PrefillChunkTokens = 4, MaxSequences = 4 }))
+        {
+            var tasks = prompts.Select((p, i) => Collect(engine.GenerateAsync(p, sampling[i], NoStop, Ct))).ToArray();
+            var batched = await Task.WhenAll(tasks);
+            for (int i = 0; i < prompts.Length; i++) Assert.Equal(solo[i], batched[i]);
+            Assert.True(engine.Metrics.Steps < prompts.Sum(p => p.Length + 7), "steps were shared between sequences");
+        }
+    }
+
+    [Fact]
     public async Task Shared_prefix_reuses_pages_and_gives_identical_results()
     {
         var config = TestModels.Qwen2;

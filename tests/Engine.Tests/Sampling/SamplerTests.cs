@@ -109,6 +109,42 @@ public class SamplerTests
     }
 
     [Fact]
+    public void Distribution_matches_a_brute_force_warper_chain_on_random_logits_with_ties()
+    {
+        var rng = new Random(9);
+        for (int trial = 0; trial < 300; trial++)
+        {
+            int n = rng.Next(1, 40);
+            // Logits on a coarse grid so that ties are common.
+            var logits = Enumerable.Range(0, n).Select(_ => (float)(Math.Round(rng.NextDouble() * 6, 0) / 2)).ToArray();
+            var p = new SamplingParams(Temperature: 0.5f + (float)rng.NextDouble(), TopK: rng.Next(0, n + 2), TopP: rng.Next(3) == 0 ? 1f : (float)(0.05 + 0.95 * rng.NextDouble()));
+            if (p.TopK == 1) continue;
+            // Brute force: temperature; top-k by threshold on the fully sorted list; softmax; top-p on the sorted kept list.
+            var z = logits.Select(l => l / (double)p.Temperature).ToArray();
+            var sorted = Enumerable.Range(0, n).OrderByDescending(i => z[i]).ThenBy(i => i).ToList();
+            var keep = p.TopK > 0 && p.TopK < n ? sorted.Where(i => z[i] >= z[sorted[p.TopK - 1]]).ToList() : sorted;
+            double m = keep.Max(i => z[i]);
+            var e = new double[n];
+            foreach (int i in keep) e[i] = Math.Exp(z[i] - m);
+            double total = e.Sum();
+            for (int i = 0; i < n; i++) e[i] /= total;
+            if (p.TopP < 1f)
+            {
+                double cum = 0;
+                var nucleus = new List<int>();
+                foreach (int i in keep)
+                {
+                    if (nucleus.Count > 0 && cum >= p.TopP) break;
+                    nucleus.Add(i);
+                    cum += e[i];
+                }
+                for (int i = 0; i < n; i++) e[i] = nucleus.Contains(i) ? e[i] / cum : 0;
+            }
+            Assert.Equal(e, Sampler.Distribution(logits, p), new RoundedComparer());
+        }
+    }
+
+    [Fact]
     public void Same_seed_gives_the_same_tokens_and_different_seeds_differ()
     {
         var logits = RandomLogits(97, 1);
