@@ -123,6 +123,9 @@ public sealed class Transformer
         var cos = Scratch(8, n * half);    // (tokens, headDim/2)
         var sin = Scratch(9, n * half);
 
+        var starts = new int[batch.Count]; // first row of each chunk
+        for (int c = 1; c < batch.Count; c++) starts[c] = starts[c - 1] + batch[c - 1].Tokens.Length;
+
         // Embedding and RoPE tables, once per step for all layers.
         int row = 0;
         for (int c = 0; c < batch.Count; c++)
@@ -159,21 +162,32 @@ public sealed class Transformer
             Kernels.Cpu.Rope.Compute(q, n, nh, d, cos, sin);
             Kernels.Cpu.Rope.Compute(k, n, nkv, d, cos, sin);
 
-            row = 0;
             for (int c = 0; c < batch.Count; c++)
             {
                 var ch = batch[c];
                 var table = ch.PageTable.Span;
-                int len = ch.Tokens.Length;
-                for (int t = 0; t < len; t++)
+                for (int t = 0; t < ch.Tokens.Length; t++)
                 {
-                    int pos = ch.FirstPosition + t;
-                    cache.Write(li, table[pos / layout.PageSize], pos % layout.PageSize,
-                        k.Slice((row + t) * kvDim, kvDim), v.Slice((row + t) * kvDim, kvDim));
+                    int pos = ch.FirstPosition + t, r = starts[c] + t;
+                    cache.Write(li, table[pos / layout.PageSize], pos % layout.PageSize, k.Slice(r * kvDim, kvDim), v.Slice(r * kvDim, kvDim));
                 }
-                PagedAttention.Compute(q.Slice(row * qDim, len * qDim), len, nh, ch.FirstPosition, pool, layout, li, table, scale,
-                    attn.Slice(row * qDim, len * qDim));
-                row += len;
+            }
+            if (batch.Count == 1)
+                PagedAttention.Compute(q, n, nh, batch[0].FirstPosition, pool, layout, li, batch[0].PageTable.Span, scale, attn);
+            else
+            {
+                // Sequences attend independently (all K/V of the step is written above): one task per sequence, so a
+                // step of many single-token decodes is not one thread's loop.
+                var qAll = _scratch[2];
+                var attnAll = _scratch[5];
+                int layer = li;
+                Parallel.For(0, batch.Count, c =>
+                {
+                    var ch = batch[c];
+                    int len = ch.Tokens.Length;
+                    PagedAttention.Compute(qAll.AsSpan(starts[c] * qDim, len * qDim), len, nh, ch.FirstPosition, pool, layout, layer,
+                        ch.PageTable.Span, scale, attnAll.AsSpan(starts[c] * qDim, len * qDim));
+                });
             }
 
             MatMul.Compute(attn, L.Wo, L.Bo, hbuf, n, qDim, hid);
