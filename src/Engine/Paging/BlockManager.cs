@@ -1,0 +1,235 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+
+[assembly: InternalsVisibleTo("Actors.Engine.Tests")]
+
+namespace Actors.Engine.Paging;
+
+/// <summary>
+/// Fixed-size KV pages: a free list, reference counts and prefix reuse (after nano-vllm's block manager).
+/// A full page is identified by a hash chain over token ids, h_i = H(h_{i-1}, tokens of page i), whose root is
+/// seeded with the model id, the RoPE profile and the sequence's variant, so KV computed for one model or RoPE
+/// scaling is never reused under another. A page is registered under its hash only once its KV is computed
+/// (<see cref="MarkComputed"/>), so a page being prefilled in chunks is never handed to another sequence half
+/// written. Pages whose count drops to zero go back to the free list but stay findable by hash until the list hands
+/// them out again; the list gives out unhashed pages first, then the least recently freed.
+/// Not thread-safe: the engine loop owns it.
+/// </summary>
+public sealed class BlockManager
+{
+    private readonly int[] _refCount;
+    private readonly UInt128[] _pageHash;
+    private readonly bool[] _hashed;
+    // Free list as an intrusive doubly linked list over page ids so a cached free page can leave it in O(1).
+    private readonly int[] _prev, _next;
+    private readonly bool[] _isFree;
+    private int _head = -1, _tail = -1;
+    private readonly Dictionary<UInt128, int> _byHash = [];
+    private readonly UInt128 _root;
+    private readonly byte[] _hashInput;
+
+    public BlockManager(int totalPages, int pageSize, string modelId, string ropeProfile)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(totalPages, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        ArgumentNullException.ThrowIfNull(modelId);
+        ArgumentNullException.ThrowIfNull(ropeProfile);
+        TotalPages = totalPages;
+        PageSize = pageSize;
+        _refCount = new int[totalPages];
+        _pageHash = new UInt128[totalPages];
+        _hashed = new bool[totalPages];
+        _prev = new int[totalPages];
+        _next = new int[totalPages];
+        _isFree = new bool[totalPages];
+        for (int p = 0; p < totalPages; p++) PushTail(p);
+        _root = HashBytes(Encoding.UTF8.GetBytes($"actors-kv/1\0{modelId}\0{ropeProfile}"));
+        _hashInput = new byte[16 + 4 * pageSize];
+    }
+
+    public int TotalPages { get; }
+    public int PageSize { get; }
+    public int FreePages { get; private set; }
+    public int UsedPages => TotalPages - FreePages;
+
+    /// <summary>Number of page tables holding <paramref name="page"/>.</summary>
+    public int RefCount(int page) => _refCount[page];
+
+    public bool IsFree(int page) => _isFree[page];
+
+    /// <summary>Pages needed to hold <paramref name="tokens"/> tokens.</summary>
+    public int PagesFor(int tokens) => (int)(((long)tokens + PageSize - 1) / PageSize);
+
+    /// <summary>Whether <see cref="Allocate"/> of <paramref name="tokens"/> would find enough free pages.</summary>
+    public bool CanAllocate(PageTable table, IReadOnlyList<int> tokens, bool reusePrefix = true) =>
+        FreePagesNeeded(table, tokens, reusePrefix, out _) <= FreePages;
+
+    /// <summary>
+    /// Gives an empty table pages for all of <paramref name="tokens"/>: leading full pages found by hash are shared
+    /// (their KV is already computed; <see cref="PageTable.CachedTokens"/> says how many tokens), the rest are fresh.
+    /// The last token is never taken from the cache, so the caller always computes at least one position (its logits).
+    /// </summary>
+    public void Allocate(PageTable table, IReadOnlyList<int> tokens, bool reusePrefix = true)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (table.Count != 0) throw new InvalidOperationException("Allocate needs an empty page table; Deallocate it first.");
+        int needed = FreePagesNeeded(table, tokens, reusePrefix, out var hits);
+        if (needed > FreePages)
+            throw new InvalidOperationException($"{tokens.Count} tokens need {needed} free KV pages; {FreePages} of {TotalPages} are free.");
+        foreach (var (page, hash) in hits)
+        {
+            if (_isFree[page]) { Unlink(page); _refCount[page] = 1; }
+            else _refCount[page]++;
+            table.PageList.Add(page);
+            table.ChainHashes.Add(hash);
+        }
+        table.CachedTokens = hits.Count * PageSize;
+        for (int i = hits.Count, n = PagesFor(tokens.Count); i < n; i++) table.PageList.Add(TakeFresh());
+    }
+
+    /// <summary>Releases every page of the table (each once); pages nobody holds return to the free list.</summary>
+    public void Deallocate(PageTable table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        // Last page first, so a sequence's prefix pages are the last of its pages to be handed out again.
+        for (int i = table.PageList.Count - 1; i >= 0; i--)
+        {
+            int page = table.PageList[i];
+            if (_refCount[page] <= 0) throw new InvalidOperationException($"page {page} released while free (reference count {_refCount[page]})");
+            if (--_refCount[page] == 0)
+            {
+                if (_hashed[page]) PushTail(page); else PushHead(page);
+            }
+        }
+        table.PageList.Clear();
+        table.ChainHashes.Clear();
+        table.CachedTokens = 0;
+    }
+
+    /// <summary>Whether the table can grow to hold <paramref name="length"/> tokens.</summary>
+    public bool CanAppend(PageTable table, int length) => PagesFor(length) - table.Count <= FreePages;
+
+    /// <summary>Grows the table with fresh pages so it holds <paramref name="length"/> tokens (no-op if it does).</summary>
+    public void MayAppend(PageTable table, int length)
+    {
+        if (!CanAppend(table, length))
+            throw new InvalidOperationException($"growing to {length} tokens needs {PagesFor(length) - table.Count} free KV pages; {FreePages} are free.");
+        while (table.Count < PagesFor(length)) table.PageList.Add(TakeFresh());
+    }
+
+    /// <summary>
+    /// Records that the KV of the first <paramref name="computedTokens"/> of <paramref name="tokens"/> is written:
+    /// every page now full and computed becomes findable by its chain hash.
+    /// </summary>
+    public void MarkComputed(PageTable table, IReadOnlyList<int> tokens, int computedTokens)
+    {
+        int full = Math.Min(Math.Min(computedTokens, tokens.Count) / PageSize, table.Count);
+        for (int i = table.ChainHashes.Count; i < full; i++)
+        {
+            var h = Chain(i == 0 ? Root(table) : table.ChainHashes[i - 1], tokens, i);
+            table.ChainHashes.Add(h);
+            int page = table.PageList[i];
+            if (_hashed[page]) continue; // a shared page is already registered (under this same hash)
+            // First writer wins: an identical page computed concurrently by another sequence stays unregistered.
+            if (_byHash.TryAdd(h, page)) { _pageHash[page] = h; _hashed[page] = true; }
+        }
+    }
+
+    /// <summary>Pages in the free list, head first (for invariant checks).</summary>
+    internal IEnumerable<int> FreeList()
+    {
+        for (int p = _head; p != -1; p = _next[p]) yield return p;
+    }
+
+    /// <summary>Whether a free page is still findable by hash.</summary>
+    internal bool IsCached(int page) => _hashed[page];
+
+    private int FreePagesNeeded(PageTable table, IReadOnlyList<int> tokens, bool reusePrefix, out List<(int Page, UInt128 Hash)> hits)
+    {
+        hits = [];
+        int pages = PagesFor(tokens.Count);
+        if (reusePrefix && _byHash.Count > 0)
+        {
+            int matchable = (tokens.Count - 1) / PageSize;
+            var h = Root(table);
+            for (int i = 0; i < matchable; i++)
+            {
+                h = Chain(h, tokens, i);
+                if (!_byHash.TryGetValue(h, out int page)) break;
+                hits.Add((page, h));
+            }
+        }
+        int needed = pages - hits.Count;
+        foreach (var (page, _) in hits) if (_isFree[page]) needed++;
+        return needed;
+    }
+
+    private UInt128 Root(PageTable table) =>
+        table.Variant.Length == 0 ? _root : Chain(_root, Encoding.UTF8.GetBytes(table.Variant));
+
+    private UInt128 Chain(UInt128 previous, IReadOnlyList<int> tokens, int pageIndex)
+    {
+        var span = _hashInput.AsSpan();
+        BinaryPrimitives.WriteUInt128LittleEndian(span, previous);
+        for (int j = 0; j < PageSize; j++)
+            BinaryPrimitives.WriteInt32LittleEndian(span[(16 + 4 * j)..], tokens[pageIndex * PageSize + j]);
+        return HashBytes(span);
+    }
+
+    private static UInt128 Chain(UInt128 previous, ReadOnlySpan<byte> data)
+    {
+        var buffer = new byte[16 + data.Length];
+        BinaryPrimitives.WriteUInt128LittleEndian(buffer, previous);
+        data.CopyTo(buffer.AsSpan(16));
+        return HashBytes(buffer);
+    }
+
+    // 128 bits of SHA-256: collisions are out of reach, so a hash match is taken as equal content.
+    private static UInt128 HashBytes(ReadOnlySpan<byte> data)
+    {
+        Span<byte> digest = stackalloc byte[32];
+        SHA256.HashData(data, digest);
+        return BinaryPrimitives.ReadUInt128LittleEndian(digest);
+    }
+
+    private int TakeFresh()
+    {
+        int page = _head;
+        if (page < 0) throw new InvalidOperationException("no free KV page");
+        Unlink(page);
+        if (_hashed[page])
+        {
+            if (_byHash.TryGetValue(_pageHash[page], out int owner) && owner == page) _byHash.Remove(_pageHash[page]);
+            _hashed[page] = false;
+        }
+        _refCount[page] = 1;
+        return page;
+    }
+
+    private void PushTail(int page)
+    {
+        _prev[page] = _tail; _next[page] = -1;
+        if (_tail >= 0) _next[_tail] = page; else _head = page;
+        _tail = page;
+        _isFree[page] = true; FreePages++;
+    }
+
+    private void PushHead(int page)
+    {
+        _next[page] = _head; _prev[page] = -1;
+        if (_head >= 0) _prev[_head] = page; else _tail = page;
+        _head = page;
+        _isFree[page] = true; FreePages++;
+    }
+
+    private void Unlink(int page)
+    {
+        if (!_isFree[page]) throw new InvalidOperationException($"page {page} is not free");
+        if (_prev[page] >= 0) _next[_prev[page]] = _next[page]; else _head = _next[page];
+        if (_next[page] >= 0) _prev[_next[page]] = _prev[page]; else _tail = _prev[page];
+        _isFree[page] = false; FreePages--;
+    }
+}

@@ -1,0 +1,56 @@
+namespace Actors.Engine.Runtime;
+
+/// <summary>How one <see cref="InferenceEngine"/> pages, batches and sizes its KV pool. Defaults are the constants below.</summary>
+public sealed record EngineOptions
+{
+    public const int DefaultPageSize = 16;
+    public const int DefaultPrefillChunkTokens = 256;
+    public const int DefaultMaxBatchTokens = 512;
+    public const int DefaultMaxSequences = 32;
+    /// <summary>Share of the memory available to the process that the KV pool takes when neither KvPages nor KvMemoryBytes is set.</summary>
+    public const double DefaultKvMemoryFraction = 0.25;
+
+    /// <summary>Tokens per KV page.</summary>
+    public int PageSize { get; init; } = DefaultPageSize;
+
+    /// <summary>Most prompt tokens of one sequence computed in one step (chunked prefill).</summary>
+    public int PrefillChunkTokens { get; init; } = DefaultPrefillChunkTokens;
+
+    /// <summary>Most tokens (decode tokens plus prefill chunks of all sequences) in one step.</summary>
+    public int MaxBatchTokens { get; init; } = DefaultMaxBatchTokens;
+
+    /// <summary>Most sequences running at once; the rest wait in the queue.</summary>
+    public int MaxSequences { get; init; } = DefaultMaxSequences;
+
+    /// <summary>Size of the KV pool in pages; wins over <see cref="KvMemoryBytes"/>.</summary>
+    public int? KvPages { get; init; }
+
+    /// <summary>Size of the KV pool in bytes of f32 KV, when <see cref="KvPages"/> is not set.</summary>
+    public long? KvMemoryBytes { get; init; }
+
+    /// <summary>Most tokens per sequence; the model's max_position_embeddings when null.</summary>
+    public int? ContextLength { get; init; }
+
+    /// <summary>Share full pages between sequences with the same prefix.</summary>
+    public bool EnablePrefixCaching { get; init; } = true;
+
+    internal void Validate()
+    {
+        static void Positive(int value, string name)
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(name, value, $"EngineOptions.{name} must be ≥ 1");
+        }
+        Positive(PageSize, nameof(PageSize));
+        Positive(PrefillChunkTokens, nameof(PrefillChunkTokens));
+        Positive(MaxBatchTokens, nameof(MaxBatchTokens));
+        Positive(MaxSequences, nameof(MaxSequences));
+        if (KvPages is { } pages) Positive(pages, nameof(KvPages));
+        if (KvMemoryBytes is < 1) throw new ArgumentOutOfRangeException(nameof(KvMemoryBytes), KvMemoryBytes, "EngineOptions.KvMemoryBytes must be ≥ 1");
+        if (ContextLength is { } ctx) Positive(ctx, nameof(ContextLength));
+    }
+}
+
+/// <summary>A snapshot of an engine's counters.</summary>
+public readonly record struct EngineMetrics(
+    int TotalPages, int FreePages, int WaitingSequences, int RunningSequences,
+    long PrefixHitTokens, long Steps, long Preemptions, long GeneratedTokens);

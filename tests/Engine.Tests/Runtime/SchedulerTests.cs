@@ -1,0 +1,67 @@
+using Actors.Engine.Paging;
+using Actors.Engine.Runtime;
+using Actors.Engine.Sampling;
+
+namespace Actors.Engine.Tests.Runtime;
+
+public class SchedulerTests
+{
+    [Theory]
+    [InlineData(1, 4, 12, 64, 3, 5)]
+    [InlineData(2, 4, 8, 16, 4, 3)]
+    [InlineData(3, 8, 30, 40, 2, 16)]
+    [InlineData(4, 2, 20, 7, 6, 1)]
+    public void Random_workloads_respect_every_limit_and_all_finish(int seed, int pageSize, int pages, int maxBatch, int maxSeqs, int chunkCap)
+    {
+        var rng = new Random(seed);
+        var options = new EngineOptions { PageSize = pageSize, KvPages = pages, MaxBatchTokens = maxBatch, MaxSequences = maxSeqs, PrefillChunkTokens = chunkCap };
+        var blocks = new BlockManager(pages, pageSize, "m", "rope");
+        var scheduler = new Scheduler(blocks, options, _ => "");
+        var stems = Enumerable.Range(0, 3).Select(s => TestModels.Tokens(3 * pageSize, 70 + s)).ToArray();
+        var live = new List<(Sequence Seq, int MaxLength)>();
+        int maxTokens = pages * pageSize, submitted = 0, finished = 0;
+        long id = 0;
+        for (int step = 0; step < 4000 && (submitted < 60 || live.Count > 0); step++)
+        {
+            if (submitted < 60 && rng.Next(3) == 0)
+            {
+                var stem = stems[rng.Next(stems.Length)];
+                var prompt = stem.Take(rng.Next(1, stem.Length + 1)).Concat(TestModels.Tokens(rng.Next(0, 5), rng.Next())).ToArray();
+                if (blocks.PagesFor(prompt.Length) > pages) continue;
+                var s = new Sequence(++id, prompt, SamplingParams.Greedy(), new HashSet<int>());
+                scheduler.Add(s);
+                live.Add((s, Math.Min(prompt.Length + rng.Next(1, 10), maxTokens)));
+                submitted++;
+            }
+            var exhausted = new List<Sequence>();
+            var batch = scheduler.Schedule(exhausted);
+            Assert.True(batch.Sum(b => b.Tokens) <= maxBatch);
+            Assert.True(scheduler.RunningCount <= maxSeqs);
+            Assert.Equal(batch.Count, batch.Select(b => b.Sequence).Distinct().Count());
+            if (scheduler.RunningCount > 0) Assert.NotEmpty(batch.Concat(exhausted.Select(e => (e, 0)))); // progress every step
+            foreach (var (s, n) in batch)
+            {
+                Assert.InRange(n, 1, Math.Min(chunkCap, maxBatch));
+                Assert.True(s.Computed + n <= s.Length);
+                Assert.True(s.Pages.Count * pageSize >= s.Computed + n, "pages cover the chunk");
+            }
+            // Pages held by sequences equal what the manager counts as used (shared pages counted once).
+            var held = scheduler.All.SelectMany(s => s.Pages.Pages).Distinct().Count();
+            Assert.Equal(blocks.UsedPages, held);
+            foreach (var s in exhausted) { scheduler.Remove(s); live.RemoveAll(l => l.Seq == s); finished++; }
+            foreach (var (s, n) in batch)
+            {
+                s.Computed += n;
+                blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
+                if (s.Computed < s.Length) continue;
+                var entry = live.Single(l => l.Seq == s);
+                if (s.Length >= entry.MaxLength) { scheduler.Remove(s); live.Remove(entry); finished++; }
+                else s.Tokens.Add(rng.Next(97));
+            }
+        }
+        Assert.Equal(60, submitted);
+        Assert.Equal(submitted, finished);
+        Assert.True(scheduler.IsIdle);
+        Assert.Equal(pages, blocks.FreePages);
+    }
+}
