@@ -421,5 +421,8 @@ internal sealed class TokenizerJsonReader
         return raw.Length > 60 ? raw[..60] + "..." : raw;
     }
 
-    private static string Quote(string s) => JsonSerializer.Serialize(s);
+    // Quoted as JSON, non-ASCII kept readable ("w▁", not "w\u2581").
+    private static readonly JsonSerializerOptions QuoteOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static string Quote(string s) => JsonSerializer.Serialize(s, QuoteOptions);
 }
