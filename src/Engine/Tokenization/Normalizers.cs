@@ -17,9 +17,9 @@ internal sealed class SequenceNormalizer(IReadOnlyList<INormalizer> normalizers)
     }
 }
 
-internal sealed class UnicodeNormalizer(NormalizationForm form) : INormalizer
+internal sealed class UnicodeFormNormalizer(NormalizationForm form) : INormalizer
 {
-    public string Normalize(string text) => text.Normalize(form);
+    public string Normalize(string text) => UnicodeNormalizer.Normalize(text, form);
 }
 
 /// <summary>Prepend: adds its string in front of a non-empty piece (Llama 2's "▁").</summary>

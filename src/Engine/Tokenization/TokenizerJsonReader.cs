@@ -157,10 +157,10 @@ internal sealed class TokenizerJsonReader
                     list.Add(ReadNormalizer(n, $"{path}.normalizers[{i++}]"));
                 return new SequenceNormalizer(list);
             }
-            case "NFC": return new UnicodeNormalizer(NormalizationForm.FormC);
-            case "NFD": return new UnicodeNormalizer(NormalizationForm.FormD);
-            case "NFKC": return new UnicodeNormalizer(NormalizationForm.FormKC);
-            case "NFKD": return new UnicodeNormalizer(NormalizationForm.FormKD);
+            case "NFC": return new UnicodeFormNormalizer(NormalizationForm.FormC);
+            case "NFD": return new UnicodeFormNormalizer(NormalizationForm.FormD);
+            case "NFKC": return new UnicodeFormNormalizer(NormalizationForm.FormKC);
+            case "NFKD": return new UnicodeFormNormalizer(NormalizationForm.FormKD);
             case "Prepend": return new PrependNormalizer(RequiredString(e, "prepend", path));
             case "Replace": return new ReplaceNormalizer(ReadPattern(e, path), RequiredString(e, "content", path));
             case "Lowercase": return new LowercaseNormalizer();
