@@ -27,11 +27,14 @@ internal static class ByteLevelAlphabet
     /// <summary>The UTF-8 bytes of <paramref name="text"/>, each as its stand-in character.</summary>
     public static string Encode(string text)
     {
-        byte[] bytes = Encoding.UTF8.GetBytes(text);
-        return string.Create(bytes.Length, bytes, static (span, b) =>
-        {
-            for (int i = 0; i < b.Length; i++) span[i] = ByteToChar[b[i]];
-        });
+        int count = Encoding.UTF8.GetByteCount(text);
+        byte[]? rented = count > 512 ? System.Buffers.ArrayPool<byte>.Shared.Rent(count) : null;
+        Span<byte> bytes = rented is null ? stackalloc byte[512] : rented;
+        bytes = bytes[..Encoding.UTF8.GetBytes(text, bytes)];
+        Span<char> chars = count <= 512 ? stackalloc char[count] : new char[count];
+        for (int i = 0; i < bytes.Length; i++) chars[i] = ByteToChar[bytes[i]];
+        if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        return new string(chars);
     }
 
     /// <summary>Appends the bytes <paramref name="token"/> stands for; false (nothing appended) if a character is not in the table.</summary>

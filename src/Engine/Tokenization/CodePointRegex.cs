@@ -20,16 +20,20 @@ internal sealed class CodePointRegex
 {
     private readonly Regex _regex;
 
-    public CodePointRegex(string pattern)
+    public CodePointRegex(string pattern, string? literal = null)
     {
         Pattern = pattern;
+        Literal = literal;
         _regex = new Regex(RewritePossessive(pattern), RegexOptions.CultureInvariant | RegexOptions.Compiled);
     }
 
     public string Pattern { get; }
 
+    /// <summary>The string this regex matches exactly, when it was made by <see cref="ForLiteral"/>.</summary>
+    public string? Literal { get; }
+
     /// <summary>A regex that matches <paramref name="literal"/> exactly.</summary>
-    public static CodePointRegex ForLiteral(string literal) => new(Regex.Escape(literal));
+    public static CodePointRegex ForLiteral(string literal) => new(Regex.Escape(literal), literal);
 
     /// <summary>Non-overlapping matches, left to right, as (start, end) UTF-16 offsets into <paramref name="text"/>.</summary>
     public List<(int Start, int End)> Matches(string text)
@@ -37,7 +41,7 @@ internal sealed class CodePointRegex
         var result = new List<(int, int)>();
         if (!HasSurrogate(text))
         {
-            for (Match m = _regex.Match(text); m.Success; m = m.NextMatch())
+            foreach (ValueMatch m in _regex.EnumerateMatches(text))
                 result.Add((m.Index, m.Index + m.Length));
             return result;
         }
@@ -63,7 +67,7 @@ internal sealed class CodePointRegex
         }
         map.Add(text.Length);
         string substituted = sb.ToString();
-        for (Match m = _regex.Match(substituted); m.Success; m = m.NextMatch())
+        foreach (ValueMatch m in _regex.EnumerateMatches(substituted))
             result.Add((map[m.Index], map[m.Index + m.Length]));
         return result;
     }

@@ -112,22 +112,14 @@ internal sealed class StripDecoder(string content, int start, int stop) : IDecod
         var result = new List<string>(tokens.Count);
         foreach (var token in tokens)
         {
-            // Counted in code points, like Rust's chars().
-            var runes = token.EnumerateRunes().Select(r => r.ToString()).ToList();
-            int startCut = 0;
-            for (int i = 0; i < Math.Min(start, runes.Count); i++)
-            {
-                if (runes[i] == content) startCut = i + 1;
-                else break;
-            }
-            int stopCut = runes.Count;
-            for (int i = 0; i < stop && i < runes.Count; i++)
-            {
-                int index = runes.Count - i - 1;
-                if (runes[index] == content) stopCut = index;
-                else break;
-            }
-            result.Add(startCut >= stopCut ? "" : string.Concat(runes.Skip(startCut).Take(stopCut - startCut)));
+            // Up to `start` leading and `stop` trailing copies of content, counted in code points like Rust's chars().
+            int from = 0;
+            for (int i = 0; i < start && from < token.Length && string.CompareOrdinal(token, from, content, 0, content.Length) == 0; i++)
+                from += content.Length;
+            int to = token.Length;
+            for (int i = 0; i < stop && to - content.Length >= from && string.CompareOrdinal(token, to - content.Length, content, 0, content.Length) == 0; i++)
+                to -= content.Length;
+            result.Add(token[from..to]);
         }
         return result;
     }

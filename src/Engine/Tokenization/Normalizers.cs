@@ -35,6 +35,8 @@ internal sealed class ReplaceNormalizer(CodePointRegex pattern, string content) 
 
     internal static string Replace(CodePointRegex pattern, string content, string text)
     {
+        // A literal pattern: the same non-overlapping left-to-right replacement, without the regex.
+        if (pattern.Literal is { Length: > 0 } literal) return text.Replace(literal, content, StringComparison.Ordinal);
         var matches = pattern.Matches(text);
         if (matches.Count == 0) return text;
         var sb = new StringBuilder(text.Length + matches.Count * content.Length);

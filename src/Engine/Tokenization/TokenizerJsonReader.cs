@@ -421,8 +421,20 @@ internal sealed class TokenizerJsonReader
         return raw.Length > 60 ? raw[..60] + "..." : raw;
     }
 
-    // Quoted as JSON, non-ASCII kept readable ("w▁", not "w\u2581").
-    private static readonly JsonSerializerOptions QuoteOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    private static string Quote(string s) => JsonSerializer.Serialize(s, QuoteOptions);
+    // Quoted like a JSON string, non-ASCII kept readable ("w▁", not "w\u2581"); no reflection-based serializer.
+    private static string Quote(string s)
+    {
+        var sb = new StringBuilder(s.Length + 2).Append('"');
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case < ' ': sb.Append($"\\u{(int)c:X4}"); break;
+                default: sb.Append(c); break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
 }
