@@ -137,4 +137,23 @@ public sealed class ByteLevelBpeTests
             Assert.Equal(((char)b).ToString(), Tok.Decode([b]));
         }
     }
+
+    [Fact]
+    public void LoneSurrogatesAreReadAsReplacementCharacter()
+    {
+        // UTF-8 cannot carry U+D800; it is encoded as U+FFFD (EF BF BD), as .NET's UTF-8 encoder would.
+        Assert.Equal([97, 0xEF, 0xBF, 0xBD, 98], Tok.Encode("a\uD800b"));
+    }
+
+    [Fact]
+    public void ConcurrentEncodingGivesTheSameIds()
+    {
+        var tok = TokenizerTestFiles.LoadData("bytelevel_trained");
+        string[] texts = ["hello world", "the cache page token attention", "日本語 😀 café", "I'm DON'T 12345", "<|im_start|>x<|im_end|>"];
+        var expected = texts.Select(t => tok.Encode(t).ToArray()).ToArray();
+        var fresh = TokenizerTestFiles.LoadData("bytelevel_trained");
+        var results = new int[400][];
+        Parallel.For(0, results.Length, i => results[i] = fresh.Encode(texts[i % texts.Length]).ToArray());
+        for (int i = 0; i < results.Length; i++) Assert.Equal(expected[i % texts.Length], results[i]);
+    }
 }
