@@ -124,7 +124,7 @@ public sealed class ChatTemplate
     /// Renders messages given as free-form objects (e.g. with tool_calls); values may be .NET primitives,
     /// dictionaries, lists or <see cref="JsonElement"/>s.
     /// </summary>
-    public string Render(IReadOnlyList<IReadOnlyDictionary<string, object?>> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extraVariables = null)
+    public string RenderMessageObjects(IReadOnlyList<IReadOnlyDictionary<string, object?>> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extraVariables = null)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var list = messages.Select(m => Py.FromClr(m)).ToList();

@@ -404,8 +404,8 @@ internal static partial class Builtins
                 var dflt = Arg(args, kwargs, 0, "default", 0L);
                 return value switch
                 {
-                    long or bool => Py.ToLong(value),
-                    double d => (long)d,
+                    long or bool => (object)Py.ToLong(value),
+                    double d => (object)(long)d,
                     string s when long.TryParse(s.Trim().Replace("_", ""), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l) => l,
                     string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d2) => (long)d2,
                     _ => dflt,
@@ -424,8 +424,8 @@ internal static partial class Builtins
             case "abs":
                 return value switch
                 {
-                    double d => Math.Abs(d),
-                    long or bool => Math.Abs(Py.ToLong(value)),
+                    double d => (object)Math.Abs(d),
+                    long or bool => (object)Math.Abs(Py.ToLong(value)),
                     _ => throw new JinjaRuntimeException($"bad operand type for abs(): '{Py.TypeName(value)}'"),
                 };
             case "round":

@@ -247,7 +247,7 @@ internal static class Py
     {
         Check(a); Check(b);
         if (IsNumber(a) && IsNumber(b))
-            return a is double || b is double ? ToDouble(a) + ToDouble(b) : ToLong(a) + ToLong(b);
+            return a is double || b is double ? (object)(ToDouble(a) + ToDouble(b)) : (object)(ToLong(a) + ToLong(b));
         if (a is string sa && b is string sb) return sa + sb;
         if (a is List<object?> la && b is List<object?> lb) return new List<object?>(la.Concat(lb));
         if (a is object?[] ta && b is object?[] tb) return ta.Concat(tb).ToArray();
@@ -258,7 +258,7 @@ internal static class Py
     {
         Check(a); Check(b);
         if (IsNumber(a) && IsNumber(b))
-            return a is double || b is double ? ToDouble(a) - ToDouble(b) : ToLong(a) - ToLong(b);
+            return a is double || b is double ? (object)(ToDouble(a) - ToDouble(b)) : (object)(ToLong(a) - ToLong(b));
         throw BadOperands("-", a, b);
     }
 
@@ -266,7 +266,7 @@ internal static class Py
     {
         Check(a); Check(b);
         if (IsNumber(a) && IsNumber(b))
-            return a is double || b is double ? ToDouble(a) * ToDouble(b) : ToLong(a) * ToLong(b);
+            return a is double || b is double ? (object)(ToDouble(a) * ToDouble(b)) : (object)(ToLong(a) * ToLong(b));
         if (a is string s && b is long or bool) return Repeat(s, ToLong(b));
         if (b is string s2 && a is long or bool) return Repeat(s2, ToLong(a));
         if (a is List<object?> l && b is long or bool)
@@ -353,7 +353,7 @@ internal static class Py
     {
         Check(a); Check(b);
         if (!IsNumber(a) || !IsNumber(b)) throw BadOperands("**", a, b);
-        if (a is double || b is double || ToLong(b) < 0) return Math.Pow(ToDouble(a), ToDouble(b));
+        if (a is double || b is double || ToLong(b) < 0) return (object)Math.Pow(ToDouble(a), ToDouble(b));
         long r = 1, x = ToLong(a);
         for (long e = ToLong(b); e > 0; e--) r *= x;
         return r;
@@ -364,8 +364,8 @@ internal static class Py
         Check(a);
         return a switch
         {
-            double d => -d,
-            long or bool => -ToLong(a),
+            double d => (object)(-d),
+            long or bool => (object)(-ToLong(a)),
             _ => throw new JinjaRuntimeException($"bad operand type for unary -: '{TypeName(a)}'"),
         };
     }
