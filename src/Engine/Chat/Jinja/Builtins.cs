@@ -235,12 +235,12 @@ internal static partial class Builtins
             if (!fromRight)
             {
                 for (int k = 0; k < max; k++) parts.Add(s[words[k].Start..words[k].End]);
-                parts.Add(PyStrip(s[words[(int)max].Start..], null, false, true));
+                parts.Add(s[words[(int)max].Start..]); // Python keeps the remainder's trailing whitespace
             }
             else
             {
                 int first = words.Count - (int)max;
-                parts.Add(PyStrip(s[..words[first - 1].End], null, true, false));
+                parts.Add(s[..words[first - 1].End]);
                 for (int k = first; k < words.Count; k++) parts.Add(s[words[k].Start..words[k].End]);
             }
             return parts;
@@ -432,12 +432,14 @@ internal static partial class Builtins
             {
                 int precision = (int)Py.ToLong(Arg(args, kwargs, 0, "precision", 0L));
                 string method = Py.Str(Arg(args, kwargs, 1, "method", "common"));
+                // 'common' is Python's round(): ties to even, and an int stays an int.
+                if (method == "common" && value is long or bool) return Py.ToLong(value);
                 double v = Py.ToDouble(value), f = Math.Pow(10, precision);
                 return method switch
                 {
                     "ceil" => Math.Ceiling(v * f) / f,
                     "floor" => Math.Floor(v * f) / f,
-                    _ => Math.Round(v * f, MidpointRounding.AwayFromZero) / f,
+                    _ => Math.Round(v, Math.Clamp(precision, 0, 15), MidpointRounding.ToEven),
                 };
             }
             case "items":

@@ -460,7 +460,7 @@ internal static class Py
         JsonValueKind.False => false,
         JsonValueKind.String => e.GetString(),
         JsonValueKind.Number => e.TryGetInt64(out long l) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e') && !e.GetRawText().Contains('E')
-            ? l : e.GetDouble(),
+            ? (object)l : (object)e.GetDouble(),
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
         JsonValueKind.Object => e.EnumerateObject().Aggregate(new PyDict(), (d, p) => { d[p.Name] = FromJson(p.Value); return d; }),
         _ => null,
