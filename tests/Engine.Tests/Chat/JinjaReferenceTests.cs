@@ -30,16 +30,25 @@ public class JinjaReferenceTests
                 {
                     if (got != r.GetString()) failures.Add($"{label}: expected {JsonSerializer.Serialize(r.GetString())} got {JsonSerializer.Serialize(got)}");
                 }
-                else failures.Add($"{label}: Jinja2 raised {c.GetProperty("error_type").GetString()} but rendered {JsonSerializer.Serialize(got)}");
+                else failures.Add($"{label}: Jinja2 raised {ErrorType(c)} but rendered {JsonSerializer.Serialize(got)}");
             }
             catch (ChatTemplateException e)
             {
                 if (c.TryGetProperty("rendered", out _)) failures.Add($"{label}: threw {e.Message}");
-                else if (c.GetProperty("error_type").GetString() == "TemplateError" && e.Message != c.GetProperty("error").GetString())
+                else if (c.TryGetProperty("syntax_error", out _) != e is ChatTemplateSyntaxException)
+                    failures.Add($"{label}: Jinja2 raised {ErrorType(c)}, this raised {e.GetType().Name}: {e.Message}");
+                else if (ErrorType(c) == "TemplateError" && e.Message != c.GetProperty("error").GetString())
                     failures.Add($"{label}: raise_exception message {JsonSerializer.Serialize(e.Message)}");
+            }
+            catch (Exception e)
+            {
+                failures.Add($"{label}: unexpected {e.GetType().Name}: {e.Message}");
             }
         }
         Assert.True(n > 100, $"only {n} reference cases in {path}");
         Assert.True(failures.Count == 0, $"{failures.Count} of {n} cases differ from Jinja2:\n" + string.Join("\n", failures));
     }
+
+    private static string ErrorType(JsonElement c) =>
+        c.TryGetProperty("error_type", out var t) ? t.GetString()! : c.TryGetProperty("syntax_error", out _) ? "TemplateSyntaxError" : "?";
 }

@@ -9,6 +9,7 @@ internal sealed record ForStmt(int Line, Expr Target, Expr Iter, Expr? Filter, L
 internal sealed record SetStmt(int Line, Expr Target, Expr Value) : Stmt(Line);
 internal sealed record SetBlockStmt(int Line, Expr Target, List<Stmt> Body) : Stmt(Line);
 internal sealed record MacroStmt(int Line, string Name, List<(string Name, Expr? Default)> Params, List<Stmt> Body) : Stmt(Line);
+internal sealed record CallBlockStmt(int Line, List<(string Name, Expr? Default)> CallerParams, CallExpr Call, List<Stmt> Body) : Stmt(Line);
 internal sealed record FilterBlockStmt(int Line, FilterExpr Filter, List<Stmt> Body) : Stmt(Line);
 internal sealed record ScopeStmt(int Line, List<Stmt> Body) : Stmt(Line);
 internal sealed record BreakStmt(int Line) : Stmt(Line);

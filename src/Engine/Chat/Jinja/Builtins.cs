@@ -534,7 +534,8 @@ internal static partial class Builtins
                 string? test = k < args.Count ? Py.Str(args[k++]) : null;
                 var testArgs = args.Skip(k).ToList();
                 var result = new List<object?>();
-                foreach (var x in Py.Iterate(value))
+                // Jinja2 only iterates a truthy value here: none | selectattr(...) is empty, not an error.
+                foreach (var x in Py.IsTrue(value) ? Py.Iterate(value) : [])
                 {
                     var v = byAttr ? AttrPath(x, attr!) : x;
                     bool ok = test is null ? Py.IsTrue(v) : Test(test, v, testArgs);
@@ -544,6 +545,7 @@ internal static partial class Builtins
             }
             case "map":
             {
+                if (!Py.IsTrue(value)) return new List<object?>();
                 if (kwargs.TryGetValue("attribute", out var attr))
                 {
                     bool hasDefault = kwargs.TryGetValue("default", out var dflt);

@@ -121,7 +121,21 @@ internal sealed class Interpreter(string sourceName)
                 return Flow.Normal;
             }
             case ScopeStmt sc:
-                return Exec(sc.Body, scope, sb);
+                // Rendered through a caller() in transformers, so assignments inside stay inside.
+                Exec(sc.Body, new Scope(scope), sb);
+                return Flow.Normal;
+            case CallBlockStmt cb:
+            {
+                var caller = MakeMacro(new MacroStmt(cb.Line, "caller", cb.CallerParams, cb.Body), scope);
+                var callee = Eval(cb.Call.Callee, scope);
+                var args = cb.Call.Args.Select(a => Eval(a, scope)).ToList();
+                var kwargs = new Dictionary<string, object?>(StringComparer.Ordinal);
+                foreach (var (k, a) in cb.Call.Kwargs) kwargs[k] = Eval(a, scope);
+                kwargs["caller"] = caller;
+                if (callee is not PyCallable fn) throw new JinjaRuntimeException($"'{Py.TypeName(callee)}' object is not callable");
+                sb.Append(Py.Str(fn.Invoke(args, kwargs)));
+                return Flow.Normal;
+            }
             case BreakStmt: return Flow.Break;
             case ContinueStmt: return Flow.Continue;
             case ExprStmt e:
@@ -208,8 +222,9 @@ internal sealed class Interpreter(string sourceName)
         }
         if (args.Count > m.Params.Count) throw new JinjaRuntimeException($"macro '{m.Name}' takes not more than {m.Params.Count} argument(s)");
         ms.Set("varargs", new List<object?>());
+        if (kwargs.TryGetValue("caller", out var callerFn)) ms.Set("caller", callerFn);
         var kw = new PyDict();
-        foreach (var (k, v) in kwargs) if (!m.Params.Any(p => p.Name == k)) kw[k] = v;
+        foreach (var (k, v) in kwargs) if (k != "caller" && !m.Params.Any(p => p.Name == k)) kw[k] = v;
         ms.Set("kwargs", kw);
         var sb = new StringBuilder();
         int saved = _line;

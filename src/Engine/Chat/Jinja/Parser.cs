@@ -121,6 +121,18 @@ internal sealed class Parser
                 Expect(TokenKind.BlockEnd);
                 return new ExprStmt(line, e);
             }
+            case "call":
+            {
+                // {% call(args) macro(...) %}body{% endcall %}: the body becomes the macro's caller().
+                var ps = IsOp("(") ? ParseParams() : [];
+                var callTok = Cur;
+                var e = ParseExpression();
+                if (e is not CallExpr call) throw Error(callTok, "expected a call after 'call'");
+                Expect(TokenKind.BlockEnd);
+                var body = ParseBody(["endcall"], out _);
+                Expect(TokenKind.BlockEnd);
+                return new CallBlockStmt(line, ps, call, body);
+            }
             case "filter":
             {
                 var f = ParseFilterCall(null, line);
@@ -211,6 +223,16 @@ internal sealed class Parser
     private Stmt ParseMacro(int line)
     {
         string name = Expect(TokenKind.Name).Text;
+        var ps = ParseParams();
+        Expect(TokenKind.BlockEnd);
+        var body = ParseBody(["endmacro"], out _);
+        if (Cur.Kind == TokenKind.Name && Cur.Text == name) _i++;
+        Expect(TokenKind.BlockEnd);
+        return new MacroStmt(line, name, ps, body);
+    }
+
+    private List<(string, Expr?)> ParseParams()
+    {
         ExpectOp("(");
         var ps = new List<(string, Expr?)>();
         while (!IsOp(")"))
@@ -223,11 +245,7 @@ internal sealed class Parser
             ps.Add((p, def));
         }
         ExpectOp(")");
-        Expect(TokenKind.BlockEnd);
-        var body = ParseBody(["endmacro"], out _);
-        if (Cur.Kind == TokenKind.Name && Cur.Text == name) _i++;
-        Expect(TokenKind.BlockEnd);
-        return new MacroStmt(line, name, ps, body);
+        return ps;
     }
 
     private Expr ParseAssignTarget(bool allowNamespace)

@@ -9,7 +9,8 @@ import os
 from datetime import datetime
 
 import jinja2
-from jinja2.ext import loopcontrols
+from jinja2 import nodes
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,21 @@ def strftime_now(fmt):
     return datetime.now().strftime(fmt)
 
 
-env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+class Generation(Extension):
+    """Stands in for transformers' AssistantTracker: {% generation %}body{% endgeneration %} renders body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_render"), [], [], body).set_lineno(lineno)
+
+    def _render(self, caller):
+        return caller()
+
+
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
 env.filters["tojson"] = tojson
 env.globals["raise_exception"] = raise_exception
 env.globals["strftime_now"] = strftime_now
@@ -85,7 +100,10 @@ SNIPPETS = [
     "{% set ns = namespace(n=0, s='') %}{% for i in [1, 2, 3] %}{% set ns.n = ns.n + i %}{% set ns.s = ns.s ~ i %}{% endfor %}{{ ns.n }} {{ ns.s }}",
     "{% set a, b = 1, 2 %}{{ b }}{{ a }}", "{% set s %}a{{ 1 }}{% endset %}[{{ s }}]",
     "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bob') }} {{ greet('Al', punct='?') }}",
-    "{% filter upper %}abc{{ 'd' }}{% endfilter %}", "{{ bos_token }}{{ eos_token }}{{ add_generation_prompt }}{{ tools }}{{ documents }}",
+    "{% filter upper %}abc{{ 'd' }}{% endfilter %}", "{% generation %}kept{% set g = 1 %}{% endgeneration %}[{{ g }}]",
+    "{% macro box(t) %}[{{ t }}:{{ caller() }}]{% endmacro %}{% call box('a') %}in{{ 1 }}{% endcall %}",
+    "{% macro each(xs) %}{% for x in xs %}{{ caller(x) }}{% endfor %}{% endmacro %}{% call(v) each([1, 2]) %}<{{ v }}>{% endcall %}",
+    "{% macro f(a, b=2) %}{{ a }}{{ b }}{{ kwargs }}{% endmacro %}{{ f(1) }}|{{ f(1, 3) }}|{{ f(a=5, z=1) }}", "{{ bos_token }}{{ eos_token }}{{ add_generation_prompt }}{{ tools }}{{ documents }}",
     "{% set messages = messages[1:] %}{{ messages | length }}",
     # undefined
     "[{{ nope }}]|{{ nope is defined }}|{{ nope is undefined }}|{{ nope | default('z') }}|{{ nope | d('w') }}|{{ nope | length }}|{{ nope == nope }}|{{ nope is none }}|{{ not nope }}",
