@@ -45,7 +45,8 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// Reads <c>chat_template</c> (a string, or a list of {name, template} from which "default" is taken) and
-    /// the special tokens (strings or {"content": ...} objects) from a tokenizer_config.json.
+    /// the special tokens (strings or {"content": ...} objects) from a tokenizer_config.json. A chat_template.jinja
+    /// file in the same folder takes precedence over the field, as in transformers.
     /// </summary>
     public static ChatTemplate FromTokenizerConfig(string tokenizerConfigPath)
     {
@@ -63,12 +64,19 @@ public sealed class ChatTemplate
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new ModelFormatException(file, "(root)", "expected a JSON object");
-            if (!root.TryGetProperty("chat_template", out var ct) || ct.ValueKind == JsonValueKind.Null)
-                throw new ModelFormatException(file, "chat_template", "missing; this tokenizer has no chat template");
+            // Newer transformers save the template as chat_template.jinja beside the config; when present it wins.
+            string sibling = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file)) ?? ".", "chat_template.jinja");
+            bool hasField = root.TryGetProperty("chat_template", out var ct) && ct.ValueKind != JsonValueKind.Null;
+            if (!hasField && !File.Exists(sibling))
+                throw new ModelFormatException(file, "chat_template", "missing (and no chat_template.jinja beside it); this tokenizer has no chat template");
             string template;
             string source = $"{file}:chat_template";
-            switch (ct.ValueKind)
+            switch (File.Exists(sibling) ? JsonValueKind.Undefined : ct.ValueKind)
             {
+                case JsonValueKind.Undefined:
+                    template = File.ReadAllText(sibling);
+                    source = sibling;
+                    break;
                 case JsonValueKind.String:
                     template = ct.GetString()!;
                     break;
@@ -107,7 +115,7 @@ public sealed class ChatTemplate
             }
             catch (ChatTemplateSyntaxException e)
             {
-                throw new ModelFormatException(file, "chat_template", e.Message);
+                throw new ModelFormatException(source == sibling ? sibling : file, "chat_template", e.Message);
             }
         }
     }

@@ -57,4 +57,16 @@ public class ChatTemplateConfigTests : IDisposable
         Assert.Contains(path, e.Message);
         Assert.Contains(":1:", e.Message);
     }
+
+    [Fact]
+    public void ChatTemplateJinjaBesideTheConfigTakesPrecedence()
+    {
+        string sub = Directory.CreateDirectory(Path.Combine(_dir, "withjinja")).FullName;
+        string path = Path.Combine(sub, "tokenizer_config.json");
+        File.WriteAllText(path, """{"eos_token": "</s>", "chat_template": "from-config"}""");
+        File.WriteAllText(Path.Combine(sub, "chat_template.jinja"), "{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}\n");
+        Assert.Equal("a</s>", ChatTemplate.FromTokenizerConfig(path).Render([new("user", "a")], false));
+        File.WriteAllText(path, """{"eos_token": "</s>"}""");
+        Assert.Equal("a</s>", ChatTemplate.FromTokenizerConfig(path).Render([new("user", "a")], false));
+    }
 }
