@@ -65,7 +65,7 @@ internal static partial class Builtins
                     if (i < 0 || i >= n) return new Undefined($"{Py.TypeName(obj)} object has no element {Py.ToLong(key)}");
                     return obj switch
                     {
-                        string s => s[(int)i].ToString(),
+                        string s => Py.HasSurrogates(s) ? Py.CodePoints(s)[(int)i] : s[(int)i].ToString(),
                         List<object?> l => l[(int)i],
                         object?[] t => t[(int)i],
                         _ => null,
@@ -83,7 +83,7 @@ internal static partial class Builtins
         if (obj is Undefined u) throw u.Fail();
         long n = obj switch
         {
-            string s => s.Length,
+            string s => Py.Length(s),
             List<object?> l => l.Count,
             object?[] t => t.Length,
             _ => throw new JinjaRuntimeException($"'{Py.TypeName(obj)}' object is not subscriptable"),
@@ -100,9 +100,11 @@ internal static partial class Builtins
         long a = Clamp(start, st > 0 ? 0 : n - 1);
         long b = Clamp(stop, st > 0 ? n : -1);
         var idx = new List<int>();
+        string[]? cps = obj is string str && Py.HasSurrogates(str) ? Py.CodePoints(str) : null;
         for (long i = a; st > 0 ? i < b : i > b; i += st) idx.Add((int)i);
         return obj switch
         {
+            string s when Py.HasSurrogates(s) => string.Concat(idx.Select(i => cps![i])),
             string s => string.Concat(idx.Select(i => s[i])),
             List<object?> l => idx.Select(i => l[i]).ToList(),
             object?[] t => idx.Select(i => t[i]).ToArray(),
@@ -452,7 +454,7 @@ internal static partial class Builtins
                         a is string sa ? sa.ToLowerInvariant() : a, b is string sb ? sb.ToLowerInvariant() : b, "<")))
                     .Select(kv => (object?)new object?[] { kv.Key, kv.Value }).ToList();
             case "reverse":
-                if (value is string rs) return new string(rs.Reverse().ToArray());
+                if (value is string rs) return string.Concat(Py.CodePoints(rs).Reverse());
                 return Py.Iterate(value).Reverse().ToList();
             case "unique":
             {

@@ -133,6 +133,23 @@ internal sealed class Parser
                 Expect(TokenKind.BlockEnd);
                 return new CallBlockStmt(line, ps, call, body);
             }
+            case "with":
+            {
+                // {% with a = 1, b = 2 %}...{% endwith %}: a scope with its own assignments.
+                var sets = new List<Stmt>();
+                while (Cur.Kind != TokenKind.BlockEnd)
+                {
+                    if (sets.Count > 0) ExpectOp(",");
+                    var target = ParseAssignName(false);
+                    ExpectOp("=");
+                    sets.Add(new SetStmt(line, target, ParseExpression()));
+                }
+                Expect(TokenKind.BlockEnd);
+                var body = ParseBody(["endwith"], out _);
+                Expect(TokenKind.BlockEnd);
+                sets.AddRange(body);
+                return new ScopeStmt(line, sets);
+            }
             case "filter":
             {
                 var f = ParseFilterCall(null, line);

@@ -399,15 +399,29 @@ internal static class Py
     {
         List<object?> l => l,
         object?[] t => t,
-        string s => s.Select(c => (object?)c.ToString()).ToList(),
+        string s => CodePoints(s).Cast<object?>().ToList(),
         PyDict d => d.Keys.Cast<object?>().ToList(),
         Undefined => [],
         _ => throw new JinjaRuntimeException($"'{TypeName(v)}' object is not iterable"),
     };
 
+    /// <summary>Python strings are sequences of code points: a surrogate pair is one character.</summary>
+    public static string[] CodePoints(string s)
+    {
+        var r = new List<string>(s.Length);
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { r.Add(s.Substring(i, 2)); i++; }
+            else r.Add(s[i].ToString());
+        }
+        return [.. r];
+    }
+
+    public static bool HasSurrogates(string s) => s.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;
+
     public static long Length(object? v) => v switch
     {
-        string s => s.Length,
+        string s => HasSurrogates(s) ? CodePoints(s).Length : s.Length,
         List<object?> l => l.Count,
         object?[] t => t.Length,
         PyDict d => d.Count,

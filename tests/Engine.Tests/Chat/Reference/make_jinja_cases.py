@@ -110,6 +110,9 @@ SNIPPETS = [
     "{{ none | default('z') }}|{{ none | default('z', true) }}|{{ '' | default('e', boolean=true) }}|{{ 0 | default(5) }}",
     "{{ nope ~ 'a' }}|{% for x in nope %}x{% endfor %}|{{ nope | trim }}|{{ 'a' in nope }}|{{ nope | upper }}|{{ nope is string }}|{{ nope is iterable }}|{{ nope is sequence }}",
     "{{ m.nope is defined }}|{{ msgs[9] is defined }}|{{ m.nope | default('q') }}|{{ nope == none }}",
+    "{% with a = 1, b = 'x' %}{{ a }}{{ b }}{% endwith %}[{{ a }}]",
+    # code points, not UTF-16 units
+    "{{ 'a😀b' | length }}|{{ 'a😀b'[1] }}|{{ 'a😀b'[::-1] }}|{{ 'a😀b'[1:] }}|{% for c in '😀é' %}<{{ c }}>{% endfor %}|{{ '😀x' | list }}|{{ '😀' | tojson }}",
     # filters
     "{{ '  x ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'aB' | upper }}|{{ 'aB' | lower }}|{{ 'hELLO wORLD' | capitalize }}|{{ 'hello wORLD-foo (bar' | title }}|{{ '1st place' | title }}",
     "{{ [1, 2] | length }}|{{ 'abc' | count }}|{{ ['a', 'b'] | join(', ') }}|{{ [1, 2] | join }}|{{ [3, 4] | first }}|{{ [3, 4] | last }}|{{ 'ab' | list }}|{{ d | list }}",
@@ -164,7 +167,8 @@ CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}],
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
     [{"role": "system", "content": "  Sys  "}, {"role": "user", "content": "Hello"}, {"role": "assistant", "content": " Hi! "},
-     {"role": "user", "content": "my secret is \"x\" é ✓\n"}],
+     {"role": "user", "content": "my secret is \"x\" é ✓ 😀\n"}],
+    [{"role": "system", "content": "😀 emoji sys"}, {"role": "user", "content": "tab\there"}],
     [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
      {"role": "assistant", "content": "d\n\n"}],
     [{"role": "user", "content": " spaced \n"}, {"role": "user", "content": "twice"}],
