@@ -6,6 +6,13 @@ namespace Actors.Engine.Tests.Chat;
 /// The real chat templates of tools/reference/templates rendered for small conversations. Expected strings
 /// are derived by hand from the template text and Jinja2's rules (every tag in Qwen2.5 and Mistral strips
 /// its left whitespace, so only literal strings reach the output).
+/// Provenance of tools/reference/templates (byte-identical to guidance-ai/guidance guidance/chat.py @5413339a,
+/// which copies them from the Hugging Face tokenizer_config.json files it cites):
+///   llama3.jinja  - meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json (also GoogleCloudPlatform/vertex-ai-samples
+///                   .../peft/train/vmg/templates/llama3.json, from Meta-Llama-3-70B-Instruct);
+///   qwen2_5.jinja - Qwen/Qwen2.5-0.5B-Instruct @7ae5576 tokenizer_config.json (also vertex-ai-samples .../qwen2_5.json);
+///   mistral.jinja - mistralai/Mistral-7B-Instruct-v0.2 tokenizer_config.json (same text in llama.cpp's test-chat-template.cpp);
+///   system_prompt.jinja - written for this project.
 /// </summary>
 public class RealTemplateTests
 {
