@@ -195,13 +195,15 @@ public sealed class ChatTemplate
         {
             if (format[i] != '%' || i + 1 >= format.Length) { sb.Append(format[i]); continue; }
             char c = format[++i];
-            sb.Append(c switch
+            // glibc's "%-d" style: the same field without zero padding.
+            bool noPad = c == '-' && i + 1 < format.Length;
+            if (noPad) c = format[++i];
+            string field = c switch
             {
                 'Y' => t.Year.ToString("0000", ci),
                 'y' => (t.Year % 100).ToString("00", ci),
                 'm' => t.Month.ToString("00", ci),
                 'd' => t.Day.ToString("00", ci),
-                '-' when i + 1 < format.Length && format[i + 1] == 'd' => t.Day.ToString(ci) + (i++ >= 0 ? "" : ""),
                 'H' => t.Hour.ToString("00", ci),
                 'I' => ((t.Hour + 11) % 12 + 1).ToString("00", ci),
                 'M' => t.Minute.ToString("00", ci),
@@ -214,7 +216,8 @@ public sealed class ChatTemplate
                 'j' => t.DayOfYear.ToString("000", ci),
                 '%' => "%",
                 _ => "%" + c,
-            });
+            };
+            sb.Append(noPad && field.Length > 1 && char.IsAsciiDigit(field[0]) ? field.TrimStart('0').PadLeft(1, '0') : field);
         }
         return sb.ToString();
     }

@@ -174,5 +174,12 @@ public class JinjaInterpreterTests
         string got = R("{{ strftime_now('%Y-%m') }}");
         Assert.StartsWith(year + "-", got);
         Assert.Equal(7, got.Length);
+        var now = DateTime.Now;
+        string day = R("{{ strftime_now('%-d|%d %b') }}");
+        Assert.Contains(day, new[] { Day(now), Day(now.AddSeconds(5)) });
+
+        static string Day(DateTime t) => t.Day.ToString(System.Globalization.CultureInfo.InvariantCulture) + "|"
+            + t.Day.ToString("00", System.Globalization.CultureInfo.InvariantCulture) + " "
+            + t.ToString("MMM", System.Globalization.CultureInfo.InvariantCulture);
     }
 }

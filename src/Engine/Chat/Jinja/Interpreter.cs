@@ -148,9 +148,8 @@ internal sealed class Interpreter(string sourceName)
 
     private void ExecFor(ForStmt f, Scope scope, StringBuilder sb)
     {
-        var source = Eval(f.Iter, scope);
-        if (source is Undefined) { /* Jinja2 iterates an Undefined as empty */ }
-        var all = Py.Iterate(source);
+        // An Undefined iterable yields nothing (Jinja2's Undefined.__iter__), hence no error here.
+        var all = Py.Iterate(Eval(f.Iter, scope));
         IReadOnlyList<object?> items = all;
         if (f.Filter is not null)
         {

@@ -108,7 +108,8 @@ internal sealed class Lexer(string source, string sourceName, bool trimBlocks = 
     {
         int end = _src.IndexOf("#}", p, StringComparison.Ordinal);
         if (end < 0) throw Error(tag, "unclosed comment ('{#' without '#}')");
-        bool minus = end > p - 0 && end - 1 >= p && _src[end - 1] == '-';
+        // '-#}' / '+#}' only count when the sign is inside the comment body (not the '{#-' sign itself).
+        bool minus = end - 1 >= p && _src[end - 1] == '-';
         bool plus = end - 1 >= p && _src[end - 1] == '+';
         _pos = AfterTagEnd(end + 2, minus, plus);
     }
