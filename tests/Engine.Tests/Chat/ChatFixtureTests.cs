@@ -68,7 +68,9 @@ public class ChatFixtureTests
         Assert.True(failures.Count == 0, $"{failures.Count} of {cases} chat fixture cases differ:\n" + string.Join("\n", failures));
     }
 
-    private static string Quote(string s) => JsonSerializer.Serialize(s);
+    private static readonly JsonSerializerOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static string Quote(string s) => JsonSerializer.Serialize(s, Readable);
 
     private static string Diff(string want, string got)
     {
