@@ -157,4 +157,16 @@ public class RealTemplateTests
         var e = Assert.ThrowsAny<ChatTemplateException>(() => t.Render([M("user", "a"), M("tool", "b")], false));
         Assert.Equal("Unexpected role: tool", e.Message);
     }
+
+    [Fact]
+    public void OneParsedTemplateRendersConcurrently()
+    {
+        // Grains share a parsed template; rendering must not share mutable state.
+        var t = ChatTemplate.Parse(RepoPaths.Template("qwen2_5"), null, "<|im_end|>", "qwen2_5.jinja");
+        var results = new string[64];
+        Parallel.For(0, results.Length, i => results[i] = t.Render([M("user", "q" + i)], addGenerationPrompt: i % 2 == 0));
+        for (int i = 0; i < results.Length; i++)
+            Assert.Equal(t.Render([M("user", "q" + i)], addGenerationPrompt: i % 2 == 0), results[i]);
+        Assert.EndsWith("<|im_start|>user\nq3<|im_end|>\n", results[3]);
+    }
 }
