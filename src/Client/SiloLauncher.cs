@@ -88,7 +88,8 @@ public sealed class SiloLauncher(int gatewayPort, string dataDirectory, Func<str
 
     private void Start(string file, string[] args)
     {
-        var siloArgs = args.Concat(["--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), "--data-dir", dataDirectory]).ToArray();
+        var siloArgs = args.Concat(["--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), "--data-dir", dataDirectory]).ToList();
+        if (getEnv("ACTORS_SILO_PORT") is { Length: > 0 } siloPort) siloArgs.AddRange(["--silo-port", siloPort]);
         ProcessStartInfo psi;
         if (!OperatingSystem.IsWindows() && File.Exists("/bin/sh"))
         {
