@@ -14,8 +14,9 @@ public interface IDocumentGrain : IGrainWithStringKey
     /// is stored before the final chunk (with stats) is sent. On error or cancellation neither turn remains.
     /// Throws ArgumentException for an empty message or a prompt that does not fit the model's context,
     /// InvalidOperationException when the session was never opened.
+    /// Cancelling <paramref name="cancellationToken"/> stops generation on the device and rolls the turn back.
     /// </summary>
-    IAsyncEnumerable<TokenChunk> Ask(AskRequest request);
+    IAsyncEnumerable<TokenChunk> Ask(AskRequest request, CancellationToken cancellationToken = default);
 
     Task<SessionInfo> GetInfo();
 

@@ -10,5 +10,5 @@ public interface IGpuWorkerGrain : IGrainWithStringKey
     Task<ModelDescription> LoadModel(string modelRef);
 
     /// <summary>Generates token ids after the prompt until end-of-sequence, MaxNewTokens or a full context.</summary>
-    IAsyncEnumerable<int> Generate(GenerateRequest request);
+    IAsyncEnumerable<int> Generate(GenerateRequest request, CancellationToken cancellationToken = default);
 }

@@ -118,7 +118,7 @@ public static class ActorsCli
 
     private static async Task Stream(IDocumentGrain grain, AskRequest request, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        await foreach (var chunk in grain.Ask(request).WithCancellation(ct))
+        await foreach (var chunk in grain.Ask(request, ct))
         {
             stdout.Write(chunk.Text);
             stdout.Flush();

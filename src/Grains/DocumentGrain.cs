@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Actors.Abstractions;
 using Actors.Engine;
 using Actors.Engine.Chat;
@@ -82,7 +83,7 @@ public sealed partial class DocumentGrain(
 
     public Task<IReadOnlyList<Turn>> GetTurns() => Task.FromResult<IReadOnlyList<Turn>>(state.State.Turns.ToArray());
 
-    public async IAsyncEnumerable<TokenChunk> Ask(AskRequest request)
+    public async IAsyncEnumerable<TokenChunk> Ask(AskRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (string.IsNullOrWhiteSpace(request.Message))
@@ -90,7 +91,7 @@ public sealed partial class DocumentGrain(
         if (state.State.ModelRef is null)
             throw new InvalidOperationException($"session '{SessionId}' is not open: call Open with a model first");
 
-        await _turnLock.WaitAsync();
+        await _turnLock.WaitAsync(cancellationToken);
         var s = state.State;
         var turnsBefore = s.Turns.Count;
         var tokenIdsBefore = s.TokenIds;
@@ -125,7 +126,7 @@ public sealed partial class DocumentGrain(
             var answer = new System.Text.StringBuilder();
             TimeSpan? firstToken = null;
             var request2 = new GenerateRequest(modelRef, [.. prompt], sampling);
-            await foreach (var token in LocalWorker.Generate(request2))
+            await foreach (var token in LocalWorker.Generate(request2, cancellationToken))
             {
                 firstToken ??= Stopwatch.GetElapsedTime(started);
                 generated.Add(token);

@@ -29,12 +29,12 @@ public sealed class GpuWorkerGrain(IModelHost models, ILocalSiloDetails silo) : 
         return new ModelDescription(modelRef, generator.ModelId, generator.ContextLength);
     }
 
-    public async IAsyncEnumerable<int> Generate(GenerateRequest request)
+    public async IAsyncEnumerable<int> Generate(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var generator = await models.GetAsync(request.ModelRef);
         // Disposing this enumerator (caller gone or cancelled) disposes the engine's, which drops the sequence.
-        await foreach (var token in generator.GenerateAsync(request.PromptTokens, request.Sampling.ToEngine()))
+        await foreach (var token in generator.GenerateAsync(request.PromptTokens, request.Sampling.ToEngine(), cancellationToken))
             yield return token;
     }
 }

@@ -21,7 +21,7 @@ public sealed class DocumentGrainTests : IAsyncLifetime
     private static async Task<(string Text, List<TokenChunk> Chunks)> AskAll(IDocumentGrain grain, string message, int? maxNewTokens = null)
     {
         var chunks = new List<TokenChunk>();
-        await foreach (var c in grain.Ask(new AskRequest(message, maxNewTokens)))
+        await foreach (var c in grain.Ask(new AskRequest(message, maxNewTokens), TestContext.Current.CancellationToken))
             chunks.Add(c);
         return (string.Concat(chunks.Select(c => c.Text)), chunks);
     }
@@ -108,7 +108,7 @@ public sealed class DocumentGrainTests : IAsyncLifetime
 
         DocumentState? atFinal = null;
         var sawTextBeforeFinal = false;
-        await foreach (var c in s.Ask(new AskRequest("ping")))
+        await foreach (var c in s.Ask(new AskRequest("ping"), TestContext.Current.CancellationToken))
         {
             if (c.IsFinal) atFinal = _h.ReadStoredState(s);
             else sawTextBeforeFinal = true;
@@ -240,5 +240,47 @@ public sealed class DocumentGrainTests : IAsyncLifetime
             await AskAll(s, "x");
         }
         Assert.InRange(_h.Hooks.Loads, 1, 2);
+    }
+}
+
+public sealed class CancellationTests : IAsyncLifetime
+{
+    private readonly ClusterHarness _h = new();
+
+    public async ValueTask InitializeAsync() => await _h.StartAsync(silos: 1);
+
+    public ValueTask DisposeAsync() => _h.DisposeAsync();
+
+    [Fact]
+    public async Task Cancelling_an_answer_stops_the_device_and_rolls_the_turn_back()
+    {
+        var model = _h.MakeModel("char-256", 256);
+        var s = _h.Cluster!.Client.GetGrain<IDocumentGrain>("cancel");
+        await s.Open(new OpenSession(model));
+        await foreach (var _ in s.Ask(new AskRequest("first"), TestContext.Current.CancellationToken)) { }
+
+        _h.Hooks.TokenDelay = TimeSpan.FromMilliseconds(200); // 60 tokens: 12 s if nothing stops it
+        using var cts = new CancellationTokenSource();
+        var received = 0;
+        var e = await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var c in s.Ask(new AskRequest(new string('q', 55)), cts.Token))
+            {
+                if (++received == 2) cts.Cancel();
+            }
+        });
+        Assert.Equal(2, received);
+
+        var deadline = DateTime.UtcNow.AddSeconds(6);
+        while ((Volatile.Read(ref _h.Hooks.Active) != 0 || _h.ReadStoredState(s)!.Turns.Count != 2) && DateTime.UtcNow < deadline)
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        Assert.Equal(0, Volatile.Read(ref _h.Hooks.Active));
+        Assert.Equal(2, _h.ReadStoredState(s)!.Turns.Count);
+        Assert.Equal(2, (await s.GetTurns()).Count);
+
+        _h.Hooks.TokenDelay = TimeSpan.Zero;
+        var next = new List<TokenChunk>();
+        await foreach (var c in s.Ask(new AskRequest("next"), TestContext.Current.CancellationToken)) next.Add(c);
+        Assert.Equal("[2] txen", string.Concat(next.Select(c => c.Text)));
     }
 }
