@@ -69,8 +69,7 @@ public sealed partial class FileGrainStorage : IGrainStorage
         await gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            var current = await TryReadAsync<T>(path, readState: false).ConfigureAwait(false);
-            CheckETag(stateName, grainId, path, current?.ETag, grainState.ETag);
+            CheckETag(stateName, grainId, path, await ReadETagAsync<T>(path).ConfigureAwait(false), grainState.ETag);
 
             var eTag = Guid.NewGuid().ToString("N");
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -134,6 +133,39 @@ public sealed partial class FileGrainStorage : IGrainStorage
         throw new InconsistentStateException(
             $"grain storage '{_name}': state '{stateName}' of {grainId} in '{path}' has ETag {stored ?? "(none)"} but the writer expected {expected ?? "(none)"}; it was changed by another activation",
             stored ?? "", expected ?? "");
+    }
+
+    /// <summary>
+    /// The stored ETag, or null when there is no file. The ETag is written first, so the first block of the file
+    /// is enough (a session's state holds every token id and may be megabytes); anything else parses the whole file.
+    /// </summary>
+    private async Task<string?> ReadETagAsync<T>(string path)
+    {
+        var head = new byte[4096];
+        int length;
+        try
+        {
+            await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
+            length = await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+        if (TryReadLeadingETag(head.AsSpan(0, length)) is { } eTag) return eTag;
+        return (await TryReadAsync<T>(path, readState: false).ConfigureAwait(false))?.ETag;
+    }
+
+    private static string? TryReadLeadingETag(ReadOnlySpan<byte> head)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(head, isFinalBlock: false, state: default);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return null;
+            if (!reader.Read() || reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("eTag"u8)) return null;
+            if (!reader.Read() || reader.TokenType != JsonTokenType.String) return null;
+            var value = reader.GetString();
+            return string.IsNullOrEmpty(value) ? null : value;
+        }
+        catch (JsonException) { return null; }
     }
 
     private async Task<(string ETag, T? State)?> TryReadAsync<T>(string path, bool readState)
