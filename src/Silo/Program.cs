@@ -1,1 +1,48 @@
+using System.Globalization;
+using Actors.Silo;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+ActorsSiloOptions options;
+try
+{
+    options = ActorsSiloOptions.FromArgs(args, Environment.GetEnvironmentVariable);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"actors-silo: {e.Message}");
+    return 2;
+}
+
+Directory.CreateDirectory(options.DataDirectory);
+var builder = Host.CreateApplicationBuilder();
+builder.UseOrleans(silo => silo.ConfigureActorsSilo(options));
+// The engine's model loader is registered here by the host that links the Engine:
+//   builder.Services.AddTextGeneratorFactory(modelDirectory => <load ITextGenerator>);
+// Without one, opening a session answers "no text generator factory is registered in this silo".
+
+using var host = builder.Build();
+var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Actors.Silo");
+await host.StartAsync();
+File.WriteAllText(options.PidFile, Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+SiloLog.Started(log, options.SiloPort, options.GatewayPort, options.DataDirectory, Environment.ProcessId);
+try
+{
+    await host.WaitForShutdownAsync();
+}
+finally
+{
+    try { File.Delete(options.PidFile); } catch (IOException) { }
+    SiloLog.Stopped(log);
+}
 return 0;
+
+internal static partial class SiloLog
+{
+    [LoggerMessage(1, LogLevel.Information, "Actors silo up: silo port {SiloPort}, gateway port {GatewayPort}, data in {DataDirectory}, pid {ProcessId}")]
+    public static partial void Started(ILogger logger, int siloPort, int gatewayPort, string dataDirectory, int processId);
+
+    [LoggerMessage(2, LogLevel.Information, "Actors silo stopped")]
+    public static partial void Stopped(ILogger logger);
+}

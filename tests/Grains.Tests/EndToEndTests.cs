@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Sockets;
+using Actors.Abstractions;
+using Actors.Client;
+using Actors.Silo;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Actors.Grains.Tests;
+
+/// <summary>The `actors` CLI against real silo hosts on loopback: in-process hosts, and the actors-silo program it starts.</summary>
+public sealed class EndToEndTests : IAsyncDisposable
+{
+    private readonly ClusterHarness _h = new();
+    private readonly int _siloPort = FreePort();
+    private readonly int _gatewayPort = FreePort();
+
+    public ValueTask DisposeAsync() => _h.DisposeAsync();
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private Dictionary<string, string?> Env() => new()
+    {
+        ["ACTORS_HOME"] = _h.DataDirectory,
+        ["ACTORS_GATEWAY_PORT"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["ACTORS_SILO_PORT"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["ACTORS_SILO_PATH"] = Path.Combine(_h.Root, "no-silo-here"),
+    };
+
+    private static async Task<(int Code, string Out, string Err)> Cli(Dictionary<string, string?> env, string stdin, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var code = await ActorsCli.RunAsync(args, stdout, stderr, new StringReader(stdin), k => env.GetValueOrDefault(k));
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private async Task<IHost> StartSiloHost()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
+        var hooks = _h.Hooks;
+        builder.UseOrleans(silo =>
+        {
+            silo.ConfigureActorsSilo(options);
+            silo.Services.AddTextGeneratorFactory(dir => new CharModel(dir, hooks));
+        });
+        var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return host;
+    }
+
+    [Fact]
+    public async Task Summarize_and_chat_through_the_gateway_and_continue_after_the_silo_restarts()
+    {
+        var model = _h.MakeModel("char-512", 512);
+        var env = Env();
+        var doc = Path.Combine(_h.Root, "doc.txt");
+        File.WriteAllText(doc, "Actors keep state.");
+
+        var host = await StartSiloHost();
+        try
+        {
+            var (code, output, err) = await Cli(env, "", "summarize", doc, "--model", model, "--session", "sum-1");
+            Assert.True(code == 0, err);
+            Assert.Equal(CharModel.ExpectedAnswer(1, Summaries.Instruction + "Actors keep state."), output.TrimEnd('\n'));
+            Assert.Contains("prompt tokens", err);
+
+            (code, output, err) = await Cli(env, "", "chat", "--session", "c-1", "--model", model, "--message", "hello");
+            Assert.True(code == 0, err);
+            Assert.Equal("[1] olleh\n", output);
+
+            // Lines of stdin are turns of the same session.
+            (code, output, err) = await Cli(env, "ab\n\ncd\n", "chat", "--session", "c-1");
+            Assert.True(code == 0, err);
+            Assert.Equal("[2] ba\n[3] dc\n", output);
+            Assert.Contains("continuing session 'c-1' (2 turns)", err);
+
+            // A prompt beyond the context: one clear line, non-zero exit, nothing stored.
+            (code, _, err) = await Cli(env, "", "chat", "--session", "c-1", "--message", new string('z', 600));
+            Assert.Equal(1, code);
+            Assert.Contains("context of 512 tokens", err);
+            Assert.Single(err.Trim().Split('\n'), l => l.StartsWith("actors: error", StringComparison.Ordinal));
+
+            (code, _, err) = await Cli(env, "", "chat", "--session", "c-2", "--model", Path.Combine(_h.Root, "empty-model"), "--message", "x");
+            Assert.Equal(2, code);
+            Assert.Contains("does not exist", err);
+        }
+        finally
+        {
+            await host.StopAsync(TestContext.Current.CancellationToken);
+            host.Dispose();
+        }
+
+        host = await StartSiloHost();
+        try
+        {
+            var (code, output, err) = await Cli(env, "", "chat", "--session", "c-1", "--message", "again");
+            Assert.True(code == 0, err);
+            Assert.Equal("[4] niaga\n", output);
+        }
+        finally
+        {
+            await host.StopAsync(TestContext.Current.CancellationToken);
+            host.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Cli_starts_the_silo_program_detached_reuses_it_and_stops_it()
+    {
+        var env = Env();
+        env["ACTORS_SILO_PATH"] = Path.Combine(AppContext.BaseDirectory, "actors-silo.dll");
+        var model = _h.MakeModel("char-64", 64);
+        var launcher = new SiloLauncher(_gatewayPort, _h.DataDirectory, k => env.GetValueOrDefault(k), null);
+        try
+        {
+            // The actors-silo program has no engine registered yet: the silo's error comes back as one line.
+            var (code, _, err) = await Cli(env, "", "chat", "--session", "spawn", "--model", model, "--message", "hi");
+            Assert.Contains("starting the silo", err);
+            Assert.Equal(1, code);
+            Assert.Contains("no text generator factory is registered", err);
+            Assert.True(File.Exists(Path.Combine(_h.DataDirectory, "silo.pid")));
+
+            (code, _, err) = await Cli(env, "", "chat", "--session", "spawn", "--model", model, "--message", "hi");
+            Assert.Equal(1, code);
+            Assert.DoesNotContain("starting the silo", err);
+
+            (code, var output, err) = await Cli(env, "", "silo", "stop");
+            Assert.True(code == 0, err);
+            Assert.Contains("silo stopped", output);
+            Assert.False(await launcher.GatewayAnswersAsync(TestContext.Current.CancellationToken));
+        }
+        finally
+        {
+            await launcher.StopAsync(CancellationToken.None);
+        }
+    }
+}
