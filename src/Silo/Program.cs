@@ -1,4 +1,6 @@
 using System.Globalization;
+using Actors.Engine.Runtime;
+using Actors.Grains;
 using Actors.Silo;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -18,9 +20,9 @@ catch (ArgumentException e)
 Directory.CreateDirectory(options.DataDirectory);
 var builder = Host.CreateApplicationBuilder();
 builder.UseOrleans(silo => silo.ConfigureActorsSilo(options));
-// The engine's model loader is registered here by the host that links the Engine:
-//   builder.Services.AddTextGeneratorFactory(modelDirectory => <load ITextGenerator>);
-// Without one, opening a session answers "no text generator factory is registered in this silo".
+// Each model directory a session names is loaded once per silo into the engine (CPU backend; its loop runs on
+// its own thread and batches every session of the device).
+builder.Services.AddTextGeneratorFactory(modelDirectory => TextGenerator.Load(modelDirectory));
 
 using var host = builder.Build();
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Actors.Silo");
