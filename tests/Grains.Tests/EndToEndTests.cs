@@ -115,33 +115,71 @@ public sealed class EndToEndTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task Cli_starts_the_silo_program_detached_reuses_it_and_stops_it()
+    public async Task Cli_starts_the_silo_program_which_summarizes_with_the_real_engine_and_resumes_after_a_restart()
     {
         var env = Env();
         env["ACTORS_SILO_PATH"] = Path.Combine(AppContext.BaseDirectory, "actors-silo.dll");
-        var model = _h.MakeModel("char-64", 64);
+        string model = RealModel();
+        string doc = Path.Combine(_h.Root, "doc.md");
+        File.WriteAllText(doc, "The keeper lit the lamp at sunset and trimmed the wick every few hours until sunrise.");
+        const int maxTokens = 12;
+
+        // What the engine gives for the same prompt in this process: the summary must be exactly this text.
+        string expected;
+        using (var generator = Actors.Engine.Runtime.TextGenerator.Load(model, new Actors.Engine.Runtime.EngineOptions { KvPages = 64 }))
+        {
+            var ids = generator.EncodeChat([new Actors.Engine.Chat.ChatMessage("user", Summaries.Prompt(File.ReadAllText(doc)))], addGenerationPrompt: true);
+            var tokens = new List<int>();
+            await foreach (var t in generator.GenerateAsync(ids, Actors.Engine.Sampling.SamplingParams.Greedy(maxTokens), TestContext.Current.CancellationToken))
+                tokens.Add(t);
+            expected = generator.Decode(tokens);
+        }
+
         var launcher = new SiloLauncher(_gatewayPort, _h.DataDirectory, k => env.GetValueOrDefault(k), null);
         try
         {
-            // The actors-silo program has no engine registered yet: the silo's error comes back as one line.
-            var (code, _, err) = await Cli(env, "", "chat", "--session", "spawn", "--model", model, "--message", "hi");
+            var (code, output, err) = await Cli(env, "", "summarize", doc, "--model", model, "--max-tokens", $"{maxTokens}", "--session", "doc-1");
+            Assert.True(code == 0, err);
             Assert.Contains("starting the silo", err);
-            Assert.Equal(1, code);
-            Assert.Contains("no text generator factory is registered", err);
+            Assert.Equal(expected + "\n", output);
             Assert.True(File.Exists(Path.Combine(_h.DataDirectory, "silo.pid")));
 
-            (code, _, err) = await Cli(env, "", "chat", "--session", "spawn", "--model", model, "--message", "hi");
-            Assert.Equal(1, code);
+            // The next call reuses the running silo and continues the persisted session.
+            (code, _, err) = await Cli(env, "", "chat", "--session", "doc-1", "--message", "Shorter, please.", "--max-tokens", "4");
+            Assert.True(code == 0, err);
             Assert.DoesNotContain("starting the silo", err);
+            Assert.Contains("continuing session 'doc-1' (2 turns)", err);
 
-            (code, var output, err) = await Cli(env, "", "silo", "stop");
+            (code, output, err) = await Cli(env, "", "silo", "stop");
             Assert.True(code == 0, err);
             Assert.Contains("silo stopped", output);
             Assert.False(await launcher.GatewayAnswersAsync(TestContext.Current.CancellationToken));
+
+            // After the silo process is gone, a new one starts and the session still has every turn.
+            (code, _, err) = await Cli(env, "", "chat", "--session", "doc-1", "--message", "Once more.", "--max-tokens", "4");
+            Assert.True(code == 0, err);
+            Assert.Contains("starting the silo", err);
+            Assert.Contains("continuing session 'doc-1' (4 turns)", err);
+
+            // Bad input reaches the user as one line and a non-zero exit, with nothing stored.
+            File.WriteAllText(Path.Combine(_h.Root, "empty.md"), "  \n");
+            (code, _, err) = await Cli(env, "", "summarize", Path.Combine(_h.Root, "empty.md"), "--model", model);
+            Assert.Equal(2, code);
+            Assert.Contains("is empty", err);
         }
         finally
         {
+            await Cli(env, "", "silo", "stop");
             await launcher.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>The tiny Qwen2 model made by tools/reference/make_fixtures.py (tokenizer and chat template included).</summary>
+    private static string RealModel()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Actors.sln")))
+                return Path.Combine(d.FullName, "tests", "fixtures", "models", "qwen2");
+        throw new DirectoryNotFoundException("repository root (Actors.sln) not found above " + AppContext.BaseDirectory);
     }
 }
