@@ -16,6 +16,9 @@ public static class ActorsCli
     public const string ServiceId = "actors";
     public const string ClusterId = "actors";
 
+    /// <summary>The model used when neither --model nor ACTORS_MODEL names one (downloaded on first use).</summary>
+    public const string DefaultModel = "hf:Qwen/Qwen2.5-0.5B-Instruct";
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin, Func<string, string?> getEnv)
     {
         var gatewayPort = new Option<int>("--gateway-port")
@@ -24,7 +27,7 @@ public static class ActorsCli
             Recursive = true,
             DefaultValueFactory = _ => int.TryParse(getEnv("ACTORS_GATEWAY_PORT"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : SiloLauncher.DefaultGatewayPort,
         };
-        var model = new Option<string?>("--model") { Description = "Model directory or hf:ORG/NAME[@REVISION] (env ACTORS_MODEL)" };
+        var model = new Option<string?>("--model") { Description = $"Model directory or hf:ORG/NAME[@REVISION] (env ACTORS_MODEL; default {DefaultModel})" };
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Most tokens to generate per answer" };
         var session = new Option<string?>("--session") { Description = "Session id; a session persists and can be continued later" };
         var system = new Option<string?>("--system") { Description = "System prompt for a new session" };
@@ -47,8 +50,7 @@ public static class ActorsCli
             string prompt;
             try { prompt = Summaries.Prompt(text, path.FullName); }
             catch (ArgumentException e) { throw new CliException(TrimParam(e)); }
-            var modelRef = pr.GetValue(model) ?? getEnv("ACTORS_MODEL")
-                ?? throw new CliException("no model: pass --model PATH|hf:ORG/NAME or set ACTORS_MODEL");
+            var modelRef = pr.GetValue(model) ?? getEnv("ACTORS_MODEL") ?? DefaultModel;
             var resolved = await ModelResolver.ResolveAsync(modelRef, stderr, getEnv, ct);
             var id = pr.GetValue(session) ?? "summarize-" + Guid.NewGuid().ToString("N");
             var max = pr.GetValue(maxTokens);
@@ -69,10 +71,12 @@ public static class ActorsCli
         chat.SetAction((pr, ct) => Guard(stderr, async () =>
         {
             var modelRef = pr.GetValue(model) ?? getEnv("ACTORS_MODEL");
-            var resolved = modelRef is null ? null : await ModelResolver.ResolveAsync(modelRef, stderr, getEnv, ct);
             var max = pr.GetValue(maxTokens);
             await using var connection = await Connect(pr.GetValue(gatewayPort), getEnv, stderr, ct);
             var grain = connection.Client.GetGrain<IDocumentGrain>(pr.GetValue(chatSession)!);
+            // A new session without --model gets the default model; an existing one keeps its own.
+            if (modelRef is null && !(await grain.GetInfo()).IsOpen) modelRef = DefaultModel;
+            var resolved = modelRef is null ? null : await ModelResolver.ResolveAsync(modelRef, stderr, getEnv, ct);
             var info = await grain.Open(new OpenSession(resolved, pr.GetValue(system)));
             if (info.TurnCount > 0) stderr.WriteLine($"continuing session '{info.SessionId}' ({info.TurnCount} turns)");
 
