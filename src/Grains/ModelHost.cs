@@ -66,7 +66,9 @@ public sealed partial class ModelHost : IModelHost, IDisposable
         catch (Exception e)
         {
             LogLoadFailed(e, directory);
-            throw;
+            // The engine's exception types are not known to callers across the wire (the client never loads the
+            // Engine), so the reason travels as a plain InvalidOperationException; the silo's log keeps the original.
+            throw new InvalidOperationException($"model '{directory}' could not be loaded: {e.Message}");
         }
     }
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Actors.Abstractions;
 using Actors.Client;
 using Actors.Silo;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -171,6 +172,46 @@ public sealed class EndToEndTests : IAsyncDisposable
         {
             await Cli(env, "", "silo", "stop");
             await launcher.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_corrupt_model_directory_is_one_clear_line_and_leaves_no_turn_behind()
+    {
+        // The fixture model with its weights file cut short: the engine's loader must name the file.
+        string bad = Path.Combine(_h.Root, "truncated-model");
+        Directory.CreateDirectory(bad);
+        foreach (var f in Directory.GetFiles(RealModel()))
+            File.Copy(f, Path.Combine(bad, Path.GetFileName(f)));
+        var weights = Path.Combine(bad, "model.safetensors");
+        using (var fs = File.OpenWrite(weights)) fs.SetLength(fs.Length / 2);
+        var doc = Path.Combine(_h.Root, "doc.txt");
+        File.WriteAllText(doc, "Actors keep state.");
+        var env = Env();
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
+        builder.UseOrleans(silo =>
+        {
+            silo.ConfigureActorsSilo(options);
+            silo.Services.AddTextGeneratorFactory(dir => Actors.Engine.Runtime.TextGenerator.Load(dir));
+        });
+        using var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            var (code, _, err) = await Cli(env, "", "summarize", doc, "--model", bad, "--session", "bad-1");
+            Assert.Equal(1, code);
+            Assert.Contains("model.safetensors", err);
+            Assert.Single(err.Trim().Split('\n'), l => l.StartsWith("actors: error", StringComparison.Ordinal));
+
+            var grains = host.Services.GetRequiredService<IGrainFactory>();
+            Assert.Empty(await grains.GetGrain<IDocumentGrain>("bad-1").GetTurns());
+        }
+        finally
+        {
+            await host.StopAsync(TestContext.Current.CancellationToken);
         }
     }
 
