@@ -51,7 +51,11 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
 
     public static implicit operator DeviceSpan<T>(DeviceBuffer<T> buffer) => buffer.Span;
 
-    /// <summary>Synchronous copy of <paramref name="source"/> to elements [offset, offset + source.Length).</summary>
+    /// <summary>
+    /// Copy of <paramref name="source"/> to elements [offset, offset + source.Length), complete on return. It runs on the
+    /// legacy default stream, which does not order itself with the non-blocking <see cref="CudaStream"/>s: synchronise
+    /// a stream that still uses this buffer first.
+    /// </summary>
     public void Upload(ReadOnlySpan<T> source, long offset = 0)
     {
         CheckRange(offset, source.Length, nameof(source));
@@ -60,9 +64,14 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         fixed (T* s = source)
             Driver.Check(Driver.cuMemcpyHtoD_v2(Pointer + (ulong)(offset * sizeof(T)), s, (nuint)(source.Length * sizeof(T))),
                 "cuMemcpyHtoD_v2", $"{source.Length} × {typeof(T).Name} at offset {offset}");
+        // from pageable memory the call may return before the DMA lands; wait so a kernel on another stream sees the data
+        Driver.Check(Driver.cuStreamSynchronize(IntPtr.Zero), "cuStreamSynchronize", "legacy stream after cuMemcpyHtoD_v2");
     }
 
-    /// <summary>Synchronous copy of elements [offset, offset + destination.Length) to the host (waits for prior work).</summary>
+    /// <summary>
+    /// Copy of elements [offset, offset + destination.Length) to the host, complete on return. Does not wait for work on
+    /// non-blocking streams: synchronise the stream that produced the data first.
+    /// </summary>
     public void Download(Span<T> destination, long offset = 0)
     {
         CheckRange(offset, destination.Length, nameof(destination));
@@ -99,11 +108,19 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
             "cuMemcpyDtoHAsync_v2", $"{count} × {typeof(T).Name} at offset {offset}");
     }
 
-    /// <summary>Sets every byte to zero (synchronous).</summary>
+    /// <summary>Sets every byte to zero, complete on return (legacy default stream, as <see cref="Upload"/>).</summary>
     public void Clear()
     {
         Device.MakeCurrent();
         Driver.Check(Driver.cuMemsetD8_v2(Pointer, 0, (nuint)Math.Max(1, Bytes)), "cuMemsetD8_v2", $"{Bytes} bytes");
+        Driver.Check(Driver.cuStreamSynchronize(IntPtr.Zero), "cuStreamSynchronize", "legacy stream after cuMemsetD8_v2");
+    }
+
+    /// <summary>Zeroes the buffer asynchronously on <paramref name="stream"/> (capturable in a graph).</summary>
+    public void ClearAsync(CudaStream stream)
+    {
+        Device.MakeCurrent();
+        Driver.Check(Driver.cuMemsetD8Async(Pointer, 0, (nuint)Math.Max(1, Bytes), stream.Handle), "cuMemsetD8Async", $"{Bytes} bytes");
     }
 
     private void CheckRange(long offset, long count, string argument)
