@@ -20,6 +20,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     public CublasLtMatmul(CudaDevice device, long workspaceBytes = 32L << 20)
     {
         Device = device;
+        NativeLibraries.EnsureResolver();
         device.MakeCurrent();
         IntPtr h;
         CublasLt.Check(CublasLt.cublasLtCreate(&h), "cublasLtCreate");

@@ -29,7 +29,9 @@ public sealed unsafe class CudaDevice : IDisposable
         MaxSharedMemoryPerBlockOptin = GetAttribute(Driver.AttrMaxSharedMemoryPerBlockOptin);
         var name = stackalloc byte[256];
         Driver.Check(Driver.cuDeviceGetName(name, 256, handle), "cuDeviceGetName", $"device {ordinal}");
-        Name = Encoding.UTF8.GetString(new ReadOnlySpan<byte>(name, 256).TrimEnd((byte)0)).TrimEnd('\0');
+        var raw = new ReadOnlySpan<byte>(name, 256);
+        int end = raw.IndexOf((byte)0);
+        Name = Encoding.UTF8.GetString(end < 0 ? raw : raw[..end]);
         nuint total;
         Driver.Check(Driver.cuDeviceTotalMem_v2(&total, handle), "cuDeviceTotalMem_v2", $"device {ordinal}");
         TotalMemory = (long)total;
@@ -54,6 +56,7 @@ public sealed unsafe class CudaDevice : IDisposable
     /// <summary>Opens a device or throws (<see cref="DllNotFoundException"/> without libcuda, <see cref="CudaException"/> otherwise).</summary>
     public static CudaDevice Open(int ordinal = 0)
     {
+        NativeLibraries.EnsureResolver();
         Driver.Check(InitStatus.Value, "cuInit", "0");
         int count;
         Driver.Check(Driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
@@ -97,6 +100,10 @@ public sealed unsafe class CudaDevice : IDisposable
         catch (DllNotFoundException e)
         {
             reason = $"no CUDA driver: {e.Message}";
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            reason = $"CUDA driver too old: {e.Message}";
         }
         catch (CudaException e)
         {

@@ -20,6 +20,7 @@ public sealed unsafe class KernelCompiler
     {
         Device = device;
         CacheDirectory = cacheDirectory ?? DefaultCacheDirectory();
+        NativeLibraries.EnsureResolver();
         int major, minor;
         Nvrtc.Check(Nvrtc.nvrtcVersion(&major, &minor), "nvrtcVersion");
         NvrtcVersion = (major, minor);
