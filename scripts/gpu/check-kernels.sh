@@ -8,7 +8,9 @@ dir="$root/src/Kernels/Cuda/Kernels"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 for cu in "$dir"/*.cu; do
   name="$(basename "$cu")"
-  { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; cat "$cu"; } > "$tmp/$name"
+  asserts="$root/scripts/gpu/layout-asserts.h"
+  [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
+  { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; cat "$cu"; cat "$asserts"; } > "$tmp/$name"
   "$clang" -fsyntax-only -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_80 -std=c++17 -Wall -Wno-unknown-cuda-version "$tmp/$name"
   echo "ok: $name"
 done

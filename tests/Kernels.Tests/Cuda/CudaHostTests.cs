@@ -113,6 +113,26 @@ public class CudaHostTests
         Assert.Contains("identifier \"y\" is undefined", n.Message);
     }
 
+    /// <summary>The C# params structs must have the byte layout of their CUDA twins (static_asserts in the .cu files and scripts/gpu/layout-asserts*.h).</summary>
+    [Theory]
+    [InlineData(typeof(ElementwiseKernels), "EmbeddingParams", 40, "Vocab", 32)]
+    [InlineData(typeof(ElementwiseKernels), "RmsNormParams", 48, "Eps", 40)]
+    [InlineData(typeof(ElementwiseKernels), "RopeParams", 48, "RowStride", 44)]
+    [InlineData(typeof(ElementwiseKernels), "SwiGluParams", 40, "OutStride", 36)]
+    [InlineData(typeof(AttentionKernels), "KvWriteParams", 80, "PageStride", 32)]
+    [InlineData(typeof(AttentionKernels), "KvWriteParams", 80, "VRowStride", 76)]
+    [InlineData(typeof(AttentionKernels), "DecodeParams", 120, "PageStride", 64)]
+    [InlineData(typeof(AttentionKernels), "DecodeParams", 120, "Scale", 112)]
+    [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "PageStride", 32)]
+    [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "Scale", 76)]
+    public void Params_structs_match_the_cuda_layout(Type launcher, string name, int size, string field, int offset)
+    {
+        var t = launcher.GetNestedType(name, System.Reflection.BindingFlags.NonPublic);
+        Assert.NotNull(t);
+        Assert.Equal(size, System.Runtime.InteropServices.Marshal.SizeOf(t!));
+        Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf(t!, field));
+    }
+
     [Fact]
     public void Decode_split_size_fits_shared_memory()
     {

@@ -23,6 +23,7 @@ struct KvWriteParams
     int kRowStride;
     int vRowStride;
 };
+static_assert(sizeof(KvWriteParams) == 80, "layout must match AttentionKernels.KvWriteParams");
 
 extern "C" __global__ void kv_write(KvWriteParams p)
 {
@@ -64,6 +65,7 @@ struct DecodeParams
     float scale;
     int pad;
 };
+static_assert(sizeof(DecodeParams) == 120, "layout must match AttentionKernels.DecodeParams");
 
 // Grid (maxSplits, kvHeads, seqs); block 128. One block serves all query heads of one KV head, so each K/V row is read
 // once per group. Dynamic shared memory: group * headDim (q) + group * splitSize (scores) + 32 (scratch) floats.
@@ -193,6 +195,7 @@ struct PrefillParams
     int firstPosition;
     float scale;
 };
+static_assert(sizeof(PrefillParams) == 80, "layout must match AttentionKernels.PrefillParams");
 
 extern "C" __global__ void paged_prefill(PrefillParams p)
 {

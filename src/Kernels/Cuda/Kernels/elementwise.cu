@@ -14,6 +14,7 @@ struct EmbeddingParams
     int vocab;
     int pad;
 };
+static_assert(sizeof(EmbeddingParams) == 40, "layout must match ElementwiseKernels.EmbeddingParams");
 
 extern "C" __global__ void embedding_gather(EmbeddingParams p)
 {
@@ -43,6 +44,7 @@ struct RmsNormParams
     float eps;
     int pad;
 };
+static_assert(sizeof(RmsNormParams) == 48, "layout must match ElementwiseKernels.RmsNormParams");
 
 extern "C" __global__ void add_rmsnorm(RmsNormParams p)
 {
@@ -89,6 +91,7 @@ struct RopeParams
     int headDim;
     int rowStride;
 };
+static_assert(sizeof(RopeParams) == 48, "layout must match ElementwiseKernels.RopeParams");
 
 extern "C" __global__ void rope(RopeParams p)
 {
@@ -121,6 +124,7 @@ struct SwiGluParams
     int inStride;
     int outStride;
 };
+static_assert(sizeof(SwiGluParams) == 40, "layout must match ElementwiseKernels.SwiGluParams");
 
 extern "C" __global__ void swiglu(SwiGluParams p)
 {
