@@ -17,12 +17,20 @@ nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt" || echo "nvidia-smi failed"
 pkg="$root/.device/kernels-tests.tar.xz"
 [[ -f "$pkg" ]] || { echo "missing $pkg: run scripts/gpu/run-gpu-tests.sh here and carry .device"; exit 2; }
 work="$(mktemp -d)"
-tar -C "$work" -xJf "$pkg" || { echo "cannot unpack $pkg"; exit 2; }
+tar -C "$work" -xJf "$pkg" 2>/dev/null \
+  || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$pkg" "$work" \
+  || { echo "cannot unpack $pkg"; exit 2; }
+chmod +x "$work/kernels-tests/Actors.Kernels.Tests"
 app="$work/kernels-tests"
 echo "== package commit: $(cat "$app/COMMIT" 2>/dev/null)"
 
 # libcuda comes with the driver; NVRTC and cuBLASLt come from the toolkit or from PyTorch's nvidia-* wheels.
 dirs=()
+if ! ldconfig -p 2>/dev/null | grep -q " libcuda.so.1 "; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    [[ -e "$d/libcuda.so.1" ]] && dirs+=("$d") && break
+  done
+fi
 for d in ${CUDA_HOME:+"$CUDA_HOME/lib64"} /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [[ -d "$d" ]] && dirs+=("$d")
 done
