@@ -51,10 +51,16 @@ for lib in libcuda.so.1 libnvrtc.so.13 libnvrtc.so.12 libcublasLt.so.13 libcubla
 done
 
 export ACTORS_CACHE="$work/cache"
+# first timings at Llama-3-8B shape (tests/Kernels.Tests/Cuda/GpuTimings.cs); ACTORS_GPU_TIMINGS=0 skips them
+export ACTORS_GPU_TIMINGS="${ACTORS_GPU_TIMINGS:-1}"
+export ACTORS_GPU_REPORT="$out/gpu-timings.md"
+printf '| card | what | time | rate |\n|---|---|---|---|\n' > "$ACTORS_GPU_REPORT"
 cd "$app"
 ./Actors.Kernels.Tests -noColor -result-trx "$out/kernels-tests.trx" "$@" 2>&1 | tee "$out/tests.log"
 rc=${PIPESTATUS[0]}
 echo "== test executable exit code: $rc"
+echo "== timings ($ACTORS_GPU_REPORT):"
+cat "$ACTORS_GPU_REPORT"
 
 if grep -q "no usable CUDA device" "$out/tests.log"; then
   echo "== CUDA tests SKIPPED on the GPU machine; reason:"
