@@ -14,7 +14,7 @@ public sealed unsafe class CudaDevice : IDisposable
     public const int MinimumComputeMajor = 8;
 
     private static readonly Lazy<int> InitStatus = new(() => Driver.cuInit(0));
-    private readonly ConcurrentDictionary<string, CudaModule> _modules = new();
+    private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new();
 
     private CudaDevice(int ordinal, int handle, SafeContextHandle context)
     {
@@ -150,11 +150,12 @@ public sealed unsafe class CudaDevice : IDisposable
 
     /// <summary>Loads a compiled image once per key for this device (modules are reused by every launcher).</summary>
     public CudaModule LoadModule(string key, Func<byte[]> image) =>
-        _modules.GetOrAdd(key, _ => new CudaModule(this, image()));
+        _modules.GetOrAdd(key, _ => new Lazy<CudaModule>(() => new CudaModule(this, image()))).Value; // Lazy: one load even when threads race
 
     public void Dispose()
     {
-        foreach (var m in _modules.Values) m.Dispose();
+        foreach (var m in _modules.Values)
+            if (m.IsValueCreated) m.Value.Dispose();
         _modules.Clear();
         Context.Dispose();
     }
