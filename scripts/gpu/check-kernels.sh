@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Syntax/type check of the embedded CUDA C kernels with clang (no CUDA toolkit needed): each .cu is checked as
+# KernelSource builds it (common.cuh prepended). NVRTC on the GPU machine remains the real compiler.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+clang="$(command -v clang++ || ls /usr/lib/llvm-*/bin/clang++ 2>/dev/null | tail -1)"
+dir="$root/src/Kernels/Cuda/Kernels"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+for cu in "$dir"/*.cu; do
+  name="$(basename "$cu")"
+  asserts="$root/scripts/gpu/layout-asserts.h"
+  [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
+  { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; cat "$cu"; cat "$asserts"; } > "$tmp/$name"
+  "$clang" -fsyntax-only -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_80 -std=c++17 -Wall -Wno-unknown-cuda-version "$tmp/$name"
+  echo "ok: $name"
+done

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Actors.Kernels.Cuda.Native;
+
+namespace Actors.Kernels.Cuda;
+
+/// <summary>A loaded cubin (cuModuleLoadData) and its kernels by name.</summary>
+public sealed unsafe class CudaModule : IDisposable
+{
+    private readonly SafeModuleHandle _module;
+    private readonly ConcurrentDictionary<string, CudaFunction> _functions = new();
+
+    internal CudaModule(CudaDevice device, byte[] image)
+    {
+        Device = device;
+        device.MakeCurrent();
+        IntPtr m;
+        fixed (byte* p = image)
+            Driver.Check(Driver.cuModuleLoadData(&m, p), "cuModuleLoadData", $"{image.Length}-byte image");
+        _module = new SafeModuleHandle(device.Context, m);
+    }
+
+    public CudaDevice Device { get; }
+
+    /// <summary>An extern "C" __global__ function of this module.</summary>
+    public CudaFunction Function(string name) => _functions.GetOrAdd(name, n =>
+    {
+        Device.MakeCurrent();
+        byte[] z = Encoding.UTF8.GetBytes(n + "\0");
+        IntPtr f;
+        fixed (byte* p = z)
+            Driver.Check(Driver.cuModuleGetFunction(&f, _module.DangerousGetHandle(), p), "cuModuleGetFunction", n);
+        return new CudaFunction(this, n, f);
+    });
+
+    public void Dispose() => _module.Dispose();
+}
+
+/// <summary>One kernel. Every kernel of this project takes a single by-value params struct.</summary>
+public sealed unsafe class CudaFunction
+{
+    private int _dynamicSharedLimit = 48 * 1024;
+
+    internal CudaFunction(CudaModule module, string name, IntPtr handle)
+    {
+        Module = module;
+        Name = name;
+        Handle = handle;
+    }
+
+    public CudaModule Module { get; }
+    public string Name { get; }
+    public IntPtr Handle { get; }
+
+    /// <summary>
+    /// Launches with one params struct on <paramref name="stream"/>. Dynamic shared memory above 48 KiB is opted into
+    /// first (cuFuncSetAttribute) when the device allows it.
+    /// </summary>
+    public void Launch<TParams>(CudaStream stream, (uint X, uint Y, uint Z) grid, uint block, uint sharedBytes, in TParams parameters)
+        where TParams : unmanaged
+    {
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return; // empty problem: nothing to launch
+        var device = Module.Device;
+        device.MakeCurrent();
+        if (sharedBytes > _dynamicSharedLimit)
+        {
+            if (sharedBytes > device.MaxSharedMemoryPerBlockOptin)
+                throw new ArgumentOutOfRangeException(nameof(sharedBytes), sharedBytes,
+                    $"{Name} needs {sharedBytes} bytes of shared memory; {device.Name} allows {device.MaxSharedMemoryPerBlockOptin}");
+            Driver.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicSharedSizeBytes, (int)sharedBytes),
+                "cuFuncSetAttribute", $"{Name} MAX_DYNAMIC_SHARED_SIZE_BYTES {sharedBytes}");
+            _dynamicSharedLimit = (int)sharedBytes;
+        }
+        TParams copy = parameters;
+        void* arg = &copy;
+        Driver.Check(Driver.cuLaunchKernel(Handle, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream.Handle, &arg, null),
+            "cuLaunchKernel", $"{Name} grid ({grid.X},{grid.Y},{grid.Z}) block {block} shared {sharedBytes}");
+    }
+}

@@ -1,0 +1,128 @@
+using System.Runtime.InteropServices;
+
+namespace Actors.Kernels.Cuda.Kernels;
+
+/// <summary>
+/// Launchers of elementwise.cu: embedding gather, fused residual add + RMSNorm, RoPE, SwiGLU. bf16 (raw bits as
+/// <see cref="ushort"/>) in and out, f32 math. Every launch is asynchronous on the given stream; sizes are checked here
+/// because the kernels cannot report errors.
+/// </summary>
+public sealed class ElementwiseKernels
+{
+    private const uint Block = 256;
+    private readonly CudaFunction _embedding, _rmsnorm, _rope, _swiglu;
+
+    public ElementwiseKernels(KernelCompiler compiler)
+    {
+        var module = compiler.Load(KernelSource.Load("elementwise.cu"), "elementwise.cu");
+        _embedding = module.Function("embedding_gather");
+        _rmsnorm = module.Function("add_rmsnorm");
+        _rope = module.Function("rope");
+        _swiglu = module.Function("swiglu");
+    }
+
+    /// <summary>output (tokens, hidden) = table[ids[t]], table (vocab, hidden). Ids outside [0, vocab) give zero rows.</summary>
+    public void EmbeddingGather(CudaStream stream, DeviceSpan<ushort> table, int vocab, int hidden, DeviceSpan<int> ids, int tokens,
+        DeviceSpan<ushort> output)
+    {
+        Positive(vocab, nameof(vocab));
+        Positive(hidden, nameof(hidden));
+        NonNegative(tokens, nameof(tokens));
+        table.Require((long)vocab * hidden, nameof(table), "vocab * hidden");
+        ids.Require(tokens, nameof(ids), "tokens");
+        output.Require((long)tokens * hidden, nameof(output), "tokens * hidden");
+        var p = new EmbeddingParams { Table = table.Pointer, Ids = ids.Pointer, Out = output.Pointer, Tokens = tokens, Hidden = hidden, Vocab = vocab };
+        _embedding.Launch(stream, ((uint)tokens, 1, 1), Block, 0, p);
+    }
+
+    /// <summary>residual += x (stored as bf16); y = rmsnorm(residual) · weight. (rows, dim) row-major; y may alias x.</summary>
+    public void AddRmsNorm(CudaStream stream, DeviceSpan<ushort> residual, DeviceSpan<ushort> x, DeviceSpan<ushort> weight,
+        DeviceSpan<ushort> y, int rows, int dim, float eps)
+    {
+        residual.Require((long)rows * dim, nameof(residual), "rows * dim");
+        LaunchNorm(stream, residual.Pointer, x, weight, y, rows, dim, eps);
+    }
+
+    /// <summary>y = rmsnorm(x) · weight, (rows, dim) row-major; y may alias x.</summary>
+    public void RmsNorm(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> weight, DeviceSpan<ushort> y, int rows, int dim, float eps) =>
+        LaunchNorm(stream, 0, x, weight, y, rows, dim, eps);
+
+    private void LaunchNorm(CudaStream stream, ulong residual, DeviceSpan<ushort> x, DeviceSpan<ushort> weight, DeviceSpan<ushort> y,
+        int rows, int dim, float eps)
+    {
+        NonNegative(rows, nameof(rows));
+        Positive(dim, nameof(dim));
+        x.Require((long)rows * dim, nameof(x), "rows * dim");
+        weight.Require(dim, nameof(weight), "dim");
+        y.Require((long)rows * dim, nameof(y), "rows * dim");
+        var p = new RmsNormParams { Residual = residual, X = x.Pointer, Weight = weight.Pointer, Y = y.Pointer, Rows = rows, Dim = dim, Eps = eps };
+        uint block = dim >= 1024 ? 1024u : (uint)Math.Max(32, (dim + 31) / 32 * 32);
+        _rmsnorm.Launch(stream, ((uint)rows, 1, 1), block, 0, p);
+    }
+
+    /// <summary>
+    /// RoPE in place, rotate_half layout. Token t, head h at x[t * rowStride + h * headDim]. cos, sin: (tableRows, headDim / 2)
+    /// f32; token t uses row positions[t] (a default span: row t). Device positions must lie in [0, tableRows).
+    /// </summary>
+    public void Rope(CudaStream stream, DeviceSpan<ushort> x, int tokens, int heads, int headDim, int rowStride,
+        DeviceSpan<float> cos, DeviceSpan<float> sin, int tableRows, DeviceSpan<int> positions = default)
+    {
+        NonNegative(tokens, nameof(tokens));
+        Positive(heads, nameof(heads));
+        Positive(headDim, nameof(headDim));
+        if (rowStride < heads * headDim)
+            throw new ArgumentOutOfRangeException(nameof(rowStride), rowStride, $"rowStride must be at least heads * headDim = {heads * headDim}");
+        if (tokens == 0) return;
+        int half = headDim / 2;
+        x.Require((long)(tokens - 1) * rowStride + heads * headDim, nameof(x), "(tokens - 1) * rowStride + heads * headDim");
+        if (positions.Pointer == 0 && tableRows < tokens)
+            throw new ArgumentOutOfRangeException(nameof(tableRows), tableRows, $"without positions the tables need a row per token ({tokens})");
+        if (positions.Pointer != 0) positions.Require(tokens, nameof(positions), "tokens");
+        cos.Require((long)tableRows * half, nameof(cos), "tableRows * headDim / 2");
+        sin.Require((long)tableRows * half, nameof(sin), "tableRows * headDim / 2");
+        long total = (long)tokens * heads * half;
+        if (total == 0) return;
+        var p = new RopeParams { X = x.Pointer, Cos = cos.Pointer, Sin = sin.Pointer, Positions = positions.Pointer, Tokens = tokens, Heads = heads, HeadDim = headDim, RowStride = rowStride };
+        _rope.Launch(stream, (checked((uint)((total + Block - 1) / Block)), 1, 1), Block, 0, p);
+    }
+
+    /// <summary>y = silu(gate) · up over (rows, cols); gate/up rows inStride apart, y rows outStride apart.</summary>
+    public void SwiGlu(CudaStream stream, DeviceSpan<ushort> gate, DeviceSpan<ushort> up, DeviceSpan<ushort> y, int rows, int cols,
+        int inStride, int outStride)
+    {
+        NonNegative(rows, nameof(rows));
+        Positive(cols, nameof(cols));
+        if (inStride < cols) throw new ArgumentOutOfRangeException(nameof(inStride), inStride, $"inStride must be at least cols = {cols}");
+        if (outStride < cols) throw new ArgumentOutOfRangeException(nameof(outStride), outStride, $"outStride must be at least cols = {cols}");
+        if (rows == 0) return;
+        gate.Require((long)(rows - 1) * inStride + cols, nameof(gate), "(rows - 1) * inStride + cols");
+        up.Require((long)(rows - 1) * inStride + cols, nameof(up), "(rows - 1) * inStride + cols");
+        y.Require((long)(rows - 1) * outStride + cols, nameof(y), "(rows - 1) * outStride + cols");
+        long total = (long)rows * cols;
+        var p = new SwiGluParams { Gate = gate.Pointer, Up = up.Pointer, Y = y.Pointer, Rows = rows, Cols = cols, InStride = inStride, OutStride = outStride };
+        _swiglu.Launch(stream, (checked((uint)((total + Block - 1) / Block)), 1, 1), Block, 0, p);
+    }
+
+    internal static void NonNegative(int value, string name)
+    {
+        if (value < 0) throw new ArgumentOutOfRangeException(name, value, $"'{name}' must not be negative");
+    }
+
+    internal static void Positive(int value, string name)
+    {
+        if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"'{name}' must be positive");
+    }
+
+    // Twins of the params structs in elementwise.cu: same field order, pointers as ulong.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct EmbeddingParams { public ulong Table, Ids, Out; public int Tokens, Hidden, Vocab, Pad; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RmsNormParams { public ulong Residual, X, Weight, Y; public int Rows, Dim; public float Eps; public int Pad; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RopeParams { public ulong X, Cos, Sin, Positions; public int Tokens, Heads, HeadDim, RowStride; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SwiGluParams { public ulong Gate, Up, Y; public int Rows, Cols, InStride, OutStride; }
+}

@@ -1,0 +1,272 @@
+// Attention over the paged KV pool, bf16 K/V/q/out, f32 math. Launchers: Attention.cs.
+// Pool layout (elements, as Actors.Kernels.Cpu.KvLayout but bf16): page -> layer -> { K (slot, kvHead, headDim),
+// V (slot, kvHead, headDim) }. Key position p of a sequence lives in page pageTable[p / pageSize], slot p % pageSize:
+//   K at page * pageStride + layerOffset + slot * tokenStride + kvHead * headDim, V pageSize * tokenStride further.
+// Query head h reads KV head h / (heads / kvHeads). headDim <= 256 (per-lane registers hold headDim / 32 channels).
+
+// Writes k, v (tokens, kvHeads, headDim) of one sequence at positions firstPosition .. firstPosition + tokens - 1.
+// Token t of k starts at k + t * kRowStride (so k and v may sit inside a fused qkv row). Grid: ceil(tokens * kvHeads * headDim / block).
+struct KvWriteParams
+{
+    const bf16_t* k;
+    const bf16_t* v;
+    bf16_t* kv;
+    const int* pageTable;
+    long long pageStride;
+    long long layerOffset;
+    int tokenStride;
+    int pageSize;
+    int tokens;
+    int kvHeads;
+    int headDim;
+    int firstPosition;
+    int kRowStride;
+    int vRowStride;
+};
+static_assert(sizeof(KvWriteParams) == 80, "layout must match AttentionKernels.KvWriteParams");
+
+extern "C" __global__ void kv_write(KvWriteParams p)
+{
+    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long perToken = (long long)p.kvHeads * p.headDim;
+    if (idx >= (long long)p.tokens * perToken) return;
+    int t = (int)(idx / perToken);
+    int e = (int)(idx % perToken); // kvHead * headDim + channel
+    int pos = p.firstPosition + t;
+    u64 off = (u64)p.pageTable[pos / p.pageSize] * p.pageStride + p.layerOffset + (u64)(pos % p.pageSize) * p.tokenStride + e;
+    p.kv[off] = p.k[(u64)t * p.kRowStride + e];
+    p.kv[off + (u64)p.pageSize * p.tokenStride] = p.v[(u64)t * p.vRowStride + e];
+}
+
+// Decode: one query per sequence (at position contextLens[s] - 1, attending keys 0 .. contextLens[s] - 1), batched over
+// sequences of different lengths. Split-K: the context is cut into splits of splitSize keys; paged_decode_split writes
+// per split the running max, the sum of exp(score - max) and the unnormalised sum of exp(score - max) * v, and
+// paged_decode_reduce merges the splits. maxSplits (grid x) must cover the longest context: a longer one gives NaN rows.
+struct DecodeParams
+{
+    const bf16_t* q;          // (seqs, heads, headDim)
+    const bf16_t* kv;         // pool
+    const int* pageTables;    // (seqs, pageTableStride)
+    const int* contextLens;   // (seqs)
+    float* partialAcc;        // (seqs, heads, maxSplits, headDim)
+    float* partialMax;        // (seqs, heads, maxSplits)
+    float* partialSum;        // (seqs, heads, maxSplits)
+    bf16_t* out;              // (seqs, heads, headDim)
+    long long pageStride;
+    long long layerOffset;
+    int tokenStride;
+    int pageSize;
+    int heads;
+    int kvHeads;
+    int headDim;
+    int pageTableStride;
+    int splitSize;
+    int maxSplits;
+    float scale;
+    int pad;
+};
+static_assert(sizeof(DecodeParams) == 120, "layout must match AttentionKernels.DecodeParams");
+
+// Grid (maxSplits, kvHeads, seqs); block 128. One block serves all query heads of one KV head, so each K/V row is read
+// once per group. Dynamic shared memory: group * headDim (q) + group * splitSize (scores) + 32 (scratch) floats.
+extern "C" __global__ void paged_decode_split(DecodeParams p)
+{
+    extern __shared__ float smem[];
+    int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+    int len = p.contextLens[seq];
+    int start = split * p.splitSize;
+    if (start >= len) return; // uniform across the block
+    int n = min(len - start, p.splitSize);
+    int group = p.heads / p.kvHeads, d = p.headDim, S = p.splitSize;
+    float* qs = smem;
+    float* sc = qs + group * d;
+    float* scratch = sc + group * S;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+
+    const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * group) * d; // the group's heads are contiguous
+    for (int i = threadIdx.x; i < group * d; i += blockDim.x) qs[i] = bf2f(qbase[i]);
+    __syncthreads();
+
+    const int* table = p.pageTables + (u64)seq * p.pageTableStride;
+    // scores: one warp per key, lanes across channels (coalesced K reads)
+    for (int j = warp; j < n; j += warps)
+    {
+        int pos = start + j;
+        const bf16_t* k = p.kv + (u64)table[pos / p.pageSize] * p.pageStride + p.layerOffset
+                          + (u64)(pos % p.pageSize) * p.tokenStride + (u64)kvh * d;
+        float kr[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) { int c = lane + 32 * i; kr[i] = c < d ? bf2f(k[c]) : 0.f; }
+        for (int g = 0; g < group; g++)
+        {
+            float acc = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) { int c = lane + 32 * i; if (c < d) acc += qs[g * d + c] * kr[i]; }
+            acc = warp_sum(acc);
+            if (lane == 0) sc[g * S + j] = acc * p.scale;
+        }
+    }
+    __syncthreads();
+
+    u64 part = ((u64)seq * p.heads + (u64)kvh * group) * p.maxSplits + split;
+    for (int g = 0; g < group; g++)
+    {
+        float m = NEG_INF;
+        for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, sc[g * S + j]);
+        m = block_max(m, scratch);
+        float s = 0.f;
+        for (int j = threadIdx.x; j < n; j += blockDim.x)
+        {
+            float e = expf(sc[g * S + j] - m);
+            sc[g * S + j] = e;
+            s += e;
+        }
+        s = block_sum(s, scratch);
+        if (threadIdx.x == 0)
+        {
+            p.partialMax[part + (u64)g * p.maxSplits] = m;
+            p.partialSum[part + (u64)g * p.maxSplits] = s;
+        }
+    }
+    __syncthreads();
+
+    // weighted V: threads across (head in group, channel); consecutive threads read consecutive channels
+    for (int i = threadIdx.x; i < group * d; i += blockDim.x)
+    {
+        int g = i / d, c = i % d;
+        float acc = 0.f;
+        for (int j = 0; j < n; j++)
+        {
+            int pos = start + j;
+            const bf16_t* v = p.kv + (u64)table[pos / p.pageSize] * p.pageStride + p.layerOffset
+                              + (u64)(pos % p.pageSize) * p.tokenStride + (u64)p.pageSize * p.tokenStride + (u64)kvh * d;
+            acc += sc[g * S + j] * bf2f(v[c]);
+        }
+        p.partialAcc[(part + (u64)g * p.maxSplits) * d + c] = acc;
+    }
+}
+
+// Grid (heads, seqs); block 128. out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
+// An empty context gives a zero row.
+extern "C" __global__ void paged_decode_reduce(DecodeParams p)
+{
+    int h = blockIdx.x, seq = blockIdx.y, d = p.headDim;
+    int len = p.contextLens[seq];
+    int splits = (len + p.splitSize - 1) / p.splitSize;
+    bf16_t* o = p.out + ((u64)seq * p.heads + h) * d;
+    if (splits > p.maxSplits)
+    {
+        for (int c = threadIdx.x; c < d; c += blockDim.x) o[c] = f2bf(__uint_as_float(0x7fc00000u)); // NaN: grid too small
+        return;
+    }
+    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
+    float M = NEG_INF;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, p.partialMax[base + s]);
+    float L = 0.f;
+    for (int s = 0; s < splits; s++) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
+    for (int c = threadIdx.x; c < d; c += blockDim.x)
+    {
+        float acc = 0.f;
+        for (int s = 0; s < splits; s++) acc += p.partialAcc[(base + s) * d + c] * expf(p.partialMax[base + s] - M);
+        o[c] = f2bf(splits > 0 ? acc / L : 0.f);
+    }
+}
+
+// Causal prefill of one sequence over its paged KV, including a cached prefix: query i (of queries) sits at position
+// firstPosition + i and attends keys 0 ..= firstPosition + i, which must already be in the pool (kv_write first).
+// Simple and exact: tiles of 32 keys staged in shared memory, one warp per query row, online softmax in f32.
+// (FlashAttention-2 tiling with tensor cores is later work.)
+// Grid (ceil(queries / warps), heads); block 32 * warps. Dynamic shared memory:
+// warps * headDim floats (q) + 32 * (headDim + 2) bf16 (K, padded against bank conflicts) + 32 * headDim bf16 (V).
+struct PrefillParams
+{
+    const bf16_t* q;        // (queries, heads, headDim)
+    const bf16_t* kv;       // pool
+    const int* pageTable;   // this sequence's pages
+    bf16_t* out;            // (queries, heads, headDim)
+    long long pageStride;
+    long long layerOffset;
+    int tokenStride;
+    int pageSize;
+    int queries;
+    int heads;
+    int kvHeads;
+    int headDim;
+    int firstPosition;
+    float scale;
+};
+static_assert(sizeof(PrefillParams) == 80, "layout must match AttentionKernels.PrefillParams");
+
+extern "C" __global__ void paged_prefill(PrefillParams p)
+{
+    const int TK = 32;
+    extern __shared__ float smem[];
+    int d = p.headDim, h = blockIdx.y, kvh = h / (p.heads / p.kvHeads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    int kstride = d + 2;
+    float* qs = smem;
+    bf16_t* Ks = (bf16_t*)(qs + warps * d);
+    bf16_t* Vs = Ks + TK * kstride;
+
+    int qi = blockIdx.x * warps + warp;
+    bool active = qi < p.queries;
+    if (active)
+        for (int c = lane; c < d; c += 32) qs[warp * d + c] = bf2f(p.q[((u64)qi * p.heads + h) * d + c]);
+    int lastQ = min(p.queries, (int)(blockIdx.x + 1) * warps) - 1;
+    int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
+    int myPos = p.firstPosition + qi;
+
+    float m = NEG_INF, l = 0.f;
+    float acc[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i] = 0.f;
+
+    for (int t0 = 0; t0 <= lastKey; t0 += TK)
+    {
+        __syncthreads(); // the previous tile is consumed (first pass: q is staged)
+        int nk = min(TK, lastKey + 1 - t0);
+        for (int i = threadIdx.x; i < nk * d; i += blockDim.x)
+        {
+            int j = i / d, c = i % d, pos = t0 + j;
+            u64 off = (u64)p.pageTable[pos / p.pageSize] * p.pageStride + p.layerOffset
+                      + (u64)(pos % p.pageSize) * p.tokenStride + (u64)kvh * d + c;
+            Ks[j * kstride + c] = p.kv[off];
+            Vs[j * d + c] = p.kv[off + (u64)p.pageSize * p.tokenStride];
+        }
+        __syncthreads();
+        if (active && t0 <= myPos) // warp-uniform
+        {
+            int pos = t0 + lane;
+            float s = NEG_INF;
+            if (lane < nk && pos <= myPos)
+            {
+                const float* qv = qs + warp * d;
+                const bf16_t* kr = Ks + lane * kstride;
+                float dot = 0.f;
+                for (int c = 0; c < d; c++) dot += qv[c] * bf2f(kr[c]);
+                s = dot * p.scale;
+            }
+            float mNew = fmaxf(m, warp_max(s)); // finite: key t0 <= myPos is valid
+            float corr = expf(m - mNew);        // 0 on the first tile (m = -inf)
+            float pj = lane < nk && pos <= myPos ? expf(s - mNew) : 0.f;
+            l = l * corr + warp_sum(pj);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[i] *= corr;
+            int jmax = min(nk, myPos - t0 + 1);
+            for (int j = 0; j < jmax; j++)
+            {
+                float w = __shfl_sync(0xffffffffu, pj, j);
+                const bf16_t* vr = Vs + j * d;
+#pragma unroll
+                for (int i = 0; i < 8; i++) { int c = lane + 32 * i; if (c < d) acc[i] += w * bf2f(vr[c]); }
+            }
+            m = mNew;
+        }
+    }
+    if (active)
+    {
+        bf16_t* o = p.out + ((u64)qi * p.heads + h) * d;
+#pragma unroll
+        for (int i = 0; i < 8; i++) { int c = lane + 32 * i; if (c < d) o[c] = f2bf(acc[i] / l); }
+    }
+}

@@ -1,0 +1,55 @@
+// Shared helpers for every kernel of src/Kernels/Cuda/Kernels. KernelSource prepends this text to each .cu before
+// NVRTC compiles it (NVRTC gets no include files), so kernels need no CUDA headers at all:
+// bf16 is stored as raw bits (unsigned short) and converted here exactly as Actors.Kernels.Cuda.Bf16 does on the host.
+// Every kernel takes one params struct by value; its C# twin in the launcher has the same field order, so the two
+// layouts match (pointers and 64-bit integers first, then 32-bit fields, padded to 8 bytes).
+typedef unsigned short bf16_t;
+typedef unsigned long long u64;
+
+#define NEG_INF __uint_as_float(0xff800000u)
+
+// Exact widening: bf16 bits are the upper half of an f32.
+__device__ __forceinline__ float bf2f(bf16_t b) { return __uint_as_float(((unsigned int)b) << 16); }
+
+// Round to nearest even, NaN kept quiet (as torch's float -> bfloat16 cast).
+__device__ __forceinline__ bf16_t f2bf(float f)
+{
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (bf16_t)(u >> 16);
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over the whole block, returned to every thread. blockDim.x must be a multiple of 32; scratch holds 32 floats.
+// Must be reached by every thread of the block.
+__device__ float block_sum(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads(); // earlier readers of scratch are done
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return warp_sum(lane < warps ? scratch[lane] : 0.f);
+}
+
+__device__ float block_max(float v, float* scratch)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return warp_max(lane < warps ? scratch[lane] : NEG_INF);
+}

@@ -1,0 +1,152 @@
+using Actors.Kernels.Cpu;
+using Actors.Kernels.Cuda;
+
+namespace Actors.Kernels.Tests.Cuda;
+
+/// <summary>attention.cu against <see cref="PagedAttention.Reference"/> on random bf16 pools with shuffled pages.</summary>
+[Collection("cuda")]
+public class AttentionCudaTests
+{
+    /// <summary>A bf16-rounded pool of poolPages random pages.</summary>
+    private static float[] Pool(KvLayout layout, int poolPages, int seed) => Gpu.RandomBf16(poolPages * layout.PageStride, seed);
+
+    private static int[] Shuffled(int count, int seed)
+    {
+        int[] order = Enumerable.Range(0, count).ToArray();
+        new Random(seed).Shuffle(order);
+        return order;
+    }
+
+    public static TheoryData<int, int, int, int, int, int, int> PrefillCases() => new()
+    {
+        // pageSize, kvHeads, group, headDim, firstPosition, queries, layer
+        { 16, 2, 1, 64, 0, 1, 0 },
+        { 16, 1, 4, 64, 20, 13, 0 },    // cached prefix + chunk, GQA 4
+        { 1, 2, 2, 17, 3, 9, 1 },       // page size 1, odd head dim
+        { 5, 3, 1, 33, 11, 7, 1 },      // odd page size and head dim
+        { 16, 2, 4, 128, 0, 77, 1 },    // several key tiles, partial last block of queries
+        { 16, 2, 7, 64, 150, 3, 0 },    // 14 heads / 2 KV heads, long cached prefix
+        { 8, 1, 2, 256, 5, 40, 0 },     // the largest head dim
+        { 4, 2, 2, 3, 2, 5, 1 },        // head dim below a warp
+    };
+
+    [Theory]
+    [MemberData(nameof(PrefillCases))]
+    public void Prefill_matches_reference(int pageSize, int kvHeads, int group, int headDim, int firstPosition, int queries, int layer)
+    {
+        var gpu = Gpu.Require();
+        var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
+        int heads = kvHeads * group, positions = firstPosition + queries;
+        int needed = (positions + pageSize - 1) / pageSize, poolPages = needed + 3;
+        float[] pool = Pool(layout, poolPages, pageSize * 31 + headDim);
+        int[] pageTable = Shuffled(poolPages, headDim)[..needed];
+        float[] q = Gpu.RandomBf16(queries * heads * headDim, 99 + queries, 2f);
+        float scale = 1f / MathF.Sqrt(headDim);
+
+        using var dPool = gpu.UploadBf16(pool);
+        using var dTable = gpu.Upload<int>(pageTable);
+        using var dQ = gpu.UploadBf16(q);
+        using var dOut = gpu.Device.Allocate<ushort>(q.Length);
+        using var stream = gpu.Device.CreateStream();
+        gpu.Attention.Prefill(stream, dQ, queries, heads, firstPosition, dPool, layout, layer, dTable, scale, dOut);
+        stream.Synchronize();
+
+        var expected = new float[q.Length];
+        PagedAttention.Reference(q, queries, heads, firstPosition, pool, layout, layer, pageTable, scale, expected);
+        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, "prefill");
+    }
+
+    public static TheoryData<int, int, int, int, int[]> DecodeCases() => new()
+    {
+        // pageSize, kvHeads, group, headDim, context lengths of the batch
+        { 16, 2, 4, 64, [1, 300, 777] },        // one split, several splits, ragged batch
+        { 16, 8, 4, 128, [2049] },              // Llama-3-8B heads, many splits
+        { 5, 3, 1, 33, [1, 2, 256, 257, 513] }, // odd page size and head dim, split boundaries
+        { 16, 2, 7, 64, [40, 1000] },           // group 7
+        { 1, 1, 2, 256, [300] },                // page size 1, the largest head dim
+    };
+
+    [Theory]
+    [MemberData(nameof(DecodeCases))]
+    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths)
+    {
+        var gpu = Gpu.Require();
+        const int layer = 1;
+        var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
+        int heads = kvHeads * group, seqs = lengths.Length, maxContext = lengths.Max() + 5;
+        int tableStride = (maxContext + pageSize - 1) / pageSize;
+        int totalPages = lengths.Sum(l => (l + pageSize - 1) / pageSize) + 2;
+        float[] pool = Pool(layout, totalPages, 7 * headDim + seqs);
+        int[] order = Shuffled(totalPages, 3);
+        var tables = new int[seqs * tableStride]; // unused entries stay 0: never read
+        int next = 0;
+        for (int s = 0; s < seqs; s++)
+            for (int i = 0; i < (lengths[s] + pageSize - 1) / pageSize; i++) tables[s * tableStride + i] = order[next++];
+        float[] q = Gpu.RandomBf16(seqs * heads * headDim, 5, 2f);
+        float scale = 1f / MathF.Sqrt(headDim);
+
+        using var dPool = gpu.UploadBf16(pool);
+        using var dTables = gpu.Upload<int>(tables);
+        using var dLens = gpu.Upload<int>(lengths);
+        using var dQ = gpu.UploadBf16(q);
+        using var dOut = gpu.Device.Allocate<ushort>(q.Length);
+        using var dWork = gpu.Device.Allocate<float>(Actors.Kernels.Cuda.Kernels.AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
+        using var stream = gpu.Device.CreateStream();
+        gpu.Attention.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut);
+        stream.Synchronize();
+        float[] got = Gpu.DownloadBf16(dOut);
+
+        int row = heads * headDim;
+        for (int s = 0; s < seqs; s++)
+        {
+            var expected = new float[row];
+            PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
+                tables.AsSpan(s * tableStride, tableStride), scale, expected);
+            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode sequence {s} (length {lengths[s]})");
+        }
+    }
+
+    [Fact]
+    public void Kv_write_places_tokens_in_their_pages_and_slots()
+    {
+        var gpu = Gpu.Require();
+        var layout = new KvLayout(PageSize: 5, Layers: 3, KvHeads: 2, HeadDim: 12);
+        const int layer = 2, first = 3, tokens = 9, poolPages = 6, fused = 4 * 2 * 12; // k and v inside wider rows
+        int[] pageTable = [4, 1, 5];
+        float[] pool = Pool(layout, poolPages, 50);
+        float[] rows = Gpu.RandomBf16(tokens * fused, 51);
+        using var dPool = gpu.UploadBf16(pool);
+        using var dRows = gpu.UploadBf16(rows);
+        using var dTable = gpu.Upload<int>(pageTable);
+        using var stream = gpu.Device.CreateStream();
+        int ts = layout.TokenStride;
+        gpu.Attention.KvWrite(stream, dRows.Span.Slice(ts), fused, dRows.Span.Slice(3 * ts), fused, tokens, dPool, layout, layer, dTable, first);
+        stream.Synchronize();
+
+        var expected = (float[])pool.Clone();
+        for (int t = 0; t < tokens; t++)
+        {
+            int pos = first + t;
+            long k = layout.KeyOffset(pageTable[pos / 5], layer, pos % 5), v = layout.ValueOffset(pageTable[pos / 5], layer, pos % 5);
+            Array.Copy(rows, t * fused + ts, expected, k, ts);
+            Array.Copy(rows, t * fused + 3 * ts, expected, v, ts);
+        }
+        Assert.Equal(expected, Gpu.DownloadBf16(dPool)); // exact: a copy, and everything else untouched
+    }
+
+    [Fact]
+    public void Decode_rejects_a_workspace_too_small_for_max_context()
+    {
+        var gpu = Gpu.Require();
+        var layout = new KvLayout(16, 1, 1, 64);
+        using var pool = gpu.Device.Allocate<ushort>(layout.PageStride * 4);
+        using var q = gpu.Device.Allocate<ushort>(64);
+        using var table = gpu.Device.Allocate<int>(4);
+        using var lens = gpu.Device.Allocate<int>(1);
+        using var work = gpu.Device.Allocate<float>(10);
+        using var stream = gpu.Device.CreateStream();
+        var e = Assert.Throws<ArgumentException>(() =>
+            gpu.Attention.Decode(stream, q, 1, 1, pool, layout, 0, table, 4, lens, 64, 0.125f, work, q));
+        Assert.Contains("workspace", e.Message);
+    }
+}
