@@ -9,8 +9,11 @@ tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 for cu in "$dir"/*.cu; do
   name="$(basename "$cu")"
   asserts="$root/scripts/gpu/layout-asserts.h"
+  prefix=""
   [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
-  { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; cat "$cu"; cat "$asserts"; } > "$tmp/$name"
+  # attention_*.cu are compiled after attention.cu in one module (AttentionKernels): check them the same way
+  [[ "$name" == attention_*.cu ]] && { prefix="$dir/attention.cu"; asserts="$root/scripts/gpu/layout-asserts-attention.h"; }
+  { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; [[ -n "$prefix" ]] && cat "$prefix"; cat "$cu"; cat "$asserts"; } > "$tmp/$name"
   "$clang" -fsyntax-only -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_80 -std=c++17 -Wall -Wno-unknown-cuda-version "$tmp/$name"
   echo "ok: $name"
 done

@@ -4,6 +4,7 @@
 #define __device__ __attribute__((device))
 #define __shared__ __attribute__((shared))
 #define __forceinline__ __inline__ __attribute__((always_inline))
+#define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
 struct __dim3 { unsigned int x, y, z; };
 extern const __device__ __dim3 threadIdx, blockIdx, blockDim, gridDim;
 __device__ float __uint_as_float(unsigned int);
@@ -14,5 +15,6 @@ __device__ float __shfl_sync(unsigned int, float, int);
 __device__ void __syncthreads();
 __device__ float fmaxf(float, float);
 __device__ float expf(float);
+__device__ float exp2f(float);
 __device__ float rsqrtf(float);
 __device__ int min(int, int);

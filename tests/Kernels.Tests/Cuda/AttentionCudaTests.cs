@@ -1,12 +1,35 @@
 using Actors.Kernels.Cpu;
 using Actors.Kernels.Cuda;
+using Actors.Kernels.Cuda.Kernels;
 
 namespace Actors.Kernels.Tests.Cuda;
 
-/// <summary>attention.cu against <see cref="PagedAttention.Reference"/> on random bf16 pools with shuffled pages.</summary>
+/// <summary>
+/// attention.cu / attention_fast.cu against <see cref="PagedAttention.Reference"/> on random bf16 pools with shuffled pages.
+/// Every GPU case runs twice: through the launcher's default choice (the fast kernels where they apply: FlashAttention-2
+/// prefill at head dim 128, vectorised decode at head dims 64 / 128 with groups 1, 2, 4, 8) and through the simple kernels.
+/// </summary>
 [Collection("cuda")]
 public class AttentionCudaTests
 {
+    private static readonly Lazy<AttentionKernels> SimpleKernels = new(() => new AttentionKernels(Gpu.Require().Compiler, simpleOnly: true));
+
+    /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
+    private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
+
+    /// <summary>Each case once with the default kernels and once with the simple ones.</summary>
+    private static TheoryData<T1, T2, T3, T4, T5, T6, T7, bool> BothPaths<T1, T2, T3, T4, T5, T6, T7>(TheoryData<T1, T2, T3, T4, T5, T6, T7> cases)
+    {
+        var both = new TheoryData<T1, T2, T3, T4, T5, T6, T7, bool>();
+        foreach (var row in cases)
+        {
+            var (a, b, c, d, e, f, g) = row.Data;
+            both.Add(a, b, c, d, e, f, g, false);
+            both.Add(a, b, c, d, e, f, g, true);
+        }
+        return both;
+    }
+
     /// <summary>A bf16-rounded pool of poolPages random pages.</summary>
     private static float[] Pool(KvLayout layout, int poolPages, int seed) => Gpu.RandomBf16(poolPages * layout.PageStride, seed);
 
@@ -17,7 +40,7 @@ public class AttentionCudaTests
         return order;
     }
 
-    public static TheoryData<int, int, int, int, int, int, int> PrefillCases() => new()
+    public static TheoryData<int, int, int, int, int, int, int, bool> PrefillCases() => BothPaths(new TheoryData<int, int, int, int, int, int, int>
     {
         // pageSize, kvHeads, group, headDim, firstPosition, queries, layer
         { 16, 2, 1, 64, 0, 1, 0 },
@@ -28,13 +51,23 @@ public class AttentionCudaTests
         { 16, 2, 7, 64, 150, 3, 0 },    // 14 heads / 2 KV heads, long cached prefix
         { 8, 1, 2, 256, 5, 40, 0 },     // the largest head dim
         { 4, 2, 2, 3, 2, 5, 1 },        // head dim below a warp
-    };
+        // head dim 128 (the FlashAttention-2 path: 64-row query tiles, 64-key tiles)
+        { 16, 2, 1, 128, 0, 64, 0 },    // exactly one query tile, group 1
+        { 16, 1, 8, 128, 37, 150, 1 },  // GQA 8, cached prefix not tile-aligned, partial last query tile
+        { 16, 2, 4, 128, 100, 1, 0 },   // one query after a prefix
+        { 16, 1, 4, 128, 64, 64, 0 },   // tile-aligned prefix
+        { 5, 1, 4, 128, 3, 130, 1 },    // odd page size: key tiles straddle pages unevenly
+        { 16, 1, 2, 128, 250, 300, 0 }, // many key tiles, diagonal inside a tile
+        { 16, 2, 4, 80, 9, 70, 1 },     // fallback head dim 80
+    });
 
     [Theory]
     [MemberData(nameof(PrefillCases))]
-    public void Prefill_matches_reference(int pageSize, int kvHeads, int group, int headDim, int firstPosition, int queries, int layer)
+    public void Prefill_matches_reference(int pageSize, int kvHeads, int group, int headDim, int firstPosition, int queries, int layer, bool simple)
     {
         var gpu = Gpu.Require();
+        var kernels = Kernels(gpu, simple);
+        if (!simple && !AttentionKernels.SimpleRequested) Assert.Equal(headDim == 128, kernels.PrefillUsesFlash(headDim));
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, positions = firstPosition + queries;
         int needed = (positions + pageSize - 1) / pageSize, poolPages = needed + 3;
@@ -48,29 +81,51 @@ public class AttentionCudaTests
         using var dQ = gpu.UploadBf16(q);
         using var dOut = gpu.Device.Allocate<ushort>(q.Length);
         using var stream = gpu.Device.CreateStream();
-        gpu.Attention.Prefill(stream, dQ, queries, heads, firstPosition, dPool, layout, layer, dTable, scale, dOut);
+        kernels.Prefill(stream, dQ, queries, heads, firstPosition, dPool, layout, layer, dTable, scale, dOut);
         stream.Synchronize();
 
         var expected = new float[q.Length];
         PagedAttention.Reference(q, queries, heads, firstPosition, pool, layout, layer, pageTable, scale, expected);
-        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, "prefill");
+        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, simple ? "prefill (simple)" : "prefill");
     }
 
-    public static TheoryData<int, int, int, int, int[]> DecodeCases() => new()
+    public static TheoryData<int, int, int, int, int[], bool> DecodeCases()
     {
+        var cases = new TheoryData<int, int, int, int, int[]>
+        {
         // pageSize, kvHeads, group, headDim, context lengths of the batch
         { 16, 2, 4, 64, [1, 300, 777] },        // one split, several splits, ragged batch
         { 16, 8, 4, 128, [2049] },              // Llama-3-8B heads, many splits
         { 5, 3, 1, 33, [1, 2, 256, 257, 513] }, // odd page size and head dim, split boundaries
         { 16, 2, 7, 64, [40, 1000] },           // group 7
         { 1, 1, 2, 256, [300] },                // page size 1, the largest head dim
-    };
+        // vectorised path: head dim 64 / 128, groups 1, 2, 4, 8
+        { 16, 8, 4, 128, [1, 17, 300, 5000] },  // Llama-3-8B heads, ragged batch
+        { 16, 2, 8, 128, [5000, 1, 300, 17] },  // GQA 8
+        { 16, 4, 1, 128, [17, 5000, 1] },       // no grouping
+        { 7, 2, 2, 64, [5000, 1, 64, 65] },     // odd page size, split boundaries
+        // fallbacks
+        { 16, 2, 4, 80, [1, 17, 300, 5000] },   // head dim 80
+        { 16, 2, 3, 128, [300, 17] },           // group 3
+        };
+        var both = new TheoryData<int, int, int, int, int[], bool>();
+        foreach (var row in cases)
+        {
+            var (a, b, c, d, e) = row.Data;
+            both.Add(a, b, c, d, e, false);
+            both.Add(a, b, c, d, e, true);
+        }
+        return both;
+    }
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
-    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths)
+    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple)
     {
         var gpu = Gpu.Require();
+        var kernels = Kernels(gpu, simple);
+        if (!simple && !AttentionKernels.SimpleRequested)
+            Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
         const int layer = 1;
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, seqs = lengths.Length, maxContext = lengths.Max() + 5;
@@ -90,9 +145,9 @@ public class AttentionCudaTests
         using var dLens = gpu.Upload<int>(lengths);
         using var dQ = gpu.UploadBf16(q);
         using var dOut = gpu.Device.Allocate<ushort>(q.Length);
-        using var dWork = gpu.Device.Allocate<float>(Actors.Kernels.Cuda.Kernels.AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
+        using var dWork = gpu.Device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
         using var stream = gpu.Device.CreateStream();
-        gpu.Attention.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut);
+        kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut);
         stream.Synchronize();
         float[] got = Gpu.DownloadBf16(dOut);
 
@@ -102,8 +157,42 @@ public class AttentionCudaTests
             var expected = new float[row];
             PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
                 tables.AsSpan(s * tableStride, tableStride), scale, expected);
-            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode sequence {s} (length {lengths[s]})");
+            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode{(simple ? " (simple)" : "")} sequence {s} (length {lengths[s]})");
         }
+    }
+
+    /// <summary>
+    /// Host only: the workspace sized for (seqs, maxContext) holds every split layout either decode kernel picks for at
+    /// most that many sequences and that context (the Engine sizes it once and captures graphs with fewer sequences).
+    /// </summary>
+    [Fact]
+    public void Decode_workspace_covers_every_split_choice()
+    {
+        int[] contexts = [1, 17, 63, 64, 65, 300, 1000, 5000, 8192, 32768, 100_000];
+        foreach (int kvHeads in (int[])[1, 2, 8])
+            foreach (int group in (int[])[1, 4, 8])
+                foreach (int seqs in (int[])[1, 2, 3, 7, 32, 100])
+                    foreach (int ctx in contexts)
+                    {
+                        const int d = 128;
+                        int heads = kvHeads * group;
+                        long size = AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, d, ctx);
+                        for (int s2 = 1; s2 <= seqs; s2++)
+                            foreach (int ctx2 in contexts.Where(c => c <= ctx))
+                            {
+                                int vs = AttentionKernels.VectorDecodeSplitSize(s2, kvHeads, ctx2);
+                                Assert.True(vs is 64 or 128 or 256 or 512, $"split {vs}");
+                                long vector = (long)s2 * heads * ((ctx2 + vs - 1) / vs) * (d + 2);
+                                int ss = AttentionKernels.DecodeSplitSize(group, d);
+                                long simple = (long)s2 * heads * ((ctx2 + ss - 1) / ss) * (d + 2);
+                                Assert.True(vector <= size && simple <= size,
+                                    $"workspace {size} for {seqs} seqs x {ctx} is too small for {s2} x {ctx2}: vector {vector}, simple {simple}");
+                            }
+                    }
+        // one long sequence still fills the GPU: at least 512 blocks of 8 KV heads
+        Assert.Equal(128, AttentionKernels.VectorDecodeSplitSize(1, 8, 8192));
+        Assert.Equal(512, AttentionKernels.VectorDecodeSplitSize(1, 8, 32768));
+        Assert.Equal(512, AttentionKernels.VectorDecodeSplitSize(32, 8, 8192));
     }
 
     [Fact]

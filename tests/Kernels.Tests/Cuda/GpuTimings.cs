@@ -62,14 +62,24 @@ public class GpuTimings
         Assert.True(ms > 0);
     }
 
+    private static readonly Lazy<AttentionKernels> SimpleKernels = new(() => new AttentionKernels(Gpu.Require().Compiler, simpleOnly: true));
+
+    /// <summary>The launcher's default kernels (fast where they apply), or the simple ones as the baseline.</summary>
+    private static (AttentionKernels Kernels, string Name) Attention(Gpu gpu, bool simple, bool fast) =>
+        simple ? (SimpleKernels.Value, "simple kernel") : (gpu.Attention, fast ? "fast kernel" : "simple kernel");
+
     [Theory]
-    [InlineData(1, 8192)]
-    [InlineData(32, 8192)]
-    [InlineData(1, 32768)]
-    public void Decode_attention_bandwidth(int seqs, int context)
+    [InlineData(1, 8192, false)]
+    [InlineData(32, 8192, false)]
+    [InlineData(1, 32768, false)]
+    [InlineData(1, 8192, true)]
+    [InlineData(32, 8192, true)]
+    [InlineData(1, 32768, true)]
+    public void Decode_attention_bandwidth(int seqs, int context, bool simple)
     {
         Enabled();
         var gpu = Gpu.Require();
+        var (attention, kernel) = Attention(gpu, simple, gpu.Attention.DecodeUsesVector(128, 4));
         var layout = new KvLayout(PageSize: 16, Layers: 1, KvHeads: 8, HeadDim: 128);
         const int heads = 32;
         int pagesPerSeq = context / layout.PageSize;
@@ -85,20 +95,24 @@ public class GpuTimings
         using var o = gpu.Device.Allocate<ushort>(seqs * heads * 128);
         using var work = gpu.Device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(seqs, heads, 8, 128, context));
         using var stream = gpu.Device.CreateStream();
-        float ms = Time(stream, s => gpu.Attention.Decode(s, q, seqs, heads, pool, layout, 0, dTables, pagesPerSeq, lens, context,
+        float ms = Time(stream, s => attention.Decode(s, q, seqs, heads, pool, layout, 0, dTables, pagesPerSeq, lens, context,
             0.0884f, work, o));
         double bytes = (double)seqs * context * layout.TokenStride * 2 * 2; // K and V, bf16
         double tbps = bytes / (ms * 1e-3) / 1e12;
-        Report($"| {gpu.Device.Name} | paged decode attention, {seqs} seq x {context} ctx, 32/8 heads, d 128 | {ms:F3} ms | {tbps:F2} TB/s ({tbps / 3.0:P0} of 3.0) |");
+        Report($"| {gpu.Device.Name} | paged decode attention ({kernel}), {seqs} seq x {context} ctx, 32/8 heads, d 128 | {ms:F3} ms | {tbps:F2} TB/s ({tbps / 3.0:P0} of 3.0) |");
         Assert.True(ms > 0);
     }
 
     [Theory]
-    [InlineData(8192)]
-    public void Prefill_attention_tflops(int tokens)
+    [InlineData(8192, false)]
+    [InlineData(32768, false)]
+    [InlineData(8192, true)] // the baseline (32K with the simple kernel would take ~40 s)
+    public void Prefill_attention_tflops(int tokens, bool simple)
     {
         Enabled();
         var gpu = Gpu.Require();
+        var (attention, kernel) = Attention(gpu, simple, gpu.Attention.PrefillUsesFlash(128));
+        if (tokens > 8192 && kernel == "simple kernel") Assert.Skip("the simple prefill kernel is timed at 8K only");
         var layout = new KvLayout(PageSize: 16, Layers: 1, KvHeads: 8, HeadDim: 128);
         const int heads = 32;
         int pages = tokens / layout.PageSize;
@@ -107,9 +121,9 @@ public class GpuTimings
         using var q = RandomBf16(gpu, (long)tokens * heads * 128, 6);
         using var o = gpu.Device.Allocate<ushort>((long)tokens * heads * 128);
         using var stream = gpu.Device.CreateStream();
-        float ms = Time(stream, s => gpu.Attention.Prefill(s, q, tokens, heads, 0, pool, layout, 0, table, 0.0884f, o));
+        float ms = Time(stream, s => attention.Prefill(s, q, tokens, heads, 0, pool, layout, 0, table, 0.0884f, o));
         double flops = 4.0 * tokens * (tokens + 1) / 2 * 128 * heads; // QK^T and PV over the causal half
-        Report($"| {gpu.Device.Name} | paged prefill attention (simple kernel), {tokens} tokens, 32/8 heads, d 128 | {ms:F3} ms | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |");
+        Report($"| {gpu.Device.Name} | paged prefill attention ({(kernel == "fast kernel" ? "FlashAttention-2 mma" : kernel)}), {tokens} tokens, 32/8 heads, d 128 | {ms:F3} ms | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |");
         Assert.True(ms > 0);
     }
 

@@ -7,6 +7,10 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// Launchers of attention.cu over the paged KV pool (layout <see cref="KvLayout"/>, in bf16 elements): KV write,
 /// split-K paged decode (batched over sequences of different lengths) and causal prefill with a cached prefix.
 /// Page ids and context lengths live on the device and are not checked here: the Engine's page allocator owns them.
+/// Fast paths (attention_fast.cu, compiled with attention.cu into a second module): FlashAttention-2 prefill on tensor
+/// cores for head dim 128, and a vectorised split-K decode for head dims 64 / 128 with 1, 2, 4 or 8 query heads per KV
+/// head; every other shape runs the simple kernels of attention.cu. ACTORS_ATTENTION_SIMPLE=1 (or
+/// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
 /// </summary>
 public sealed class AttentionKernels
 {
@@ -14,15 +18,66 @@ public sealed class AttentionKernels
     public const int MaxHeadDim = 256;
     private const int SharedBudget = 48 * 1024;
     private const int PrefillWarps = 4;
+    /// <summary>Query rows per block of the FlashAttention-2 prefill (4 warps × 16 rows).</summary>
+    private const int FlashRows = 64;
+    /// <summary>Shared memory of the FlashAttention-2 prefill: K and V tiles of 64 keys × 136 (padded) bf16.</summary>
+    private const int FlashShared = 2 * 64 * 136 * 2;
+    /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200), see <see cref="VectorDecodeSplitSize"/>.</summary>
+    private const int DecodeTargetBlocks = 512;
+    private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
+    private readonly CudaFunction? _prefillFlash;
+    private readonly Dictionary<(int HeadDim, int Group), CudaFunction>? _decodeVector;
 
-    public AttentionKernels(KernelCompiler compiler)
+    /// <summary>Whether ACTORS_ATTENTION_SIMPLE=1 asks for the simple kernels only.</summary>
+    public static bool SimpleRequested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_SIMPLE") == "1";
+
+    /// <param name="compiler">NVRTC compiler of the device.</param>
+    /// <param name="simpleOnly">Compile and use only the simple kernels; null: <see cref="SimpleRequested"/>.</param>
+    public AttentionKernels(KernelCompiler compiler, bool? simpleOnly = null)
     {
-        var module = compiler.Load(KernelSource.Load("attention.cu"), "attention.cu");
+        string source = KernelSource.Load("attention.cu");
+        var module = compiler.Load(source, "attention.cu");
         _kvWrite = module.Function("kv_write");
         _decodeSplit = module.Function("paged_decode_split");
         _decodeReduce = module.Function("paged_decode_reduce");
         _prefill = module.Function("paged_prefill");
+        if (simpleOnly ?? SimpleRequested)
+        {
+            UseSimpleKernels = true;
+            return;
+        }
+        // attention.cu first: the fast kernels share its params structs (and its layout static_asserts)
+        var fast = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}", "attention_fast.cu");
+        _prefillFlash = fast.Function("paged_prefill_fa");
+        _decodeVector = [];
+        foreach (int d in (int[])[64, 128])
+            foreach (int g in (int[])[1, 2, 4, 8])
+                _decodeVector[(d, g)] = fast.Function($"paged_decode_split_d{d}_g{g}");
+    }
+
+    /// <summary>
+    /// Run the simple kernels even where a fast one applies (to compare them, or to bypass a broken fast path).
+    /// Always true when the fast module was not compiled.
+    /// </summary>
+    public bool UseSimpleKernels
+    {
+        get => field || _prefillFlash is null;
+        set;
+    }
+
+    /// <summary>Whether <see cref="Prefill"/> takes the FlashAttention-2 tensor-core kernel for this head dim.</summary>
+    public bool PrefillUsesFlash(int headDim) => !UseSimpleKernels && headDim == 128;
+
+    /// <summary>Whether <see cref="Decode"/> takes the vectorised split kernel for this head dim and group.</summary>
+    public bool DecodeUsesVector(int headDim, int group) => !UseSimpleKernels && _decodeVector!.ContainsKey((headDim, group));
+
+    private static string ReadSource(string name)
+    {
+        using var stream = typeof(AttentionKernels).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"embedded CUDA source '{name}' is missing from {typeof(AttentionKernels).Assembly.GetName().Name}");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
     }
 
     /// <summary>
@@ -63,11 +118,32 @@ public sealed class AttentionKernels
         return s;
     }
 
-    /// <summary>f32 elements of the decode workspace: (seqs, heads, splits) × (headDim + 2).</summary>
+    /// <summary>
+    /// Keys per split of the vectorised decode: the largest of 512, 256, 128 that still gives seqs × kvHeads × splits ≥ 512
+    /// blocks (several per SM, so even one sequence spreads over the GPU), else 64.
+    /// </summary>
+    public static int VectorDecodeSplitSize(int seqs, int kvHeads, int maxContext)
+    {
+        for (int s = VectorDecodeMaxSplit; s > VectorDecodeMinSplit; s /= 2)
+            if ((long)seqs * kvHeads * ((maxContext + s - 1) / s) >= DecodeTargetBlocks) return s;
+        return VectorDecodeMinSplit;
+    }
+
+    /// <summary>
+    /// f32 elements of the decode workspace: (seqs, heads, splits) × (headDim + 2), enough for either decode kernel and
+    /// for any call with at most <paramref name="seqs"/> sequences and <paramref name="maxContext"/>.
+    /// </summary>
     public static long DecodeWorkspaceLength(int seqs, int heads, int kvHeads, int headDim, int maxContext)
     {
-        int splits = Math.Max(1, (maxContext + DecodeSplitSize(heads / kvHeads, headDim) - 1) / DecodeSplitSize(heads / kvHeads, headDim));
-        return (long)seqs * heads * splits * (headDim + 2);
+        int simple = DecodeSplitSize(heads / kvHeads, headDim);
+        long rows = (long)seqs * Math.Max(1, (maxContext + simple - 1) / simple);
+        // Vectorised: split s > 64 is chosen only when seqs × kvHeads × ceil(ctx / s) ≥ T while split 2s gave fewer, so
+        // seqs × ceil(ctx / s) < 2 T / kvHeads + 2 seqs; split 64 is chosen only when seqs × kvHeads × ceil(ctx / 128) < T,
+        // so seqs × ceil(ctx / 64) < 2 T / kvHeads + seqs; split 512 needs fewer rows than the simple kernel's split (≤ 256).
+        // Every bound holds for fewer sequences and shorter contexts too.
+        long vector = Math.Min((long)seqs * Math.Max(1, (maxContext + VectorDecodeMinSplit - 1) / VectorDecodeMinSplit),
+            2L * DecodeTargetBlocks / kvHeads + 2L * seqs);
+        return Math.Max(rows, vector) * heads * (headDim + 2);
     }
 
     /// <summary>
@@ -92,10 +168,11 @@ public sealed class AttentionKernels
         output.Require((long)seqs * heads * d, nameof(output), "seqs * heads * headDim");
         pageTables.Require((long)seqs * pageTableStride, nameof(pageTables), "seqs * pageTableStride");
         contextLens.Require(seqs, nameof(contextLens), "seqs");
-        int splitSize = DecodeSplitSize(group, d);
+        bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0;
+        int splitSize = vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, maxContext) : DecodeSplitSize(group, d);
         int maxSplits = (maxContext + splitSize - 1) / splitSize;
         long partial = (long)seqs * heads * maxSplits;
-        workspace.Require(partial * (d + 2), nameof(workspace), "seqs * heads * splits * (headDim + 2)");
+        workspace.Require(partial * (d + 2), nameof(workspace), "seqs * heads * splits * (headDim + 2) (see DecodeWorkspaceLength)");
         var p = new DecodeParams
         {
             Q = q.Pointer, Kv = kvPool.Pointer, PageTables = pageTables.Pointer, ContextLens = contextLens.Pointer,
@@ -107,8 +184,17 @@ public sealed class AttentionKernels
             PageSize = layout.PageSize, Heads = heads, KvHeads = layout.KvHeads, HeadDim = d, PageTableStride = pageTableStride,
             SplitSize = splitSize, MaxSplits = maxSplits, Scale = scale,
         };
-        uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
-        _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
+        if (vector)
+        {
+            // q (group, d) + scores (group, splitSize) + per-warp V partials (4, group, d), f32
+            uint vshared = (uint)((group * (d + splitSize) + 4 * group * d) * sizeof(float));
+            _decodeVector![(d, group)].Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, vshared, p);
+        }
+        else
+        {
+            uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
+            _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
+        }
         _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), 128, 0, p);
     }
 
@@ -136,6 +222,12 @@ public sealed class AttentionKernels
             PageSize = layout.PageSize, Queries = queries, Heads = heads, KvHeads = layout.KvHeads, HeadDim = d,
             FirstPosition = firstPosition, Scale = scale,
         };
+        // The flash kernel reads K/V rows as 16-byte vectors and q / out as bf16 pairs.
+        if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
+        {
+            _prefillFlash!.Launch(stream, ((uint)((queries + FlashRows - 1) / FlashRows), (uint)heads, 1), 128, FlashShared, p);
+            return;
+        }
         uint shared = (uint)(PrefillWarps * d * sizeof(float) + 32 * (d + 2) * 2 + 32 * d * 2);
         _prefill.Launch(stream, ((uint)((queries + PrefillWarps - 1) / PrefillWarps), (uint)heads, 1), 32 * PrefillWarps, shared, p);
     }

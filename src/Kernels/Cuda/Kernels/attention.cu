@@ -159,14 +159,19 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
         for (int c = threadIdx.x; c < d; c += blockDim.x) o[c] = f2bf(__uint_as_float(0x7fc00000u)); // NaN: grid too small
         return;
     }
+    __shared__ float scratch[32];
     u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
+    // M and L over the splits, spread over the block (long contexts have hundreds of splits)
     float M = NEG_INF;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, p.partialMax[base + s]);
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) M = fmaxf(M, p.partialMax[base + s]);
+    M = block_max(M, scratch);
     float L = 0.f;
-    for (int s = 0; s < splits; s++) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
+    for (int s = threadIdx.x; s < splits; s += blockDim.x) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
+    L = block_sum(L, scratch);
     for (int c = threadIdx.x; c < d; c += blockDim.x)
     {
         float acc = 0.f;
+#pragma unroll 4
         for (int s = 0; s < splits; s++) acc += p.partialAcc[(base + s) * d + c] * expf(p.partialMax[base + s] - M);
         o[c] = f2bf(splits > 0 ? acc / L : 0.f);
     }
@@ -175,7 +180,8 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
 // Causal prefill of one sequence over its paged KV, including a cached prefix: query i (of queries) sits at position
 // firstPosition + i and attends keys 0 ..= firstPosition + i, which must already be in the pool (kv_write first).
 // Simple and exact: tiles of 32 keys staged in shared memory, one warp per query row, online softmax in f32.
-// (FlashAttention-2 tiling with tensor cores is later work.)
+// The fallback for head dims other than 128 (and for ACTORS_ATTENTION_SIMPLE=1); attention_fast.cu has the
+// FlashAttention-2 tensor-core kernel (paged_prefill_fa) with the same params.
 // Grid (ceil(queries / warps), heads); block 32 * warps. Dynamic shared memory:
 // warps * headDim floats (q) + 32 * (headDim + 2) bf16 (K, padded against bank conflicts) + 32 * headDim bf16 (V).
 struct PrefillParams

@@ -1,0 +1,455 @@
+// Fast attention kernels: compiled as attention.cu + this file into a second module (AttentionKernels), so the params
+// structs (DecodeParams, PrefillParams) and their layouts are shared with the simple kernels, and a fast path that
+// fails to compile or misbehaves can be bypassed with ACTORS_ATTENTION_SIMPLE=1 (only attention.cu is then compiled).
+// Inline PTX needs sm_80+ (cp.async, ldmatrix, mma.sync bf16, cvt.rn.bf16x2), which CudaDevice already requires.
+
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+// 16-byte vector; alignas makes extern __shared__ arrays of it 16-byte aligned.
+struct alignas(16) u32x4 { unsigned int x, y, z, w; };
+
+// ---------------------------------------------------------------------------------------------------------------------
+// PTX helpers
+// ---------------------------------------------------------------------------------------------------------------------
+
+// 32-bit shared-window address of a generic pointer into shared memory (what cp.async / ldmatrix take).
+__device__ __forceinline__ unsigned int smem_addr(const void* p)
+{
+    unsigned int r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+// 16-byte global -> shared copy, bypassing L1; bytes = 0 writes 16 zero bytes and reads nothing.
+__device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
+
+// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. Without .trans, lane l receives
+// (row l/4, columns 2(l%4), 2(l%4)+1) of each matrix; with .trans the transpose: (rows 2(l%4), 2(l%4)+1, column l/4).
+__device__ __forceinline__ void ldsm_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr) : "memory");
+}
+__device__ __forceinline__ void ldsm_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr) : "memory");
+}
+
+// D = A B + D, m16n8k16, bf16 inputs, f32 accumulators. Fragment layout (PTX ISA, "mma.m16n8k16" for .bf16), with
+// gid = lane / 4, tig = lane % 4; a pair {x, y} in one .b32 register keeps x (the lower column / row index) in the low half:
+//   A (16x16, row-major): a0 = A[gid][2tig..+1], a1 = A[gid+8][2tig..+1], a2 = A[gid][2tig+8..+9], a3 = A[gid+8][2tig+8..+9]
+//   B (16x8, "col"):      b0 = B[2tig..+1][gid],  b1 = B[2tig+8..+9][gid]
+//   C/D (16x8, f32):      c0, c1 = C[gid][2tig], C[gid][2tig+1];  c2, c3 = C[gid+8][2tig], C[gid+8][2tig+1]
+__device__ __forceinline__ void mma_bf16(float* c, unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+                                         unsigned int b0, unsigned int b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two floats -> packed bf16 pair (round to nearest even), lo in the low half. cvt.rn.bf16x2.f32 d, a, b puts a in the high half.
+__device__ __forceinline__ unsigned int pack_bf16(float lo, float hi)
+{
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// 16 bytes from global memory through the read-only path (the pool is not written while attention runs).
+__device__ __forceinline__ void ld_nc16(const void* p, unsigned int* w)
+{
+    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
+}
+
+__device__ __forceinline__ float bf_lo(unsigned int w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf_hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Prefill: FlashAttention-2 over the paged pool, head dim 128, tensor cores (mma.sync m16n8k16 bf16 -> f32).
+// Same contract and params as paged_prefill (attention.cu). Grid (ceil(queries / 64), heads); block 128 (4 warps);
+// dynamic shared memory 2 * 64 * FA_LD bf16 (K tile, V tile) = 34816 bytes.
+// Each block owns 64 query rows of one head (warp w: rows 16w .. 16w+15), keeps its Q fragments in registers (read once
+// from global memory), and walks key tiles of 64 from key 0 to its last row's position. K and V tiles are gathered
+// from the pages with cp.async (a 64-key tile spans several pages); the V copy of tile j overlaps S = Q K^T of tile j,
+// the K copy of tile j+1 overlaps O += P V of tile j. Online softmax in f32 registers in the log2 domain.
+// Tiles past a warp's last row are skipped by that warp; causal masking is applied only on tiles that reach past a
+// warp's first row. Blocks are issued last-tile-first, so the long causal rows start early.
+// ---------------------------------------------------------------------------------------------------------------------
+#define FA_D 128
+#define FA_BR 64
+#define FA_BC 64
+#define FA_LD 136 // padded shared row (bf16): 272 bytes, so the 8 rows of an ldmatrix land 4 banks apart (conflict-free)
+
+// Gathers keys t0 .. t0 + 63 (K, or V when valueHalf) of KV head kvh into dst (64 rows x FA_LD); keys past lastKey
+// are zero-filled (their pages may not exist, and a zero V row keeps 0 * V finite).
+__device__ __forceinline__ void fa_load_tile(bf16_t* dst, const PrefillParams& p, int kvh, int t0, int lastKey, bool valueHalf)
+{
+    u64 half = valueHalf ? (u64)p.pageSize * p.tokenStride : 0;
+#pragma unroll
+    for (int k = 0; k < FA_BC * (FA_D / 8) / 128; k++)
+    {
+        int i = threadIdx.x + 128 * k;
+        int r = i >> 4, c = i & 15; // 16 consecutive threads copy one 256-byte row (coalesced)
+        int pos = t0 + r;
+        const bf16_t* src = p.kv;
+        int bytes = 0;
+        if (pos <= lastKey)
+        {
+            src = p.kv + (u64)p.pageTable[pos / p.pageSize] * p.pageStride + p.layerOffset
+                  + (u64)(pos % p.pageSize) * p.tokenStride + half + (u64)kvh * FA_D + c * 8;
+            bytes = 16;
+        }
+        cp_async16(smem_addr(dst + r * FA_LD + c * 8), src, bytes);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) paged_prefill_fa(PrefillParams p)
+{
+    extern __shared__ u32x4 fa_smem[];
+    bf16_t* Ks = (bf16_t*)fa_smem;
+    bf16_t* Vs = Ks + FA_BC * FA_LD;
+
+    int qt = gridDim.x - 1 - blockIdx.x; // heaviest (latest) query tiles first
+    int h = blockIdx.y, kvh = h / (p.heads / p.kvHeads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+
+    int q0 = qt * FA_BR;
+    int lastQ = min(p.queries, q0 + FA_BR) - 1;
+    int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
+    int nTiles = lastKey / FA_BC + 1;
+    int wq0 = q0 + warp * 16;              // the warp's first query row
+    bool warpActive = wq0 <= lastQ;
+    int warpLastPos = p.firstPosition + min(wq0 + 15, lastQ);
+    int warpFirstPos = p.firstPosition + wq0;
+    int rowA = wq0 + gid, rowB = rowA + 8;  // the two rows this thread holds in C fragments
+    int posA = p.firstPosition + rowA, posB = posA + 8;
+
+    // Q fragments of the warp's 16 rows x 128 dims: qa[ks] = A fragment of dims 16ks .. 16ks+15 (see mma_bf16).
+    // Rows past the queries are zero (they compute harmless finite values and are never stored).
+    unsigned int qa[8][4];
+    {
+        const unsigned int* qA = (const unsigned int*)(p.q + ((u64)rowA * p.heads + h) * FA_D);
+        const unsigned int* qB = (const unsigned int*)(p.q + ((u64)rowB * p.heads + h) * FA_D);
+        bool okA = rowA < p.queries, okB = rowB < p.queries;
+#pragma unroll
+        for (int ks = 0; ks < 8; ks++)
+        {
+            qa[ks][0] = okA ? qA[ks * 8 + tig] : 0u;     // dims 16ks + 2tig, +1
+            qa[ks][1] = okB ? qB[ks * 8 + tig] : 0u;
+            qa[ks][2] = okA ? qA[ks * 8 + 4 + tig] : 0u; // dims 16ks + 8 + 2tig, +1
+            qa[ks][3] = okB ? qB[ks * 8 + 4 + tig] : 0u;
+        }
+    }
+
+    float o[16][4]; // O (16 rows x 128 dims) as 16 C fragments of 8 dims
+#pragma unroll
+    for (int i = 0; i < 16; i++) { o[i][0] = 0.f; o[i][1] = 0.f; o[i][2] = 0.f; o[i][3] = 0.f; }
+    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f; // running max (log2 units) and this thread's partial row sums
+    float scale2 = p.scale * LOG2E;
+
+    unsigned int ksBase = smem_addr(Ks), vsBase = smem_addr(Vs);
+    // ldmatrix row addresses (bytes). K (non-trans): matrix i = keys 8nt + (lane & 7), dims 32kk + 8i.
+    unsigned int kLane = (unsigned int)(((lane & 7) * FA_LD + 8 * (lane >> 3)) * 2);
+    // V (trans): matrix i = keys 16kk + (lane & 7) + 8 (i & 1), dims 16dp + 8 (i >> 1).
+    unsigned int vLane = (unsigned int)((((lane & 7) + 8 * ((lane >> 3) & 1)) * FA_LD + 8 * (lane >> 4)) * 2);
+
+    fa_load_tile(Ks, p, kvh, 0, lastKey, false);
+    cp_async_commit();
+
+    for (int j = 0; j < nTiles; j++)
+    {
+        int t0 = j * FA_BC;
+        cp_async_wait_all();
+        __syncthreads(); // K(j) landed for everyone; every warp is done with V(j-1)
+        fa_load_tile(Vs, p, kvh, t0, lastKey, true);
+        cp_async_commit();
+
+        bool compute = warpActive && t0 <= warpLastPos; // warp-uniform
+        float s[8][4];                                  // S (16 rows x 64 keys) as 8 C fragments of 8 keys
+        if (compute)
+        {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+                {
+                    unsigned int b0, b1, b2, b3; // B fragments (K^T) of dims 32kk .. +15 (b0, b1) and +16 .. +31 (b2, b3)
+                    ldsm_x4(ksBase + kLane + (unsigned int)((nt * 8 * FA_LD + kk * 32) * 2), b0, b1, b2, b3);
+                    mma_bf16(s[nt], qa[2 * kk][0], qa[2 * kk][1], qa[2 * kk][2], qa[2 * kk][3], b0, b1);
+                    mma_bf16(s[nt], qa[2 * kk + 1][0], qa[2 * kk + 1][1], qa[2 * kk + 1][2], qa[2 * kk + 1][3], b2, b3);
+                }
+
+            bool diag = t0 + FA_BC - 1 > warpFirstPos; // some key of the tile may lie after some row of the warp
+            float mxA = mA, mxB = mB;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    int key = t0 + nt * 8 + 2 * tig + (e & 1);
+                    float v = s[nt][e] * scale2;
+                    if (diag && key > (e < 2 ? posA : posB)) v = NEG_INF;
+                    s[nt][e] = v;
+                    if (e < 2) mxA = fmaxf(mxA, v); else mxB = fmaxf(mxB, v);
+                }
+            // the 4 threads of a quad hold one row
+            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+            // Finite: tile 0 holds key 0, which every row attends, and tiles go in order.
+            float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB); // 0 on the first tile (mA = -inf)
+            mA = mxA;
+            mB = mxB;
+            lA *= cA;
+            lB *= cB;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                s[nt][0] = exp2f(s[nt][0] - mA);
+                s[nt][1] = exp2f(s[nt][1] - mA);
+                s[nt][2] = exp2f(s[nt][2] - mB);
+                s[nt][3] = exp2f(s[nt][3] - mB);
+                lA += s[nt][0] + s[nt][1];
+                lB += s[nt][2] + s[nt][3];
+            }
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
+        }
+
+        cp_async_wait_all();
+        __syncthreads(); // V(j) landed; every warp is done with K(j)
+        if (j + 1 < nTiles) fa_load_tile(Ks, p, kvh, t0 + FA_BC, lastKey, false);
+        cp_async_commit();
+
+        if (compute)
+        {
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) // keys 16kk .. 16kk+15: P's A fragment is two S C fragments
+            {
+                unsigned int a0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]);         // row gid, keys 2tig, +1
+                unsigned int a1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);         // row gid + 8
+                unsigned int a2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]); // row gid, keys 8 + 2tig, +1
+                unsigned int a3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]); // row gid + 8
+#pragma unroll
+                for (int dp = 0; dp < 8; dp++)
+                {
+                    unsigned int b0, b1, b2, b3; // B fragments (V) of dims 16dp .. +7 (b0, b1) and +8 .. +15 (b2, b3)
+                    ldsm_x4_trans(vsBase + vLane + (unsigned int)((kk * 16 * FA_LD + dp * 16) * 2), b0, b1, b2, b3);
+                    mma_bf16(o[2 * dp], a0, a1, a2, a3, b0, b1);
+                    mma_bf16(o[2 * dp + 1], a0, a1, a2, a3, b2, b3);
+                }
+            }
+        }
+    }
+
+    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    if (warpActive)
+    {
+        if (rowA < p.queries)
+        {
+            unsigned int* out = (unsigned int*)(p.out + ((u64)rowA * p.heads + h) * FA_D);
+            float r = 1.f / lA;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][0] * r, o[dt][1] * r); // dims 8dt + 2tig, +1
+        }
+        if (rowB < p.queries)
+        {
+            unsigned int* out = (unsigned int*)(p.out + ((u64)rowB * p.heads + h) * FA_D);
+            float r = 1.f / lB;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][2] * r, o[dt][3] * r);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Decode, vectorised split: same contract, params and partial outputs as paged_decode_split (partialMax in natural-log
+// units), so paged_decode_reduce merges either. Head dim D in {64, 128}, G query heads per KV head in {1, 2, 4, 8}.
+// Grid (maxSplits, kvHeads, seqs); block 128 (4 warps). A key row of D bf16 is read by L = D / 8 lanes, 16 bytes each
+// (ld.global.nc.v4), so a warp reads 32 / L rows per step and each thread keeps U steps of loads in flight. Each K/V
+// read serves all G query heads of the group. Dynamic shared memory: (G * D (q) + G * splitSize (scores)
+// + 4 * G * D (per-warp V partials)) floats.
+// ---------------------------------------------------------------------------------------------------------------------
+template <int D, int G>
+__device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
+{
+    constexpr int L = D / 8;     // lanes per key row
+    constexpr int KPW = 32 / L;  // rows per warp step
+    constexpr int WARPS = 4;
+    constexpr int KPB = KPW * WARPS;
+    constexpr int U = 4;         // steps of loads in flight
+    extern __shared__ float smem[];
+    int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+    int len = p.contextLens[seq];
+    int start = split * p.splitSize;
+    if (start >= len) return; // uniform across the block
+    int n = min(len - start, p.splitSize), S = p.splitSize;
+    float* qs = smem;
+    float* sc = qs + G * D;
+    float* red = sc + G * S;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int sub = lane / L, part = lane % L; // row within the warp step, 16-byte chunk within the row
+
+    const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * G) * D; // the group's heads are contiguous
+    float qscale = p.scale * LOG2E;                                         // scores in log2 units
+    for (int i = threadIdx.x; i < G * D; i += blockDim.x) qs[i] = bf2f(qbase[i]) * qscale;
+    __syncthreads();
+    float qr[G][8];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) qr[g][e] = qs[g * D + part * 8 + e];
+
+    const int* table = p.pageTables + (u64)seq * p.pageTableStride;
+    const bf16_t* base = p.kv + p.layerOffset + (u64)kvh * D + part * 8;
+    u64 vHalf = (u64)p.pageSize * p.tokenStride;
+
+    // scores: loop bounds are warp-uniform (the shuffles need every lane); rows past n load zeros and are not stored
+    for (int b = warp * KPW; b < n; b += KPB * U)
+    {
+        unsigned int kw[U][4];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+        {
+            int j = b + u * KPB + sub;
+            if (j < n)
+            {
+                int pos = start + j;
+                ld_nc16(base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride, kw[u]);
+            }
+            else { kw[u][0] = 0u; kw[u][1] = 0u; kw[u][2] = 0u; kw[u][3] = 0u; }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++)
+        {
+            float k[8];
+#pragma unroll
+            for (int e = 0; e < 4; e++) { k[2 * e] = bf_lo(kw[u][e]); k[2 * e + 1] = bf_hi(kw[u][e]); }
+            float dot[G];
+#pragma unroll
+            for (int g = 0; g < G; g++)
+            {
+                float a = 0.f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) a += qr[g][e] * k[e];
+#pragma unroll
+                for (int o = 1; o < L; o <<= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+                dot[g] = a;
+            }
+            int j = b + u * KPB + sub;
+            if (part == 0 && j < n)
+#pragma unroll
+                for (int g = 0; g < G; g++) sc[g * S + j] = dot[g];
+        }
+    }
+    __syncthreads();
+
+    // softmax of each head's n scores: warp w takes heads w, w + 4, ...
+    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * G) * p.maxSplits + split;
+    for (int g = warp; g < G; g += WARPS)
+    {
+        float m = NEG_INF;
+        for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g * S + j]);
+        m = warp_max(m);
+        float sum = 0.f;
+        for (int j = lane; j < n; j += 32)
+        {
+            float e = exp2f(sc[g * S + j] - m);
+            sc[g * S + j] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0)
+        {
+            p.partialMax[partIdx + (u64)g * p.maxSplits] = m * LN2; // natural-log units, as paged_decode_split
+            p.partialSum[partIdx + (u64)g * p.maxSplits] = sum;
+        }
+    }
+    __syncthreads();
+
+    // weighted V: each thread accumulates its 8 channels over the rows it reads, for every head of the group
+    float acc[G][8];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
+    for (int b = warp * KPW; b < n; b += KPB * U)
+    {
+        unsigned int vw[U][4];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+        {
+            int j = b + u * KPB + sub;
+            if (j < n)
+            {
+                int pos = start + j;
+                ld_nc16(base + vHalf + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride, vw[u]);
+            }
+            else { vw[u][0] = 0u; vw[u][1] = 0u; vw[u][2] = 0u; vw[u][3] = 0u; }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++)
+        {
+            int j = b + u * KPB + sub;
+            if (j < n)
+            {
+                float v[8];
+#pragma unroll
+                for (int e = 0; e < 4; e++) { v[2 * e] = bf_lo(vw[u][e]); v[2 * e + 1] = bf_hi(vw[u][e]); }
+#pragma unroll
+                for (int g = 0; g < G; g++)
+                {
+                    float w = sc[g * S + j];
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[g][e] += w * v[e];
+                }
+            }
+        }
+    }
+    // sum the KPW rows of a warp step (lanes part, part + L, ...), then the 4 warps through shared memory
+#pragma unroll
+    for (int g = 0; g < G; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+#pragma unroll
+            for (int o = L; o < 32; o <<= 1) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+    if (sub == 0)
+#pragma unroll
+        for (int g = 0; g < G; g++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) red[(warp * G + g) * D + part * 8 + e] = acc[g][e];
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
+    {
+        float a = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) a += red[w * G * D + i];
+        int g = i / D, c = i % D;
+        p.partialAcc[(partIdx + (u64)g * p.maxSplits) * D + c] = a;
+    }
+}
+
+#define DECODE_VEC(D, G) \
+    extern "C" __global__ void __launch_bounds__(128) paged_decode_split_d##D##_g##G(DecodeParams p) { decode_split_vec<D, G>(p); }
+DECODE_VEC(64, 1)
+DECODE_VEC(64, 2)
+DECODE_VEC(64, 4)
+DECODE_VEC(64, 8)
+DECODE_VEC(128, 1)
+DECODE_VEC(128, 2)
+DECODE_VEC(128, 4)
+DECODE_VEC(128, 8)
