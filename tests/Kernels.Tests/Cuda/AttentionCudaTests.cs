@@ -17,19 +17,6 @@ public class AttentionCudaTests
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
 
-    /// <summary>Each case once with the default kernels and once with the simple ones.</summary>
-    private static TheoryData<T1, T2, T3, T4, T5, T6, T7, bool> BothPaths<T1, T2, T3, T4, T5, T6, T7>(TheoryData<T1, T2, T3, T4, T5, T6, T7> cases)
-    {
-        var both = new TheoryData<T1, T2, T3, T4, T5, T6, T7, bool>();
-        foreach (var row in cases)
-        {
-            var (a, b, c, d, e, f, g) = row.Data;
-            both.Add(a, b, c, d, e, f, g, false);
-            both.Add(a, b, c, d, e, f, g, true);
-        }
-        return both;
-    }
-
     /// <summary>A bf16-rounded pool of poolPages random pages.</summary>
     private static float[] Pool(KvLayout layout, int poolPages, int seed) => Gpu.RandomBf16(poolPages * layout.PageStride, seed);
 
@@ -40,7 +27,33 @@ public class AttentionCudaTests
         return order;
     }
 
-    public static TheoryData<int, int, int, int, int, int, int, bool> PrefillCases() => BothPaths(new TheoryData<int, int, int, int, int, int, int>
+    /// <summary>
+    /// The fast kernels with the 64-row FlashAttention-2 prefill (paged_prefill_fa) instead of the default 128-row one,
+    /// so both stay checked; null where the device cannot give the 128-row kernel its shared memory (then the default
+    /// already is the 64-row kernel).
+    /// </summary>
+    private static readonly Lazy<AttentionKernels?> Flash64Kernels = new(() =>
+    {
+        var gpu = Gpu.Require();
+        if (AttentionKernels.SimpleRequested || gpu.Attention.FlashPrefillRows != 128) return null;
+        return new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = 64 };
+    });
+
+    /// <summary>Prefill paths: "default" (128-row flash kernel where it applies), "fa64" (64-row flash kernel), "simple".</summary>
+    private static TheoryData<int, int, int, int, int, int, int, string> PrefillPaths(TheoryData<int, int, int, int, int, int, int> cases)
+    {
+        var all = new TheoryData<int, int, int, int, int, int, int, string>();
+        foreach (var row in cases)
+        {
+            var (a, b, c, d, e, f, g) = row.Data;
+            all.Add(a, b, c, d, e, f, g, "default");
+            if (d == 128) all.Add(a, b, c, d, e, f, g, "fa64");
+            all.Add(a, b, c, d, e, f, g, "simple");
+        }
+        return all;
+    }
+
+    public static TheoryData<int, int, int, int, int, int, int, string> PrefillCases() => PrefillPaths(new TheoryData<int, int, int, int, int, int, int>
     {
         // pageSize, kvHeads, group, headDim, firstPosition, queries, layer
         { 16, 2, 1, 64, 0, 1, 0 },
@@ -51,7 +64,7 @@ public class AttentionCudaTests
         { 16, 2, 7, 64, 150, 3, 0 },    // 14 heads / 2 KV heads, long cached prefix
         { 8, 1, 2, 256, 5, 40, 0 },     // the largest head dim
         { 4, 2, 2, 3, 2, 5, 1 },        // head dim below a warp
-        // head dim 128 (the FlashAttention-2 path: 64-row query tiles, 64-key tiles)
+        // head dim 128 (the FlashAttention-2 path: 128- or 64-row query tiles, 64-key tiles)
         { 16, 2, 1, 128, 0, 64, 0 },    // exactly one query tile, group 1
         { 16, 1, 8, 128, 37, 150, 1 },  // GQA 8, cached prefix not tile-aligned, partial last query tile
         { 16, 2, 4, 128, 100, 1, 0 },   // one query after a prefix
@@ -59,14 +72,25 @@ public class AttentionCudaTests
         { 5, 1, 4, 128, 3, 130, 1 },    // odd page size: key tiles straddle pages unevenly
         { 16, 1, 2, 128, 250, 300, 0 }, // many key tiles, diagonal inside a tile
         { 16, 2, 4, 80, 9, 70, 1 },     // fallback head dim 80
+        { 16, 1, 8, 128, 70, 129, 0 },  // GQA 8, prefix 70: a second 128-row block of one query (7 idle warps)
+        { 16, 2, 4, 128, 0, 5, 1 },     // fewer queries than one warp's 16 rows
+        { 16, 1, 4, 128, 0, 300, 0 },   // 3 query blocks: the 3-stage pipeline wraps (5 key tiles)
+        { 3, 1, 2, 128, 190, 260, 1 },  // page size 3, long prefix: many tiles, diagonal mid-tile
     });
 
     [Theory]
     [MemberData(nameof(PrefillCases))]
-    public void Prefill_matches_reference(int pageSize, int kvHeads, int group, int headDim, int firstPosition, int queries, int layer, bool simple)
+    public void Prefill_matches_reference(int pageSize, int kvHeads, int group, int headDim, int firstPosition, int queries, int layer, string path)
     {
         var gpu = Gpu.Require();
+        bool simple = path == "simple";
         var kernels = Kernels(gpu, simple);
+        if (path == "fa64")
+        {
+            if (Flash64Kernels.Value is null) Assert.Skip("the default prefill already is the 64-row kernel (or simple kernels are forced)");
+            kernels = Flash64Kernels.Value;
+            Assert.Equal(64, kernels.FlashPrefillRows);
+        }
         if (!simple && !AttentionKernels.SimpleRequested) Assert.Equal(headDim == 128, kernels.PrefillUsesFlash(headDim));
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, positions = firstPosition + queries;
@@ -86,7 +110,7 @@ public class AttentionCudaTests
 
         var expected = new float[q.Length];
         PagedAttention.Reference(q, queries, heads, firstPosition, pool, layout, layer, pageTable, scale, expected);
-        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, simple ? "prefill (simple)" : "prefill");
+        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, $"prefill ({path})");
     }
 
     public static TheoryData<int, int, int, int, int[], bool> DecodeCases()

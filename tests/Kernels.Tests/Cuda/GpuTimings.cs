@@ -104,15 +104,24 @@ public class GpuTimings
     }
 
     [Theory]
-    [InlineData(8192, false)]
-    [InlineData(32768, false)]
-    [InlineData(8192, true)] // the baseline (32K with the simple kernel would take ~40 s)
-    public void Prefill_attention_tflops(int tokens, bool simple)
+    [InlineData(8192, false, 0)]
+    [InlineData(32768, false, 0)]
+    [InlineData(8192, false, 64)]  // the 64-row FlashAttention-2 kernel, the previous default
+    [InlineData(32768, false, 64)]
+    [InlineData(8192, true, 0)] // the baseline (32K with the simple kernel would take ~40 s)
+    public void Prefill_attention_tflops(int tokens, bool simple, int flashRows)
     {
         Enabled();
         var gpu = Gpu.Require();
         var (attention, kernel) = Attention(gpu, simple, gpu.Attention.PrefillUsesFlash(128));
         if (tokens > 8192 && kernel == "simple kernel") Assert.Skip("the simple prefill kernel is timed at 8K only");
+        if (flashRows != 0)
+        {
+            if (kernel != "fast kernel") Assert.Skip("the flash prefill kernels are not in use");
+            if (flashRows != gpu.Attention.FlashPrefillRows)
+                attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = flashRows };
+        }
+        string flashName = $"FlashAttention-2 mma, {attention.FlashPrefillRows}-row blocks";
         var layout = new KvLayout(PageSize: 16, Layers: 1, KvHeads: 8, HeadDim: 128);
         const int heads = 32;
         int pages = tokens / layout.PageSize;
@@ -123,7 +132,7 @@ public class GpuTimings
         using var stream = gpu.Device.CreateStream();
         float ms = Time(stream, s => attention.Prefill(s, q, tokens, heads, 0, pool, layout, 0, table, 0.0884f, o));
         double flops = 4.0 * tokens * (tokens + 1) / 2 * 128 * heads; // QK^T and PV over the causal half
-        Report($"| {gpu.Device.Name} | paged prefill attention ({(kernel == "fast kernel" ? "FlashAttention-2 mma" : kernel)}), {tokens} tokens, 32/8 heads, d 128 | {ms:F3} ms | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |");
+        Report($"| {gpu.Device.Name} | paged prefill attention ({(kernel == "fast kernel" ? flashName : kernel)}), {tokens} tokens, 32/8 heads, d 128 | {ms:F3} ms | {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s |");
         Assert.True(ms > 0);
     }
 

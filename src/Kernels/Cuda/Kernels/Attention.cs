@@ -8,7 +8,8 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// split-K paged decode (batched over sequences of different lengths) and causal prefill with a cached prefix.
 /// Page ids and context lengths live on the device and are not checked here: the Engine's page allocator owns them.
 /// Fast paths (attention_fast.cu, compiled with attention.cu into a second module): FlashAttention-2 prefill on tensor
-/// cores for head dim 128, and a vectorised split-K decode for head dims 64 / 128 with 1, 2, 4 or 8 query heads per KV
+/// cores for head dim 128 (128 query rows per block, or 64, see <see cref="FlashPrefillRows"/>), and a vectorised
+/// split-K decode for head dims 64 / 128 with 1, 2, 4 or 8 query heads per KV
 /// head; every other shape runs the simple kernels of attention.cu. ACTORS_ATTENTION_SIMPLE=1 (or
 /// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
 /// </summary>
@@ -18,15 +19,17 @@ public sealed class AttentionKernels
     public const int MaxHeadDim = 256;
     private const int SharedBudget = 48 * 1024;
     private const int PrefillWarps = 4;
-    /// <summary>Query rows per block of the FlashAttention-2 prefill (4 warps × 16 rows).</summary>
-    private const int FlashRows = 64;
-    /// <summary>Shared memory of the FlashAttention-2 prefill: K and V tiles of 64 keys × 136 (padded) bf16.</summary>
-    private const int FlashShared = 2 * 64 * 136 * 2;
+    /// <summary>Shared memory of the 64-row FlashAttention-2 prefill (paged_prefill_fa): K and V tiles of 64 keys × 136 (padded) bf16.</summary>
+    private const int FlashShared64 = 2 * 64 * 136 * 2;
+    /// <summary>Shared memory of the 128-row prefill (paged_prefill_fa128): 3 stages of K and V tiles of 64 keys × 136 bf16.</summary>
+    private const int FlashShared128 = 3 * 2 * 64 * 136 * 2;
     /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200), see <see cref="VectorDecodeSplitSize"/>.</summary>
     private const int DecodeTargetBlocks = 512;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
-    private readonly CudaFunction? _prefillFlash;
+    private readonly CudaFunction? _prefillFlash, _prefillFlash128;
+    private readonly int _maxSharedOptin;
+    private int _flashRows;
     private readonly Dictionary<(int HeadDim, int Group), CudaFunction>? _decodeVector;
 
     /// <summary>Whether ACTORS_ATTENTION_SIMPLE=1 asks for the simple kernels only.</summary>
@@ -42,6 +45,7 @@ public sealed class AttentionKernels
         _decodeSplit = module.Function("paged_decode_split");
         _decodeReduce = module.Function("paged_decode_reduce");
         _prefill = module.Function("paged_prefill");
+        _maxSharedOptin = compiler.Device.MaxSharedMemoryPerBlockOptin;
         if (simpleOnly ?? SimpleRequested)
         {
             UseSimpleKernels = true;
@@ -50,6 +54,8 @@ public sealed class AttentionKernels
         // attention.cu first: the fast kernels share its params structs (and its layout static_asserts)
         var fast = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}", "attention_fast.cu");
         _prefillFlash = fast.Function("paged_prefill_fa");
+        _prefillFlash128 = fast.Function("paged_prefill_fa128");
+        _flashRows = _maxSharedOptin >= FlashShared128 ? 128 : 64;
         _decodeVector = [];
         foreach (int d in (int[])[64, 128])
             foreach (int g in (int[])[1, 2, 4, 8])
@@ -64,6 +70,24 @@ public sealed class AttentionKernels
     {
         get => field || _prefillFlash is null;
         set;
+    }
+
+    /// <summary>
+    /// Query rows per block of the FlashAttention-2 prefill: 128 (paged_prefill_fa128: 8 warps, 3-stage K/V pipeline,
+    /// 102 KiB of shared memory; the default where the device allows that much per block) or 64 (paged_prefill_fa:
+    /// 4 warps, 34 KiB). Settable to compare or bypass the 128-row kernel; 0 when the fast module was not compiled.
+    /// </summary>
+    public int FlashPrefillRows
+    {
+        get => _prefillFlash is null ? 0 : _flashRows;
+        set
+        {
+            if (_prefillFlash is null) throw new InvalidOperationException("the fast attention module was not compiled (simple kernels only)");
+            if (value != 64 && value != 128) throw new ArgumentOutOfRangeException(nameof(value), value, "must be 64 or 128");
+            if (value == 128 && _maxSharedOptin < FlashShared128)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"the 128-row prefill needs {FlashShared128} bytes of shared memory per block; the device allows {_maxSharedOptin}");
+            _flashRows = value;
+        }
     }
 
     /// <summary>Whether <see cref="Prefill"/> takes the FlashAttention-2 tensor-core kernel for this head dim.</summary>
@@ -225,7 +249,10 @@ public sealed class AttentionKernels
         // The flash kernel reads K/V rows as 16-byte vectors and q / out as bf16 pairs.
         if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
         {
-            _prefillFlash!.Launch(stream, ((uint)((queries + FlashRows - 1) / FlashRows), (uint)heads, 1), 128, FlashShared, p);
+            if (_flashRows == 128)
+                _prefillFlash128!.Launch(stream, ((uint)((queries + 127) / 128), (uint)heads, 1), 256, FlashShared128, p);
+            else
+                _prefillFlash!.Launch(stream, ((uint)((queries + 63) / 64), (uint)heads, 1), 128, FlashShared64, p);
             return;
         }
         uint shared = (uint)(PrefillWarps * d * sizeof(float) + 32 * (d + 2) * 2 + 32 * d * 2);

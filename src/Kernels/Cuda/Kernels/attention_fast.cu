@@ -277,6 +277,217 @@ extern "C" __global__ void __launch_bounds__(128) paged_prefill_fa(PrefillParams
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Prefill, 128-row blocks: paged_prefill_fa128. Same contract, params and per-warp arithmetic (fragment layouts, online
+// softmax) as paged_prefill_fa above; what changes is the block and the pipeline:
+// - 128 query rows of one head per block (8 warps of 16 rows, 256 threads), so each K/V tile gathered from the pages
+//   serves twice the rows: half the L2 -> shared traffic and cp.async / page-table work per FLOP of the 64-row kernel.
+// - FB_STAGES (3) shared stages of {K tile, V tile} (64 keys each): tile j + 2 is requested while tile j is computed,
+//   so a copy has two tiles of tensor-core work (~2 x 1500 cycles per SM) to land, and there is one __syncthreads per
+//   tile instead of two wait-all barriers. Dynamic shared memory FB_STAGES * 2 * 64 * FA_LD bf16 = 104448 bytes (the
+//   launcher opts in above 48 KiB); one block per SM (registers: ~170-255 per thread x 256 threads).
+// - Each thread copies the same 4 key rows (16-byte column chunk c) of K and of V, so a row's page lookup (one integer
+//   division by the page size) serves both.
+// Grid (ceil(queries / 128), heads); block 256. Blocks are issued last-tile-first, as paged_prefill_fa.
+// ---------------------------------------------------------------------------------------------------------------------
+#define FB_WARPS 8
+#define FB_BR (16 * FB_WARPS)
+#define FB_STAGES 3
+#define FB_STAGE (2 * FA_BC * FA_LD) // bf16 elements of one stage: K tile then V tile, FA_BC rows x FA_LD each
+
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+// Gathers keys t0 .. t0 + 63 of KV head kvh, K into stage[0 .. 64 * FA_LD) and V into the next 64 * FA_LD; keys past
+// lastKey are zero-filled (their pages may not exist, and a zero V row keeps 0 * V finite). 256 threads: thread t copies
+// 16-byte chunk t % 16 of rows t / 16 + 16 k (k = 0 .. 3), 16 consecutive threads covering one 256-byte row (coalesced).
+__device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams& p, int kvh, int t0, int lastKey)
+{
+    int c = threadIdx.x & 15, r0 = threadIdx.x >> 4;
+    u64 vHalf = (u64)p.pageSize * p.tokenStride;
+    unsigned int dst0 = smem_addr(stage + r0 * FA_LD + c * 8);
+#pragma unroll
+    for (int k = 0; k < FA_BC / 16; k++)
+    {
+        int pos = t0 + r0 + 16 * k;
+        const bf16_t* src = p.kv;
+        int bytes = 0;
+        if (pos <= lastKey)
+        {
+            int page = pos / p.pageSize, slot = pos - page * p.pageSize;
+            src = p.kv + (u64)p.pageTable[page] * p.pageStride + p.layerOffset + (u64)slot * p.tokenStride + (u64)kvh * FA_D + c * 8;
+            bytes = 16;
+        }
+        unsigned int dst = dst0 + (unsigned int)(16 * k * FA_LD * 2);
+        cp_async16(dst, src, bytes);
+        cp_async16(dst + (unsigned int)(FA_BC * FA_LD * 2), bytes ? src + vHalf : src, bytes);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa128(PrefillParams p)
+{
+    extern __shared__ u32x4 fa_smem[];
+    bf16_t* stages = (bf16_t*)fa_smem;
+
+    int qt = gridDim.x - 1 - blockIdx.x; // heaviest (latest) query tiles first
+    int h = blockIdx.y, kvh = h / (p.heads / p.kvHeads);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+
+    int q0 = qt * FB_BR;
+    int lastQ = min(p.queries, q0 + FB_BR) - 1;
+    int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
+    int nTiles = lastKey / FA_BC + 1;
+    int wq0 = q0 + warp * 16;              // the warp's first query row
+    bool warpActive = wq0 <= lastQ;
+    int warpLastPos = p.firstPosition + min(wq0 + 15, lastQ);
+    int warpFirstPos = p.firstPosition + wq0;
+    int rowA = wq0 + gid, rowB = rowA + 8;  // the two rows this thread holds in C fragments
+    int posA = p.firstPosition + rowA, posB = posA + 8;
+
+    // Request the first FB_STAGES - 1 tiles before anything else (one commit group each, empty past nTiles, so that
+    // group g always holds tile g).
+#pragma unroll
+    for (int s = 0; s < FB_STAGES - 1; s++)
+    {
+        if (s < nTiles) fb_load_stage(stages + s * FB_STAGE, p, kvh, s * FA_BC, lastKey);
+        cp_async_commit();
+    }
+
+    // Q fragments of the warp's 16 rows x 128 dims: qa[ks] = A fragment of dims 16ks .. 16ks+15 (see mma_bf16).
+    // Rows past the queries are zero (they compute harmless finite values and are never stored).
+    unsigned int qa[8][4];
+    {
+        const unsigned int* qA = (const unsigned int*)(p.q + ((u64)rowA * p.heads + h) * FA_D);
+        const unsigned int* qB = (const unsigned int*)(p.q + ((u64)rowB * p.heads + h) * FA_D);
+        bool okA = rowA < p.queries, okB = rowB < p.queries;
+#pragma unroll
+        for (int ks = 0; ks < 8; ks++)
+        {
+            qa[ks][0] = okA ? qA[ks * 8 + tig] : 0u;     // dims 16ks + 2tig, +1
+            qa[ks][1] = okB ? qB[ks * 8 + tig] : 0u;
+            qa[ks][2] = okA ? qA[ks * 8 + 4 + tig] : 0u; // dims 16ks + 8 + 2tig, +1
+            qa[ks][3] = okB ? qB[ks * 8 + 4 + tig] : 0u;
+        }
+    }
+
+    float o[16][4]; // O (16 rows x 128 dims) as 16 C fragments of 8 dims
+#pragma unroll
+    for (int i = 0; i < 16; i++) { o[i][0] = 0.f; o[i][1] = 0.f; o[i][2] = 0.f; o[i][3] = 0.f; }
+    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f; // running max (log2 units) and this thread's partial row sums
+    float scale2 = p.scale * LOG2E;
+
+    unsigned int smemBase = smem_addr(stages);
+    // ldmatrix row addresses (bytes) within a tile. K (non-trans): matrix i = keys 8nt + (lane & 7), dims 32kk + 8i.
+    unsigned int kLane = (unsigned int)(((lane & 7) * FA_LD + 8 * (lane >> 3)) * 2);
+    // V (trans): matrix i = keys 16kk + (lane & 7) + 8 (i & 1), dims 16dp + 8 (i >> 1).
+    unsigned int vLane = (unsigned int)((((lane & 7) + 8 * ((lane >> 3) & 1)) * FA_LD + 8 * (lane >> 4)) * 2);
+
+    for (int j = 0; j < nTiles; j++)
+    {
+        int t0 = j * FA_BC;
+        cp_async_wait<FB_STAGES - 2>(); // this thread's copies of tile j (group j) are done
+        __syncthreads();                // ... everyone's; and every warp is done with tile j - 1, whose stage is refilled next
+        {
+            int jn = j + FB_STAGES - 1;
+            if (jn < nTiles) fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, jn * FA_BC, lastKey);
+            cp_async_commit();
+        }
+
+        if (!warpActive || t0 > warpLastPos) continue; // warp-uniform: the whole tile lies after the warp's rows
+        unsigned int kBase = smemBase + (unsigned int)((j % FB_STAGES) * FB_STAGE * 2);
+        unsigned int vBase = kBase + (unsigned int)(FA_BC * FA_LD * 2);
+
+        float s[8][4]; // S (16 rows x 64 keys) as 8 C fragments of 8 keys
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+            {
+                unsigned int b0, b1, b2, b3; // B fragments (K^T) of dims 32kk .. +15 (b0, b1) and +16 .. +31 (b2, b3)
+                ldsm_x4(kBase + kLane + (unsigned int)((nt * 8 * FA_LD + kk * 32) * 2), b0, b1, b2, b3);
+                mma_bf16(s[nt], qa[2 * kk][0], qa[2 * kk][1], qa[2 * kk][2], qa[2 * kk][3], b0, b1);
+                mma_bf16(s[nt], qa[2 * kk + 1][0], qa[2 * kk + 1][1], qa[2 * kk + 1][2], qa[2 * kk + 1][3], b2, b3);
+            }
+
+        bool diag = t0 + FA_BC - 1 > warpFirstPos; // some key of the tile may lie after some row of the warp
+        float mxA = mA, mxB = mB;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+            {
+                int key = t0 + nt * 8 + 2 * tig + (e & 1);
+                float v = s[nt][e] * scale2;
+                if (diag && key > (e < 2 ? posA : posB)) v = NEG_INF;
+                s[nt][e] = v;
+                if (e < 2) mxA = fmaxf(mxA, v); else mxB = fmaxf(mxB, v);
+            }
+        // the 4 threads of a quad hold one row
+        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+        // Finite: tile 0 holds key 0, which every row attends, and tiles go in order.
+        float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB); // 0 on the first tile (mA = -inf)
+        mA = mxA;
+        mB = mxB;
+        lA *= cA;
+        lB *= cB;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+        {
+            s[nt][0] = exp2f(s[nt][0] - mA);
+            s[nt][1] = exp2f(s[nt][1] - mA);
+            s[nt][2] = exp2f(s[nt][2] - mB);
+            s[nt][3] = exp2f(s[nt][3] - mB);
+            lA += s[nt][0] + s[nt][1];
+            lB += s[nt][2] + s[nt][3];
+        }
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
+
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) // keys 16kk .. 16kk+15: P's A fragment is two S C fragments
+        {
+            unsigned int a0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]);         // row gid, keys 2tig, +1
+            unsigned int a1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);         // row gid + 8
+            unsigned int a2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]); // row gid, keys 8 + 2tig, +1
+            unsigned int a3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]); // row gid + 8
+#pragma unroll
+            for (int dp = 0; dp < 8; dp++)
+            {
+                unsigned int b0, b1, b2, b3; // B fragments (V) of dims 16dp .. +7 (b0, b1) and +8 .. +15 (b2, b3)
+                ldsm_x4_trans(vBase + vLane + (unsigned int)((kk * 16 * FA_LD + dp * 16) * 2), b0, b1, b2, b3);
+                mma_bf16(o[2 * dp], a0, a1, a2, a3, b0, b1);
+                mma_bf16(o[2 * dp + 1], a0, a1, a2, a3, b2, b3);
+            }
+        }
+    }
+
+    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    if (warpActive)
+    {
+        if (rowA < p.queries)
+        {
+            unsigned int* out = (unsigned int*)(p.out + ((u64)rowA * p.heads + h) * FA_D);
+            float r = 1.f / lA;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][0] * r, o[dt][1] * r); // dims 8dt + 2tig, +1
+        }
+        if (rowB < p.queries)
+        {
+            unsigned int* out = (unsigned int*)(p.out + ((u64)rowB * p.heads + h) * FA_D);
+            float r = 1.f / lB;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][2] * r, o[dt][3] * r);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Decode, vectorised split: same contract, params and partial outputs as paged_decode_split (partialMax in natural-log
 // units), so paged_decode_reduce merges either. Head dim D in {64, 128}, G query heads per KV head in {1, 2, 4, 8}.
 // Grid (maxSplits, kvHeads, seqs); block 128 (4 warps). A key row of D bf16 is read by L = D / 8 lanes, 16 bytes each
