@@ -249,7 +249,8 @@ public sealed class AttentionKernels
         // The flash kernel reads K/V rows as 16-byte vectors and q / out as bf16 pairs.
         if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
         {
-            if (_flashRows == 128)
+            // paged_prefill_fa128 keeps the running max of unscaled scores, valid for scale > 0 only
+            if (_flashRows == 128 && scale > 0)
                 _prefillFlash128!.Launch(stream, ((uint)((queries + 127) / 128), (uint)heads, 1), 256, FlashShared128, p);
             else
                 _prefillFlash!.Launch(stream, ((uint)((queries + 63) / 64), (uint)heads, 1), 128, FlashShared64, p);

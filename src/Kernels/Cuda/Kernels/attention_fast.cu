@@ -287,12 +287,23 @@ extern "C" __global__ void __launch_bounds__(128) paged_prefill_fa(PrefillParams
 //   launcher opts in above 48 KiB); one block per SM (registers: ~170-255 per thread x 256 threads).
 // - Each thread copies the same 4 key rows (16-byte column chunk c) of K and of V, so a row's page lookup (one integer
 //   division by the page size) serves both.
+// - Softmax on raw scores: the running max is kept unscaled and p = 2^(s * scale2 - m * scale2) is one FFMA + ex2
+//   per score, which needs scale > 0 (the launcher sends any other scale to paged_prefill_fa); the O rescale is
+//   skipped when no row maximum of the warp moved.
 // Grid (ceil(queries / 128), heads); block 256. Blocks are issued last-tile-first, as paged_prefill_fa.
 // ---------------------------------------------------------------------------------------------------------------------
 #define FB_WARPS 8
 #define FB_BR (16 * FB_WARPS)
 #define FB_STAGES 3
 #define FB_STAGE (2 * FA_BC * FA_LD) // bf16 elements of one stage: K tile then V tile, FA_BC rows x FA_LD each
+
+// 2^x on the MUFU (ex2.approx.ftz: results below 2^-126 flush to 0, harmless for softmax weights; 2^-inf = 0).
+__device__ __forceinline__ float ex2(float x)
+{
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
 
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
@@ -371,7 +382,9 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
     float o[16][4]; // O (16 rows x 128 dims) as 16 C fragments of 8 dims
 #pragma unroll
     for (int i = 0; i < 16; i++) { o[i][0] = 0.f; o[i][1] = 0.f; o[i][2] = 0.f; o[i][3] = 0.f; }
-    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f; // running max (log2 units) and this thread's partial row sums
+    // Running max of the raw scores Q K^T (scale2 > 0, so the max of the scaled scores is scale2 times it) and this
+    // thread's partial row sums; p = 2^(s scale2 - m scale2), one FFMA and one MUFU.EX2 per score.
+    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
     float scale2 = p.scale * LOG2E;
 
     unsigned int smemBase = smem_addr(stages);
@@ -410,41 +423,45 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
             }
 
         bool diag = t0 + FA_BC - 1 > warpFirstPos; // some key of the tile may lie after some row of the warp
+        if (diag)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (t0 + nt * 8 + 2 * tig + (e & 1) > (e < 2 ? posA : posB)) s[nt][e] = NEG_INF;
         float mxA = mA, mxB = mB;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                int key = t0 + nt * 8 + 2 * tig + (e & 1);
-                float v = s[nt][e] * scale2;
-                if (diag && key > (e < 2 ? posA : posB)) v = NEG_INF;
-                s[nt][e] = v;
-                if (e < 2) mxA = fmaxf(mxA, v); else mxB = fmaxf(mxB, v);
-            }
+        {
+            mxA = fmaxf(mxA, fmaxf(s[nt][0], s[nt][1]));
+            mxB = fmaxf(mxB, fmaxf(s[nt][2], s[nt][3]));
+        }
         // the 4 threads of a quad hold one row
         mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
         mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
         mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
         mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
         // Finite: tile 0 holds key 0, which every row attends, and tiles go in order.
-        float cA = exp2f(mA - mxA), cB = exp2f(mB - mxB); // 0 on the first tile (mA = -inf)
+        float cA = ex2((mA - mxA) * scale2), cB = ex2((mB - mxB) * scale2); // 0 on the first tile (mA = -inf)
         mA = mxA;
         mB = mxB;
         lA *= cA;
         lB *= cB;
+        float nA = -mA * scale2, nB = -mB * scale2;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
-            s[nt][0] = exp2f(s[nt][0] - mA);
-            s[nt][1] = exp2f(s[nt][1] - mA);
-            s[nt][2] = exp2f(s[nt][2] - mB);
-            s[nt][3] = exp2f(s[nt][3] - mB);
+            s[nt][0] = ex2(fmaf(s[nt][0], scale2, nA)); // masked: -inf -> 0
+            s[nt][1] = ex2(fmaf(s[nt][1], scale2, nA));
+            s[nt][2] = ex2(fmaf(s[nt][2], scale2, nB));
+            s[nt][3] = ex2(fmaf(s[nt][3], scale2, nB));
             lA += s[nt][0] + s[nt][1];
             lB += s[nt][2] + s[nt][3];
         }
+        // Once the row maxima settle (most tiles of a long row) every factor is 1: skip the 64 multiplies (warp-uniform).
+        if (__any_sync(0xffffffffu, cA != 1.f || cB != 1.f))
 #pragma unroll
-        for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
+            for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
 
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) // keys 16kk .. 16kk+15: P's A fragment is two S C fragments
