@@ -18,5 +18,4 @@ __device__ float expf(float);
 __device__ float exp2f(float);
 __device__ float rsqrtf(float);
 __device__ int min(int, int);
-__device__ int __any_sync(unsigned int, int);
 __device__ float fmaf(float, float, float);

@@ -288,8 +288,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_prefill_fa(PrefillParams
 // - Each thread copies the same 4 key rows (16-byte column chunk c) of K and of V, so a row's page lookup (one integer
 //   division by the page size) serves both.
 // - Softmax on raw scores: the running max is kept unscaled and p = 2^(s * scale2 - m * scale2) is one FFMA + ex2
-//   per score, which needs scale > 0 (the launcher sends any other scale to paged_prefill_fa); the O rescale is
-//   skipped when no row maximum of the warp moved.
+//   per score, which needs scale > 0 (the launcher sends any other scale to paged_prefill_fa).
 // Grid (ceil(queries / 128), heads); block 256. Blocks are issued last-tile-first, as paged_prefill_fa.
 // ---------------------------------------------------------------------------------------------------------------------
 #define FB_WARPS 8
@@ -458,10 +457,10 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
             lA += s[nt][0] + s[nt][1];
             lB += s[nt][2] + s[nt][3];
         }
-        // Once the row maxima settle (most tiles of a long row) every factor is 1: skip the 64 multiplies (warp-uniform).
-        if (__any_sync(0xffffffffu, cA != 1.f || cB != 1.f))
+        // Unconditional (no branch to skip it when every factor is 1): one basic block from the exponentials to P V lets
+        // ptxas interleave the MUFU ex2s with the P V mma.syncs of the key blocks whose P is ready.
 #pragma unroll
-            for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
+        for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
 
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) // keys 16kk .. 16kk+15: P's A fragment is two S C fragments
