@@ -32,6 +32,9 @@ public sealed class AttentionKernels
     private int _flashRows;
     private readonly Dictionary<(int HeadDim, int Group), CudaFunction>? _decodeVector;
 
+    /// <summary>Whether ACTORS_ATTENTION_FA64=1 asks for the 64-row FlashAttention-2 prefill (see <see cref="FlashPrefillRows"/>).</summary>
+    public static bool Flash64Requested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_FA64") == "1";
+
     /// <summary>Whether ACTORS_ATTENTION_SIMPLE=1 asks for the simple kernels only.</summary>
     public static bool SimpleRequested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_SIMPLE") == "1";
 
@@ -55,7 +58,7 @@ public sealed class AttentionKernels
         var fast = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}", "attention_fast.cu");
         _prefillFlash = fast.Function("paged_prefill_fa");
         _prefillFlash128 = fast.Function("paged_prefill_fa128");
-        _flashRows = _maxSharedOptin >= FlashShared128 ? 128 : 64;
+        _flashRows = _maxSharedOptin >= FlashShared128 && !Flash64Requested ? 128 : 64;
         _decodeVector = [];
         foreach (int d in (int[])[64, 128])
             foreach (int g in (int[])[1, 2, 4, 8])
@@ -75,7 +78,8 @@ public sealed class AttentionKernels
     /// <summary>
     /// Query rows per block of the FlashAttention-2 prefill: 128 (paged_prefill_fa128: 8 warps, 3-stage K/V pipeline,
     /// 102 KiB of shared memory; the default where the device allows that much per block) or 64 (paged_prefill_fa:
-    /// 4 warps, 34 KiB). Settable to compare or bypass the 128-row kernel; 0 when the fast module was not compiled.
+    /// 4 warps, 34 KiB; also with ACTORS_ATTENTION_FA64=1). Settable to compare or bypass the 128-row kernel; 0 when the
+    /// fast module was not compiled.
     /// </summary>
     public int FlashPrefillRows
     {
