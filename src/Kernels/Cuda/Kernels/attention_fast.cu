@@ -306,10 +306,25 @@ __device__ __forceinline__ float ex2(float x)
 
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
+// Page ids of the 4 key rows (t0 + threadIdx.x / 16 + 16 k) this thread copies for the tile at t0 (0 past lastKey).
+// Read one tile ahead of fb_load_stage, so the page-table load's latency hides behind a tile of mma work instead of
+// stalling the copy issue right after the barrier.
+__device__ __forceinline__ void fb_pages(const PrefillParams& p, int t0, int lastKey, int* pg)
+{
+    int r0 = threadIdx.x >> 4;
+#pragma unroll
+    for (int k = 0; k < FA_BC / 16; k++)
+    {
+        int pos = t0 + r0 + 16 * k;
+        pg[k] = pos <= lastKey ? p.pageTable[pos / p.pageSize] : 0;
+    }
+}
+
 // Gathers keys t0 .. t0 + 63 of KV head kvh, K into stage[0 .. 64 * FA_LD) and V into the next 64 * FA_LD; keys past
 // lastKey are zero-filled (their pages may not exist, and a zero V row keeps 0 * V finite). 256 threads: thread t copies
 // 16-byte chunk t % 16 of rows t / 16 + 16 k (k = 0 .. 3), 16 consecutive threads covering one 256-byte row (coalesced).
-__device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams& p, int kvh, int t0, int lastKey)
+// pg: the rows' page ids from fb_pages for the same t0.
+__device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams& p, int kvh, int t0, int lastKey, const int* pg)
 {
     int c = threadIdx.x & 15, r0 = threadIdx.x >> 4;
     u64 vHalf = (u64)p.pageSize * p.tokenStride;
@@ -322,8 +337,8 @@ __device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams
         int bytes = 0;
         if (pos <= lastKey)
         {
-            int page = pos / p.pageSize, slot = pos - page * p.pageSize;
-            src = p.kv + (u64)p.pageTable[page] * p.pageStride + p.layerOffset + (u64)slot * p.tokenStride + (u64)kvh * FA_D + c * 8;
+            int slot = pos - pos / p.pageSize * p.pageSize;
+            src = p.kv + (u64)pg[k] * p.pageStride + p.layerOffset + (u64)slot * p.tokenStride + (u64)kvh * FA_D + c * 8;
             bytes = 16;
         }
         unsigned int dst = dst0 + (unsigned int)(16 * k * FA_LD * 2);
@@ -354,12 +369,18 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
 
     // Request the first FB_STAGES - 1 tiles before anything else (one commit group each, empty past nTiles, so that
     // group g always holds tile g).
+    int pg[FA_BC / 16]; // page ids of the next tile to request
 #pragma unroll
     for (int s = 0; s < FB_STAGES - 1; s++)
     {
-        if (s < nTiles) fb_load_stage(stages + s * FB_STAGE, p, kvh, s * FA_BC, lastKey);
+        if (s < nTiles)
+        {
+            fb_pages(p, s * FA_BC, lastKey, pg);
+            fb_load_stage(stages + s * FB_STAGE, p, kvh, s * FA_BC, lastKey, pg);
+        }
         cp_async_commit();
     }
+    fb_pages(p, (FB_STAGES - 1) * FA_BC, lastKey, pg); // all 0 past lastKey (tile FB_STAGES - 1 may not exist)
 
     // Q fragments of the warp's 16 rows x 128 dims: qa[ks] = A fragment of dims 16ks .. 16ks+15 (see mma_bf16).
     // Rows past the queries are zero (they compute harmless finite values and are never stored).
@@ -399,7 +420,11 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
         __syncthreads();                // ... everyone's; and every warp is done with tile j - 1, whose stage is refilled next
         {
             int jn = j + FB_STAGES - 1;
-            if (jn < nTiles) fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, jn * FA_BC, lastKey);
+            if (jn < nTiles)
+            {
+                fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, jn * FA_BC, lastKey, pg);
+                fb_pages(p, (jn + 1) * FA_BC, lastKey, pg); // consumed next iteration
+            }
             cp_async_commit();
         }
 
