@@ -1,1 +1,3 @@
-return 0;
+using Actors.Client;
+
+return await ActorsCli.RunAsync(args, Console.Out, Console.Error, Console.In, Environment.GetEnvironmentVariable);

@@ -1,0 +1,14 @@
+namespace Actors.Abstractions;
+
+/// <summary>
+/// One device of one silo (key: "&lt;silo address&gt;/&lt;device ordinal&gt;", see GpuWorkerKey in Grains), pinned to
+/// that silo. Fronts the silo's engine for that device; calls from many sessions interleave and the engine batches them.
+/// </summary>
+public interface IGpuWorkerGrain : IGrainWithStringKey
+{
+    /// <summary>Loads the model (once per silo) and describes it; a bad model directory fails here with its reason.</summary>
+    Task<ModelDescription> LoadModel(string modelRef);
+
+    /// <summary>Generates token ids after the prompt until end-of-sequence, MaxNewTokens or a full context.</summary>
+    IAsyncEnumerable<int> Generate(GenerateRequest request, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,23 @@
+using Actors.Grains;
+using Actors.Silo.Storage;
+
+namespace Actors.Silo;
+
+/// <summary>The configuration of an Actors silo, shared by the real host and the test clusters.</summary>
+public static class ActorsSilo
+{
+    /// <summary>
+    /// Clustering (localhost unless turned off), file grain storage for sessions under the data directory, and the
+    /// grains' services. The text generator factory is registered separately (services.AddTextGeneratorFactory).
+    /// </summary>
+    public static ISiloBuilder ConfigureActorsSilo(this ISiloBuilder builder, ActorsSiloOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.UseLocalhostClustering)
+            builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
+        var grainDirectory = options.GrainStorageDirectory;
+        builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
+        builder.Services.AddActorsGrains();
+        return builder;
+    }
+}
