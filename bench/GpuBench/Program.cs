@@ -67,16 +67,19 @@ int[] Pages(int first, int count) => Enumerable.Range(first, count).ToArray();
     var prompt = RandomTokens(tokens);
     var table = Pages(0, (tokens + decodeSteps + warmDecode) / PageSize + 1);
     var t = Stopwatch.StartNew();
-    float[] logits = [];
+    int[] next = [];
     for (int s = 0; s < tokens; s += chunk)
     {
         int n = Math.Min(chunk, tokens - s);
         bool last = s + n == tokens;
-        logits = runner.Forward([new ForwardChunk(prompt.AsMemory(s, n), s, table, tokens, last ? LogitsRows.Last : LogitsRows.None)]);
+        // earlier chunks stay in flight on the stream; the last one waits for the first token (greedy, on the device)
+        var ch = new ForwardChunk(prompt.AsMemory(s, n), s, table, tokens, last ? LogitsRows.Last : LogitsRows.None);
+        if (last) next = runner.ForwardArgmax([ch]);
+        else runner.ForwardBf16([ch], download: false);
     }
     double ms = t.Elapsed.TotalMilliseconds;
     Sample();
-    return (Argmax(logits), ms);
+    return (next[0], ms);
 }
 
 // Greedy decode after a prefill of `context` tokens: median ms per token.
@@ -88,8 +91,7 @@ double Decode(int context)
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
         var t = Stopwatch.StartNew();
-        var logits = runner.Forward([new ForwardChunk(new[] { token }, context + i, table, context + i + 1)]);
-        token = Argmax(logits);
+        token = runner.ForwardArgmax([new ForwardChunk(new[] { token }, context + i, table, context + i + 1)])[0];
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
     Sample();
@@ -122,8 +124,7 @@ Console.WriteLine($"decode after {shortCtx}: {results[$"decode_after_{shortCtx}_
         var batch = Enumerable.Range(0, sessions)
             .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
         var t = Stopwatch.StartNew();
-        var logits = runner.Forward(batch);
-        for (int s = 0; s < sessions; s++) tokens[s] = Argmax(logits.AsSpan(s * config.VocabSize, config.VocabSize));
+        tokens = runner.ForwardArgmax(batch);
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
     double step = Median(times);
@@ -208,13 +209,6 @@ if (outPath != null)
     Console.WriteLine($"wrote {outPath}");
 }
 return 0;
-
-static int Argmax(ReadOnlySpan<float> v)
-{
-    int best = 0;
-    for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-    return best;
-}
 
 static double Median(List<double> v)
 {

@@ -153,12 +153,48 @@ public sealed class CudaModelRunner : IModelRunner
 
     public float[] Forward(IReadOnlyList<ForwardChunk> batch)
     {
-        var (logits, rows) = ForwardBf16(batch, download: true);
-        var span = _logitsHost.Span;
+        var (_, rows) = ForwardBf16(batch, download: true);
         var result = new float[(long)rows * Config.VocabSize];
-        for (int i = 0; i < result.Length; i++) result[i] = Bf16.ToSingle(span[i]);
-        _ = logits;
+        Widen(_logitsHost.Span[..result.Length], result);
         return result;
+    }
+
+    public int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch)
+    {
+        var (logits, rows) = ForwardBf16(batch, download: false);
+        if (rows == 0) { _stream.Synchronize(); return []; }
+        if (_argmax is null || _argmax.Length < rows)
+        {
+            _argmax?.Dispose();
+            _argmaxHost?.Dispose();
+            _argmax = _device.Allocate<int>(Math.Max(rows, 64));
+            _argmaxHost = _device.AllocatePinned<int>(_argmax.Length);
+        }
+        _ek.ArgmaxRows(_stream, logits, rows, Config.VocabSize, _argmax);
+        _argmax.DownloadAsync(_argmaxHost!, rows, _stream);
+        _stream.Synchronize();
+        return _argmaxHost!.Span[..rows].ToArray();
+    }
+
+    private DeviceBuffer<int>? _argmax;
+    private PinnedBuffer<int>? _argmaxHost;
+
+    /// <summary>bf16 bits → f32: the bits are the upper half, so widen and shift (vectorised; 4M values per 32-row step).</summary>
+    private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        var d = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(dst);
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            int w = System.Numerics.Vector<ushort>.Count, h = w / 2;
+            for (; i <= src.Length - w; i += w)
+            {
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<ushort>(src.Slice(i)), out var lo, out var hi);
+                (lo << 16).CopyTo(d.Slice(i));
+                (hi << 16).CopyTo(d.Slice(i + h));
+            }
+        }
+        for (; i < src.Length; i++) d[i] = (uint)src[i] << 16;
     }
 
     /// <summary>
@@ -410,9 +446,9 @@ public sealed class CudaModelRunner : IModelRunner
     public void Dispose()
     {
         try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _cos, _sin, _pool, _mm })
+        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
             b?.Dispose();
-        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost }) b?.Dispose();
+        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
         _stream.Dispose();
         if (_ownsWeights) _w.Dispose();
         if (_ownsDevice) _device.Dispose();

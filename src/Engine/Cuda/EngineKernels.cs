@@ -11,7 +11,7 @@ namespace Actors.Engine.Cuda;
 public sealed class EngineKernels
 {
     private const uint Block = 256;
-    private readonly CudaFunction _bias, _qkNorm, _kvWrite, _gather, _init;
+    private readonly CudaFunction _bias, _qkNorm, _kvWrite, _gather, _init, _argmax;
 
     public EngineKernels(KernelCompiler compiler)
     {
@@ -22,6 +22,17 @@ public sealed class EngineKernels
         _kvWrite = module.Function("kv_write_slots");
         _gather = module.Function("gather_rows");
         _init = module.Function("random_init");
+        _argmax = module.Function("argmax_rows");
+    }
+
+    /// <summary>output[r] = argmax of row r of x (rows, cols) bf16, lowest index on ties (as the CPU Sampler); NaN never wins.</summary>
+    public void ArgmaxRows(CudaStream stream, DeviceSpan<ushort> x, int rows, int cols, DeviceSpan<int> output)
+    {
+        if (rows == 0) return;
+        x.Require((long)rows * cols, nameof(x), "rows * cols");
+        output.Require(rows, nameof(output), "rows");
+        var p = new ArgmaxParams { X = x.Pointer, Out = output.Pointer, Rows = rows, Cols = cols };
+        _argmax.Launch(stream, ((uint)rows, 1, 1), 1024, 0, p);
     }
 
     /// <summary>y[r, c] += bias[c] for r &lt; rows, c &lt; cols; rows of y are stride apart.</summary>
@@ -111,6 +122,9 @@ public sealed class EngineKernels
     private struct GatherParams { public ulong Src, Index, Dst; public int Rows, Cols, SrcStride, DstStride; }
 
     [StructLayout(LayoutKind.Sequential)]
+    private struct ArgmaxParams { public ulong X, Out; public int Rows, Cols; }
+
+    [StructLayout(LayoutKind.Sequential)]
     private struct InitParams { public ulong Y; public long Count; public ulong Seed; public float Scale, Offset; }
 
     // Params structs: pointers and 64-bit fields first, then 32-bit fields, padded to 8 bytes (twins above).
@@ -178,6 +192,47 @@ public sealed class EngineKernels
             const bf16_t* s = p.src + (u64)p.index[r] * p.srcStride;
             bf16_t* d = p.dst + (u64)r * p.dstStride;
             for (int c = threadIdx.x; c < p.cols; c += blockDim.x) d[c] = s[c];
+        }
+
+        // One block per row: each thread keeps its best (value, lowest index), then warps and the block reduce.
+        struct ArgmaxParams { const bf16_t* x; int* out; int rows, cols; };
+        __device__ __forceinline__ bool better(float v, int i, float bv, int bi)
+        {
+            return v > bv || (v == bv && i < bi);
+        }
+        extern "C" __global__ void argmax_rows(ArgmaxParams p)
+        {
+            __shared__ float sv[32];
+            __shared__ int si[32];
+            const bf16_t* row = p.x + (u64)blockIdx.x * p.cols;
+            float bv = -__int_as_float(0x7f800000); int bi = 0x7fffffff;
+            for (int i = threadIdx.x; i < p.cols; i += blockDim.x)
+            {
+                float v = bf2f(row[i]);
+                if (better(v, i, bv, bi)) { bv = v; bi = i; }
+            }
+            for (int o = 16; o > 0; o >>= 1)
+            {
+                float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                if (better(ov, oi, bv, bi)) { bv = ov; bi = oi; }
+            }
+            int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            if (lane == 0) { sv[warp] = bv; si[warp] = bi; }
+            __syncthreads();
+            if (warp == 0)
+            {
+                int warps = blockDim.x >> 5;
+                bv = lane < warps ? sv[lane] : -__int_as_float(0x7f800000);
+                bi = lane < warps ? si[lane] : 0x7fffffff;
+                for (int o = 16; o > 0; o >>= 1)
+                {
+                    float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                    int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                    if (better(ov, oi, bv, bi)) { bv = ov; bi = oi; }
+                }
+                if (lane == 0) p.out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
+            }
         }
 
         struct InitParams { bf16_t* y; long long count; u64 seed; float scale, offset; };

@@ -31,6 +31,12 @@ public interface IModelRunner : IDisposable
     /// host, (rows, vocab) row-major, chunks in order (per chunk: none, its last token, or all its tokens).
     /// </summary>
     float[] Forward(IReadOnlyList<ForwardChunk> batch);
+
+    /// <summary>
+    /// As <see cref="Forward"/> but returns only each logits row's argmax (lowest index on ties, as greedy sampling):
+    /// on CUDA computed on the device, so the rows of logits never cross to the host.
+    /// </summary>
+    int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch);
 }
 
 /// <summary>The f32 CPU backend: <see cref="Transformer"/> over a <see cref="Paging.KvCache"/>.</summary>
@@ -55,5 +61,14 @@ public sealed class CpuModelRunner : IModelRunner
     public string Description { get; }
     public string RopeVariant(int seqLen) => _model.RopeVariant(seqLen);
     public float[] Forward(IReadOnlyList<ForwardChunk> batch) => _model.Forward(batch, _cache);
+
+    public int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch)
+    {
+        var logits = Forward(batch);
+        int v = Config.VocabSize;
+        var result = new int[logits.Length / v];
+        for (int r = 0; r < result.Length; r++) result[r] = Sampling.Sampler.Argmax(logits.AsSpan(r * v, v));
+        return result;
+    }
     public void Dispose() { }
 }

@@ -211,7 +211,12 @@ public sealed class InferenceEngine : IDisposable
             var rows = s.Computed + n == s.Length ? LogitsRows.Last : LogitsRows.None;
             chunks[i] = new ForwardChunk(tokens, s.Computed, s.Pages.AsSpan().ToArray(), ropeLen, rows);
         }
-        var logits = _model.Forward(chunks);
+        // All-greedy steps take only the argmax per row (on CUDA computed on the device: no logits copied back).
+        bool greedy = true;
+        for (int i = 0; i < batch.Count; i++)
+            if (chunks[i].Rows == LogitsRows.Last && !batch[i].Sequence.Sampler.IsGreedy) { greedy = false; break; }
+        int[]? argmax = greedy ? _model.ForwardArgmax(chunks) : null;
+        var logits = greedy ? [] : _model.Forward(chunks);
         _steps++;
 
         int vocab = Config.VocabSize, row = 0;
@@ -221,7 +226,7 @@ public sealed class InferenceEngine : IDisposable
             s.Computed += n;
             if (_options.EnablePrefixCaching) _blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
             if (chunks[i].Rows != LogitsRows.Last) continue;
-            int token = s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
+            int token = argmax is not null ? argmax[row++] : s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
             if (s.StopTokenIds.Contains(token)) { Finish(s, null); continue; }
             s.Tokens.Add(token);
             s.Generated++;

@@ -198,6 +198,24 @@ public class CudaEngineTests
     }
 
     [Fact]
+    public void Device_argmax_equals_the_argmax_of_the_copied_logits()
+    {
+        CudaGpu.Require();
+        var config = TestModels.Qwen2;
+        Assert.True(Actors.Engine.Cuda.CudaModelRunner.TryOpenDevice(0, out var device, out var reason), reason);
+        using var runner = Actors.Engine.Cuda.CudaModelRunner.Create(device!, config, TestModels.Weights(config),
+            new EngineOptions { PageSize = 4, KvPages = 32 }, 64);
+        var a = TestModels.Tokens(13, 1);
+        var b = TestModels.Tokens(9, 2);
+        ForwardChunk[] Batch() => [new(a, 0, Enumerable.Range(0, 4).ToArray(), 13, LogitsRows.All), new(b, 0, Enumerable.Range(4, 3).ToArray(), 9, LogitsRows.Last)];
+        var logits = runner.Forward(Batch());
+        var argmax = runner.ForwardArgmax(Batch());
+        int v = config.VocabSize;
+        Assert.Equal(14, argmax.Length);
+        for (int r = 0; r < argmax.Length; r++) Assert.Equal(Sampler.Argmax(logits.AsSpan(r * v, v)), argmax[r]);
+    }
+
+    [Fact]
     public void Pool_is_sized_from_free_device_memory()
     {
         CudaGpu.Require();
@@ -237,6 +255,19 @@ public class BackendSelectionTests
         var e = Assert.Throws<InvalidOperationException>(() =>
             new InferenceEngine(config, TestModels.Weights(config), "t", new EngineOptions { Backend = Backend.Cuda, PageSize = 4, KvPages = 16 }));
         Assert.Contains("no usable CUDA device", e.Message);
+    }
+
+    [Fact]
+    public void Cpu_runner_argmax_equals_the_argmax_of_its_logits()
+    {
+        var config = TestModels.Llama;
+        using var runner = new CpuModelRunner(config, TestModels.Weights(config), 4, _ => 16);
+        var tokens = TestModels.Tokens(10, 3);
+        ForwardChunk[] batch = [new(tokens, 0, Enumerable.Range(0, 3).ToArray(), 10, LogitsRows.All)];
+        var logits = runner.Forward(batch);
+        var argmax = runner.ForwardArgmax(batch);
+        Assert.Equal(10, argmax.Length);
+        for (int r = 0; r < 10; r++) Assert.Equal(Sampler.Argmax(logits.AsSpan(r * config.VocabSize, config.VocabSize)), argmax[r]);
     }
 
     [Fact]
