@@ -15,10 +15,10 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1
 status=0
 echo "== kernel tests"
 # the test executables are xunit v3's own runner: -namespace filters, -xml writes the results with each test's output
-timeout 180 "$b/bin/Actors.Kernels.Tests" -noColor -xml "$OUT/kernel-tests.xml" > "$OUT/kernel-tests.log" 2>&1 || status=1
+timeout 90 "$b/bin/Actors.Kernels.Tests" -noColor -xml "$OUT/kernel-tests.xml" > "$OUT/kernel-tests.log" 2>&1 || status=1
 grep -E "FAIL|Total:" "$OUT/kernel-tests.log" | tail -30
 echo "== engine CUDA tests"
-timeout 240 "$b/bin/Actors.Engine.Tests" -noColor -namespace Actors.Engine.Tests.Cuda -xml "$OUT/engine-tests.xml" \
+timeout 140 "$b/bin/Actors.Engine.Tests" -noColor -namespace Actors.Engine.Tests.Cuda -xml "$OUT/engine-tests.xml" \
   > "$OUT/engine-tests.log" 2>&1 || status=1
 grep -E "FAIL|Total:" "$OUT/engine-tests.log" | tail -30
 # the parity numbers each test wrote (worst relative error, argmax agreement, which greedy runs differ)

@@ -44,6 +44,8 @@ public sealed class CudaModelRunner : IModelRunner
     private PinnedBuffer<ushort> _logitsHost = null!;
     private PinnedBuffer<float> _ropeHost = null!;
     private int _tokenCapacity;
+    private readonly CudaEvent _staged;  // recorded after the step's uploads from pinned memory
+    private bool _stagedRecorded;
 
     private CudaModelRunner(CudaDevice device, bool ownsDevice, CudaWeights weights, bool ownsWeights, EngineOptions options, int contextLength,
         KernelCompiler compiler, EngineKernels ek)
@@ -57,6 +59,7 @@ public sealed class CudaModelRunner : IModelRunner
         var c = Config = weights.Config;
         _contextLength = contextLength;
         _stream = device.CreateStream();
+        _staged = new CudaEvent(device, timing: false);
         _ew = new ElementwiseKernels(compiler);
         _attn = new AttentionKernels(compiler);
         _mm = new CublasLtMatmul(device);
@@ -257,6 +260,9 @@ public sealed class CudaModelRunner : IModelRunner
         long oIds = 0, oPos = n, oSlots = 2L * n, oTables = 3L * n, oLens = oTables + (long)decodes * stride,
             oPre = oLens + decodes, oRows = oPre + prefillTables, total = oRows + outRows;
         EnsureMeta(total);
+        // The pinned stage of the previous step may still be on its way to the device (steps enqueued without a
+        // download): wait for that copy before overwriting it.
+        if (_stagedRecorded) _staged.Synchronize();
         var m = _metaHost.Span;
         var chunkRow = new int[batch.Count];
         var chunkTable = new long[batch.Count];
@@ -327,6 +333,8 @@ public sealed class CudaModelRunner : IModelRunner
             tableRows = n;
             ropePositions = default;
         }
+        _staged.Record(_stream);
+        _stagedRecorded = true;
 
         var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
         _ew.EmbeddingGather(_stream, _w.Embed, c.VocabSize, hid, ids, n, x);
@@ -449,6 +457,7 @@ public sealed class CudaModelRunner : IModelRunner
         foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
             b?.Dispose();
         foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
+        _staged.Dispose();
         _stream.Dispose();
         if (_ownsWeights) _w.Dispose();
         if (_ownsDevice) _device.Dispose();
