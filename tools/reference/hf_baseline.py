@@ -55,11 +55,14 @@ def main():
     cfg = make_config(long_ctx + 256)
     t = time.perf_counter()
     torch.manual_seed(0)
+    prev = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.bfloat16)  # init straight in bf16 on the device: no 32 GB f32 copy
+    except (TypeError, RuntimeError):
+        pass
     with torch.device("cuda"):
-        prev = torch.get_default_dtype()
-        torch.set_default_dtype(torch.bfloat16)
         model = LlamaForCausalLM(cfg)
-        torch.set_default_dtype(prev)
+    torch.set_default_dtype(prev)
     model = model.to(torch.bfloat16).eval()
     sync()
     print(f"model built on the device in {time.perf_counter() - t:.1f} s", flush=True)
