@@ -37,6 +37,7 @@ var results = new Dictionary<string, object>
     ["prefill_chunk_tokens"] = chunk,
 };
 long minFree = long.MaxValue;
+var errors = new Dictionary<string, string>();
 void Sample() => minFree = Math.Min(minFree, dev.MemoryInfo().Free);
 
 Console.WriteLine($"device: {dev}");
@@ -101,6 +102,8 @@ double Decode(int context, int token)
 Decode(64, Prefill(64).Token);
 Prefill(Math.Min(chunk, shortCtx));
 
+Case("prefill and decode", () =>
+{
 foreach (int ctx in new[] { shortCtx, longCtx })
 {
     var (token, ms) = Prefill(ctx);
@@ -109,9 +112,11 @@ foreach (int ctx in new[] { shortCtx, longCtx })
     results[$"decode_after_{ctx}_ms_per_token"] = dms;
     Console.WriteLine($"prefill {ctx}: {ms:F1} ms; decode after it: {dms:F2} ms/token");
 }
+});
 
 // Sessions decoding together at shortCtx context. Their KV is random (filled on the device): decode time does not
 // depend on the values, and 32 real prefills of 8K would add ~10 s without changing the measurement.
+Case("sessions", () =>
 {
     ek.RandomInit(stream, runner.Pool, 99, 1f, 0f);
     var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
@@ -130,7 +135,7 @@ foreach (int ctx in new[] { shortCtx, longCtx })
     results[$"sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
     Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
     Sample();
-}
+});
 
 // Kernel level, timed with CUDA events over several launches.
 double Time(int reps, Action launch)
@@ -143,6 +148,7 @@ double Time(int reps, Action launch)
     b.Record(stream);
     return CudaEvent.ElapsedMilliseconds(a, b) / reps;
 }
+Case("gemm", () =>
 {
     int m = 8192, k = 4096, n = 14336;
     using var mm = new CublasLtMatmul(dev);
@@ -155,8 +161,10 @@ double Time(int reps, Action launch)
     results["gemm_8192x4096x14336_tflops"] = 2.0 * m * n * k / (ms * 1e-3) / 1e12;
     Console.WriteLine($"GEMM (8192, 4096, 14336): {ms:F3} ms, {results["gemm_8192x4096x14336_tflops"]:F0} TFLOP/s");
     Sample();
-}
+});
 var attention = new AttentionKernels(compiler);
+Case("prefill attention", () =>
+{
 foreach (int T in new[] { shortCtx, longCtx })
 {
     int heads = config.NumHeads, d = config.HeadDim;
@@ -171,6 +179,9 @@ foreach (int T in new[] { shortCtx, longCtx })
     Console.WriteLine($"prefill attention {T}: {ms:F2} ms, {results[$"prefill_attention_{T}_tflops"]:F1} TFLOP/s");
     Sample();
 }
+});
+Case("decode attention", () =>
+{
 foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
 {
     int heads = config.NumHeads, d = config.HeadDim, stride = (ctx + PageSize - 1) / PageSize;
@@ -191,6 +202,7 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
     results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
     Console.WriteLine($"decode attention {seqs} x {context}: {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
 }
+});
 Sample();
 var (_, total) = dev.MemoryInfo();
 results["peak_device_memory_gb"] = (total - minFree) / 1e9;
@@ -201,12 +213,25 @@ Console.WriteLine();
 Console.WriteLine($"{"metric",-44} {"value",12}");
 foreach (var (k, v) in results.Where(r => r.Value is double))
     Console.WriteLine($"{k,-44} {(double)v,12:F2}");
+results["errors"] = errors;
 if (outPath != null)
 {
     File.WriteAllText(outPath, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"wrote {outPath}");
 }
-return 0;
+return errors.Count == 0 ? 0 : 1;
+
+// One measurement: a failure is recorded and printed, and the remaining cases still run.
+void Case(string name, Action body)
+{
+    try { body(); }
+    catch (Exception e)
+    {
+        errors[name] = $"{e.GetType().Name}: {e.Message}";
+        Console.WriteLine($"{name}: FAILED {e.GetType().Name}: {e.Message}");
+        try { stream.Synchronize(); } catch (Exception) { /* a faulted context fails the next cases too, each recorded */ }
+    }
+}
 
 static double Median(List<double> v)
 {
