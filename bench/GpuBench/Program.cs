@@ -203,6 +203,30 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
     Console.WriteLine($"decode attention {seqs} x {context}: {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
 }
 });
+// Last, as it is the least proven path: the same decode cases with steps replayed from CUDA graphs.
+Case("decode with graphs", () =>
+{
+    runner.UseDecodeGraphs = true;
+    var (token, _) = Prefill(shortCtx);
+    double dms = Decode(shortCtx, token);
+    results[$"graphs_decode_after_{shortCtx}_ms_per_token"] = dms;
+    ek.RandomInit(stream, runner.Pool, 98, 1f, 0f);
+    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    var times = new List<double>();
+    for (int i = 0; i < warmDecode + decodeSteps; i++)
+    {
+        var batch = Enumerable.Range(0, sessions)
+            .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
+        var t = Stopwatch.StartNew();
+        tokens = runner.ForwardArgmax(batch);
+        if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
+    }
+    double step = Median(times);
+    results[$"graphs_sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
+    Console.WriteLine($"with CUDA graphs: decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {sessions * 1000.0 / step:F0} tokens/s");
+    runner.UseDecodeGraphs = false;
+});
 Sample();
 var (_, total) = dev.MemoryInfo();
 results["peak_device_memory_gb"] = (total - minFree) / 1e9;

@@ -44,6 +44,8 @@ public sealed class CudaModelRunner : IModelRunner
     private PinnedBuffer<ushort> _logitsHost = null!;
     private PinnedBuffer<float> _ropeHost = null!;
     private int _tokenCapacity;
+    private int _generation;  // bumped whenever a buffer a captured graph points at is reallocated
+    private readonly Dictionary<int, (CudaGraph Graph, int Generation)> _decodeGraphs = [];
     private readonly CudaEvent _staged;  // recorded after the step's uploads from pinned memory
     private bool _stagedRecorded;
 
@@ -108,6 +110,7 @@ public sealed class CudaModelRunner : IModelRunner
             throw new InvalidOperationException(
                 $"no room for the KV pool on {device.Name}: a page of {options.PageSize} tokens takes {pageBytes} bytes; {free >> 20} MiB of {total >> 20} MiB are free after {weights.Bytes >> 20} MiB of weights and activations, and {WorkspaceReserveBytes >> 20} MiB are kept as workspace");
         }
+        UseDecodeGraphs = options.CudaGraphs;
         KvPages = (int)pages;
         _pool = device.Allocate<ushort>(pages * KvLayout.PageStride);
         var (f, t) = device.MemoryInfo();
@@ -119,6 +122,12 @@ public sealed class CudaModelRunner : IModelRunner
     public KvLayout KvLayout { get; }
     public string Description { get; }
     public CudaDevice Device => _device;
+
+    /// <summary>
+    /// Replay decode-only greedy steps (every chunk one token, every chunk's last row asked for) from CUDA graphs
+    /// captured per batch size. Off unless EngineOptions.CudaGraphs; benchmarks toggle it. Not yet validated on a device.
+    /// </summary>
+    public bool UseDecodeGraphs { get; set; }
     public CudaStream Stream => _stream;
 
     /// <summary>The device pool, (pages, layers, {K,V}, pageSize, kvHeads, headDim) bf16.</summary>
@@ -241,7 +250,16 @@ public sealed class CudaModelRunner : IModelRunner
         var order = Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length == 1)
             .Concat(Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length > 1)).ToArray();
         int decodes = order.TakeWhile(i => batch[i].Tokens.Length == 1).Count();
+        // A decode-only step can replay a CUDA graph captured for its batch size: its kernel parameters must not change
+        // between steps, so page tables get the stride of a full context and the decode grid covers the whole context
+        // (splits beyond a sequence's length exit at once).
+        bool graph = UseDecodeGraphs && decodes == batch.Count && outRows == batch.Count;
         int stride = 1, maxContext = 1;
+        if (graph)
+        {
+            stride = (_contextLength + layout.PageSize - 1) / layout.PageSize;
+            maxContext = _contextLength;
+        }
         for (int j = 0; j < decodes; j++)
         {
             var ch = batch[order[j]];
@@ -336,58 +354,78 @@ public sealed class CudaModelRunner : IModelRunner
         _staged.Record(_stream);
         _stagedRecorded = true;
 
-        var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
-        _ew.EmbeddingGather(_stream, _w.Embed, c.VocabSize, hid, ids, n, x);
-        for (int li = 0; li < c.NumLayers; li++)
+        if (decodes > 0)
         {
-            var L = _w.Layers[li];
-            if (li == 0) _ew.RmsNorm(_stream, x, L.InputNorm, h, n, hid, eps);
-            else _ew.AddRmsNorm(_stream, x, o, L.InputNorm, h, n, hid, eps);
-            _mm.Bf16(_stream, h, L.Qkv, qkv, n, hid, qkvDim);
-            if (L.QkvBias is { } qb) _ek.BiasAdd(_stream, qkv, qb, n, qkvDim, qkvDim);
-            if (L.QNorm is { } qn) _ek.QkNorm(_stream, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
-            _ew.Rope(_stream, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-            _ew.Rope(_stream, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-            _ek.KvWrite(_stream, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
-            // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
-            _ek.GatherRows(_stream, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
-            if (decodes > 0 && li == 0)
+            long need = AttentionKernels.DecodeWorkspaceLength(decodes, nh, nkv, d, maxContext);
+            if (_decodeWs.Length < need)
             {
-                long need = AttentionKernels.DecodeWorkspaceLength(decodes, nh, nkv, d, maxContext);
-                if (_decodeWs.Length < need)
-                {
-                    _stream.Synchronize();
-                    _decodeWs.Dispose();
-                    _decodeWs = _device.Allocate<float>(need);
-                }
+                _stream.Synchronize();
+                _decodeWs.Dispose();
+                _decodeWs = _device.Allocate<float>(need);
+                _generation++;
             }
-            if (decodes > 0)
-                _attn.Decode(_stream, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
-                    meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
-            for (int j = decodes; j < order.Length; j++)
-            {
-                var ch = batch[order[j]];
-                int r0 = chunkRow[order[j]], len = ch.Tokens.Length;
-                int need = (ch.FirstPosition + len - 1) / layout.PageSize + 1;
-                _attn.Prefill(_stream, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
-                    meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
-            }
-            _mm.Bf16(_stream, a, L.O, o, n, qDim, hid);
-            if (L.OBias is { } ob) _ek.BiasAdd(_stream, o, ob, n, hid, hid);
-            _ew.AddRmsNorm(_stream, x, o, L.PostNorm, h, n, hid, eps);
-            _mm.Bf16(_stream, h, L.GateUp, gu, n, hid, 2 * inter);
-            _ew.SwiGlu(_stream, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
-            _mm.Bf16(_stream, act, L.Down, o, n, inter, hid);
         }
+        var logitsSpan = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
+
+        // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
+        void Enqueue(CudaStream st)
+        {
+            var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
+            _ew.EmbeddingGather(st, _w.Embed, c.VocabSize, hid, ids, n, x);
+            for (int li = 0; li < c.NumLayers; li++)
+            {
+                var L = _w.Layers[li];
+                if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
+                else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
+                _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
+                if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
+                _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
+                // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
+                _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                if (decodes > 0)
+                    _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
+                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
+                for (int j = decodes; j < order.Length; j++)
+                {
+                    var ch = batch[order[j]];
+                    int r0 = chunkRow[order[j]], len = ch.Tokens.Length;
+                    int need = (ch.FirstPosition + len - 1) / layout.PageSize + 1;
+                    _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
+                        meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
+                }
+                _mm.Bf16(st, a, L.O, o, n, qDim, hid);
+                if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
+                _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
+                _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
+                _mm.Bf16(st, act, L.Down, o, n, inter, hid);
+            }
+            if (outRows == 0) return;
+            _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
+            _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
+            _mm.Bf16(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
+        }
+
+        if (graph)
+        {
+            if (!_decodeGraphs.TryGetValue(n, out var g) || g.Generation != _generation)
+            {
+                g.Graph?.Dispose();
+                g = (CudaGraph.Capture(_stream, Enqueue), _generation);
+                _decodeGraphs[n] = g;
+            }
+            g.Graph.Launch(_stream);
+        }
+        else Enqueue(_stream);
         if (outRows == 0)
         {
             if (download) _stream.Synchronize();
             return (default, 0);
         }
-        _ew.AddRmsNorm(_stream, x, o, _w.Norm, h, n, hid, eps);
-        _ek.GatherRows(_stream, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
-        var logits = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
-        _mm.Bf16(_stream, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logits, outRows, hid, c.VocabSize);
+        var logits = logitsSpan;
         if (download)
         {
             _logits.DownloadAsync(_logitsHost, logits.Length, _stream);
@@ -414,6 +452,7 @@ public sealed class CudaModelRunner : IModelRunner
         _o = _device.Allocate<ushort>(n * hid);
         _gu = _device.Allocate<ushort>(n * 2L * c.IntermediateSize);
         _act = _device.Allocate<ushort>(n * (long)c.IntermediateSize);
+        _generation++;
         _identity = _device.Allocate<int>(n);
         _identity.Upload(Enumerable.Range(0, n).ToArray());
         _tokenCapacity = n;
@@ -435,6 +474,7 @@ public sealed class CudaModelRunner : IModelRunner
         _logits?.Dispose();
         _logitsHost?.Dispose();
         rows = Math.Max(rows, 1);
+        _generation++;
         _sel = _device.Allocate<ushort>((long)rows * Config.HiddenSize);
         _logits = _device.Allocate<ushort>((long)rows * Config.VocabSize);
         _logitsHost = _device.AllocatePinned<ushort>((long)rows * Config.VocabSize);
@@ -447,6 +487,7 @@ public sealed class CudaModelRunner : IModelRunner
         _meta?.Dispose();
         _metaHost?.Dispose();
         long size = Math.Max(count, 4096);
+        _generation++;
         _meta = _device.Allocate<int>(size);
         _metaHost = _device.AllocatePinned<int>(size);
     }
@@ -457,6 +498,7 @@ public sealed class CudaModelRunner : IModelRunner
         foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
             b?.Dispose();
         foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
+        foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
         _staged.Dispose();
         _stream.Dispose();
         if (_ownsWeights) _w.Dispose();

@@ -49,7 +49,7 @@ public sealed record EngineOptions
     /// <summary>Default of <see cref="KvMemoryFraction"/>.</summary>
     public const double DefaultCudaKvMemoryFraction = 0.9;
 
-    /// <summary>CUDA: capture decode-only steps into CUDA graphs keyed by batch size (not implemented yet: must stay false).</summary>
+    /// <summary>CUDA: replay decode-only steps from CUDA graphs captured per batch size (experimental, off by default).</summary>
     public bool CudaGraphs { get; init; }
 
     internal void Validate()
@@ -67,7 +67,7 @@ public sealed record EngineOptions
         if (ContextLength is { } ctx) Positive(ctx, nameof(ContextLength));
         if (!(KvMemoryFraction > 0 && KvMemoryFraction <= 1))
             throw new ArgumentOutOfRangeException(nameof(KvMemoryFraction), KvMemoryFraction, "EngineOptions.KvMemoryFraction must be in (0, 1]");
-        if (CudaGraphs) throw new NotSupportedException("EngineOptions.CudaGraphs: decode graph capture is not implemented yet");
+
     }
 }
 

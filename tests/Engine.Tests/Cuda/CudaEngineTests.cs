@@ -197,6 +197,25 @@ public class CudaEngineTests
         Assert.True(engine.Metrics.Preemptions > 0, "the tiny pool should have forced a preemption");
     }
 
+    [Theory]
+    [MemberData(nameof(TestModels.Families), MemberType = typeof(TestModels))]
+    public async Task Decode_graphs_replay_what_plain_launches_compute(string family)
+    {
+        CudaGpu.Require();
+        var config = TestModels.ByName(family);
+        var prompts = Enumerable.Range(0, 3).Select(i => TestModels.Tokens(6 + 5 * i, 80 + i)).ToArray();
+        async Task<List<int>[]> Run(bool graphs)
+        {
+            using var engine = new InferenceEngine(config, TestModels.Weights(config), "t",
+                new EngineOptions { Backend = Backend.Cuda, PageSize = 4, KvPages = 128, CudaGraphs = graphs });
+            var tasks = prompts.Select(p => EngineParityTests.Collect(engine.GenerateAsync(p, SamplingParams.Greedy(10), new HashSet<int>(), Ct))).ToArray();
+            return await Task.WhenAll(tasks);
+        }
+        var plain = await Run(false);
+        var graphs = await Run(true);
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(plain[i], graphs[i]);
+    }
+
     [Fact]
     public void Device_argmax_equals_the_argmax_of_the_copied_logits()
     {
