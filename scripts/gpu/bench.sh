@@ -6,9 +6,9 @@ bundle="$1"; out="$2"; shift 2
 mkdir -p "$out"
 export ACTORS_CACHE="${ACTORS_CACHE:-$out/cache}"
 echo "== ours: actors-gpubench"
-timeout 170 "$bundle/bin/actors-gpubench" --out "$out/ours.json" "$@" 2>&1 | tee "$out/ours.log"
+timeout 170 "$bundle/bin/actors-gpubench" --out "$out/ours.json" "$@" 2>&1 | tee "$out/ours.log"; ours_rc=${PIPESTATUS[0]}
 echo "== Hugging Face transformers baseline"
-timeout 170 python3 "$bundle/tools/reference/hf_baseline.py" --out "$out/hf.json" "$@" 2>&1 | tee "$out/hf.log"
+timeout 170 python3 "$bundle/tools/reference/hf_baseline.py" --out "$out/hf.json" "$@" 2>&1 | tee "$out/hf.log"; hf_rc=${PIPESTATUS[0]}
 python3 - "$out/ours.json" "$out/hf.json" <<'PY' | tee "$out/combined.txt"
 import json, os, sys
 def load(p):
@@ -30,3 +30,5 @@ for k in keys:
     print(f"{k:<44} {fa} {fb} {r}")
 print("(ms: lower is better; TFLOP/s, tokens/s, TB/s: higher is better)")
 PY
+echo "actors-gpubench exit $ours_rc, hf_baseline exit $hf_rc (124: timed out)"
+[ "$ours_rc" -eq 0 ] && [ "$hf_rc" -eq 0 ]
