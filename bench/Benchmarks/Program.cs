@@ -19,7 +19,7 @@ Console.WriteLine($"machine: {Environment.ProcessorCount} logical cores, {System
 var load = Stopwatch.StartNew();
 using var weights = new RandomWeights(config, seed: 7);
 using var engine = new InferenceEngine(config, weights, "bench/qwen2.5-0.5b-shape",
-    new EngineOptions { PrefillChunkTokens = chunk, ContextLength = promptTokens + decodeTokens + 16 });
+    new EngineOptions { Backend = Backend.Cpu, PrefillChunkTokens = chunk, ContextLength = promptTokens + decodeTokens + 16 });
 Console.WriteLine($"load: {load.Elapsed.TotalSeconds:F1} s");
 
 var rng = new Random(11);

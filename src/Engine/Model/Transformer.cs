@@ -1,6 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Actors.Engine.Paging;
 using Actors.Kernels.Cpu;
 
@@ -34,8 +32,7 @@ public sealed class Transformer
     private readonly float[] _embed;   // (vocab, hidden)
     private readonly float[] _norm;    // (hidden)
     private readonly float[] _lmHead;  // (vocab, hidden); the embedding when tied
-    private readonly bool _dynamicRope;
-    private readonly Dictionary<int, (float[] InvFreq, float Scaling, string Variant)> _rope = [];
+    private readonly RopeTable _ropeTable;
     private readonly float[][] _scratch = Enumerable.Repeat(Array.Empty<float>(), 10).ToArray();
 
     public Transformer(ModelConfig config, IWeightSource weights)
@@ -68,7 +65,7 @@ public sealed class Transformer
                 Up: Read("mlp.up_proj.weight", inter, h),
                 Down: Read("mlp.down_proj.weight", h, inter));
         }
-        _dynamicRope = string.Equals(config.RopeScaling?.Type, "dynamic", StringComparison.OrdinalIgnoreCase);
+        _ropeTable = new RopeTable(config);
     }
 
     public ModelConfig Config { get; }
@@ -229,21 +226,8 @@ public sealed class Transformer
 
     private (float[] InvFreq, float Scaling, string Variant) Rope(int seqLen)
     {
-        // Only dynamic NTK scaling picks frequencies by length; every other type has one table.
-        int key = _dynamicRope ? Math.Max(seqLen, 1) : -1;
-        if (_rope.TryGetValue(key, out var entry)) return entry;
-        var (invFreq, scaling) = RopeFrequencies.Compute(Config, _dynamicRope ? key : Config.MaxPositionEmbeddings);
-        string variant = "";
-        if (_dynamicRope)
-        {
-            var bytes = new byte[invFreq.Length * 4 + 4];
-            MemoryMarshal.AsBytes(invFreq.AsSpan()).CopyTo(bytes);
-            BitConverter.TryWriteBytes(bytes.AsSpan(invFreq.Length * 4), scaling);
-            variant = "rope:" + Convert.ToHexString(SHA256.HashData(bytes), 0, 16);
-        }
-        entry = (invFreq, scaling, variant);
-        _rope[key] = entry;
-        return entry;
+        var (inv, scaling) = _ropeTable.Frequencies(seqLen);
+        return (inv, scaling, _ropeTable.Variant(seqLen));
     }
 
     private static void Validate(ModelConfig c)

@@ -25,7 +25,7 @@ public sealed record EngineOptions
     /// <summary>Size of the KV pool in pages; wins over <see cref="KvMemoryBytes"/>.</summary>
     public int? KvPages { get; init; }
 
-    /// <summary>Size of the KV pool in bytes of f32 KV, when <see cref="KvPages"/> is not set.</summary>
+    /// <summary>Size of the KV pool in bytes of KV (f32 on the CPU, bf16 on CUDA), when <see cref="KvPages"/> is not set.</summary>
     public long? KvMemoryBytes { get; init; }
 
     /// <summary>Most tokens per sequence; the model's max_position_embeddings when null.</summary>
@@ -33,6 +33,24 @@ public sealed record EngineOptions
 
     /// <summary>Share full pages between sequences with the same prefix.</summary>
     public bool EnablePrefixCaching { get; init; } = true;
+
+    /// <summary>Cpu, Cuda, or Auto (CUDA when a device of compute capability ≥ 8.0 opens, else CPU).</summary>
+    public Backend Backend { get; init; } = Backend.Auto;
+
+    /// <summary>CUDA device ordinal.</summary>
+    public int CudaDevice { get; init; }
+
+    /// <summary>
+    /// CUDA: share of the device memory still free after weights, activations and a workspace reserve that the bf16
+    /// KV pool takes when neither KvPages nor KvMemoryBytes is set.
+    /// </summary>
+    public double KvMemoryFraction { get; init; } = DefaultCudaKvMemoryFraction;
+
+    /// <summary>Default of <see cref="KvMemoryFraction"/>.</summary>
+    public const double DefaultCudaKvMemoryFraction = 0.9;
+
+    /// <summary>CUDA: replay decode-only steps from CUDA graphs captured per batch size (experimental, off by default).</summary>
+    public bool CudaGraphs { get; init; }
 
     internal void Validate()
     {
@@ -47,6 +65,9 @@ public sealed record EngineOptions
         if (KvPages is { } pages) Positive(pages, nameof(KvPages));
         if (KvMemoryBytes is < 1) throw new ArgumentOutOfRangeException(nameof(KvMemoryBytes), KvMemoryBytes, "EngineOptions.KvMemoryBytes must be ≥ 1");
         if (ContextLength is { } ctx) Positive(ctx, nameof(ContextLength));
+        if (!(KvMemoryFraction > 0 && KvMemoryFraction <= 1))
+            throw new ArgumentOutOfRangeException(nameof(KvMemoryFraction), KvMemoryFraction, "EngineOptions.KvMemoryFraction must be in (0, 1]");
+
     }
 }
 

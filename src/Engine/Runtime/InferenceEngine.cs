@@ -16,8 +16,7 @@ namespace Actors.Engine.Runtime;
 public sealed class InferenceEngine : IDisposable
 {
     private readonly IWeightSource _weights;
-    private readonly Transformer _model;
-    private readonly KvCache _cache;
+    private readonly IModelRunner _model;
     private readonly BlockManager _blocks;
     private readonly Scheduler _scheduler;
     private readonly EngineOptions _options;
@@ -44,10 +43,8 @@ public sealed class InferenceEngine : IDisposable
         ModelId = modelId;
         ContextLength = options.ContextLength ?? config.MaxPositionEmbeddings;
         if (ContextLength < 1) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be ≥ 1 (EngineOptions.ContextLength or max_position_embeddings)");
-        _model = new Transformer(config, weights);
-        var layout = _model.KvLayout(options.PageSize);
-        _cache = new KvCache(layout, KvPagesFor(options, layout, ContextLength));
-        _blocks = new BlockManager(_cache.Pages, options.PageSize, modelId, RopeProfile(config));
+        _model = CreateRunner(config, weights, options, ContextLength);
+        _blocks = new BlockManager(_model.KvPages, options.PageSize, modelId, RopeProfile(config));
         _scheduler = new Scheduler(_blocks, options, _model.RopeVariant);
         _eos = new HashSet<int>(config.EosTokenIds);
         PublishMetrics();
@@ -61,7 +58,13 @@ public sealed class InferenceEngine : IDisposable
     /// <summary>Most tokens (prompt + generated) one sequence may hold.</summary>
     public int ContextLength { get; }
 
-    public int TotalPages => _cache.Pages;
+    public int TotalPages => _model.KvPages;
+
+    /// <summary>Which backend runs the model and, when Auto fell back to the CPU, why (e.g. "no CUDA driver: …").</summary>
+    public string BackendDescription => _model.Description;
+
+    /// <summary>The backend in use (Cpu or Cuda; never Auto).</summary>
+    public Backend Backend => _model is CpuModelRunner ? Backend.Cpu : Backend.Cuda;
     public int PageSize => _options.PageSize;
 
     public EngineMetrics Metrics { get { lock (_metricsLock) return _metrics; } }
@@ -117,6 +120,7 @@ public sealed class InferenceEngine : IDisposable
         if (Thread.CurrentThread != _thread) _thread.Join();
         while (_incoming.TryDequeue(out var late)) late.Output.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
         _wake.Dispose();
+        _model.Dispose();
         _weights.Dispose();
     }
 
@@ -207,7 +211,12 @@ public sealed class InferenceEngine : IDisposable
             var rows = s.Computed + n == s.Length ? LogitsRows.Last : LogitsRows.None;
             chunks[i] = new ForwardChunk(tokens, s.Computed, s.Pages.AsSpan().ToArray(), ropeLen, rows);
         }
-        var logits = _model.Forward(chunks, _cache);
+        // All-greedy steps take only the argmax per row (on CUDA computed on the device: no logits copied back).
+        bool greedy = true;
+        for (int i = 0; i < batch.Count; i++)
+            if (chunks[i].Rows == LogitsRows.Last && !batch[i].Sequence.Sampler.IsGreedy) { greedy = false; break; }
+        int[]? argmax = greedy ? _model.ForwardArgmax(chunks) : null;
+        var logits = greedy ? [] : _model.Forward(chunks);
         _steps++;
 
         int vocab = Config.VocabSize, row = 0;
@@ -217,7 +226,7 @@ public sealed class InferenceEngine : IDisposable
             s.Computed += n;
             if (_options.EnablePrefixCaching) _blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
             if (chunks[i].Rows != LogitsRows.Last) continue;
-            int token = s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
+            int token = argmax is not null ? argmax[row++] : s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
             if (s.StopTokenIds.Contains(token)) { Finish(s, null); continue; }
             s.Tokens.Add(token);
             s.Generated++;
@@ -242,7 +251,7 @@ public sealed class InferenceEngine : IDisposable
             {
                 int n = Math.Min(chunkSize, t - start);
                 var chunk = new ForwardChunk(tokens.AsMemory(start, n), start, pages, t, LogitsRows.All);
-                _model.Forward([chunk], _cache).CopyTo(result.AsSpan(start * vocab, n * vocab));
+                _model.Forward([chunk]).CopyTo(result.AsSpan(start * vocab, n * vocab));
             }
             return result;
         }
@@ -264,6 +273,34 @@ public sealed class InferenceEngine : IDisposable
         var m = new EngineMetrics(_blocks.TotalPages, _blocks.FreePages, _scheduler.WaitingCount, _scheduler.RunningCount,
             _scheduler.PrefixHitTokens, _steps, _scheduler.Preemptions, _generated);
         lock (_metricsLock) _metrics = m;
+    }
+
+    /// <summary>
+    /// Backend choice: Cuda demands a usable device (throws with the reason otherwise); Auto takes CUDA when
+    /// CudaDevice.TryOpen succeeds (compute capability ≥ 8.0) and the CPU otherwise, keeping the reason.
+    /// </summary>
+    private static IModelRunner CreateRunner(ModelConfig config, IWeightSource weights, EngineOptions options, int contextLength)
+    {
+        string? reason = null;
+        if (options.Backend != Backend.Cpu)
+        {
+            if (Cuda.CudaModelRunner.TryOpenDevice(options.CudaDevice, out var device, out reason))
+            {
+                try
+                {
+                    return Cuda.CudaModelRunner.Create(device!, config, weights, options, contextLength);
+                }
+                catch
+                {
+                    device!.Dispose();
+                    throw;
+                }
+            }
+            if (options.Backend == Backend.Cuda)
+                throw new InvalidOperationException($"EngineOptions.Backend is Cuda but no usable CUDA device: {reason}");
+            reason = "CUDA not used: " + reason;
+        }
+        return new CpuModelRunner(config, weights, options.PageSize, layout => KvPagesFor(options, layout, contextLength), reason);
     }
 
     /// <summary>Pool size: KvPages, else KvMemoryBytes, else a share of available memory; no more than MaxSequences full contexts.</summary>

@@ -206,7 +206,7 @@ public class InferenceEngineTests
     {
         var config = TestModels.Llama;
         var weights = TestModels.Weights(config);
-        var engine = new InferenceEngine(config, weights, "m", new EngineOptions { KvPages = 8 });
+        var engine = new InferenceEngine(config, weights, "m", new EngineOptions { Backend = Backend.Cpu, KvPages = 8 });
         engine.Dispose();
         Assert.True(weights.Disposed);
         Assert.Throws<ObjectDisposedException>(() => engine.GenerateAsync([1, 2], SamplingParams.Greedy(), NoStop, Ct));
@@ -217,9 +217,9 @@ public class InferenceEngineTests
     public void Default_pool_is_sized_from_memory_and_capped_at_max_sequences_contexts()
     {
         var config = TestModels.Llama;
-        using var engine = new InferenceEngine(config, TestModels.Weights(config), "m", new EngineOptions { MaxSequences = 3 });
+        using var engine = new InferenceEngine(config, TestModels.Weights(config), "m", new EngineOptions { Backend = Backend.Cpu, MaxSequences = 3 });
         Assert.Equal(3 * (128 / 16), engine.TotalPages);
-        using var byBytes = new InferenceEngine(config, TestModels.Weights(config), "m", new EngineOptions { KvMemoryBytes = 10 * 2 * 2 * 16 * 2 * 12 * 4 });
+        using var byBytes = new InferenceEngine(config, TestModels.Weights(config), "m", new EngineOptions { Backend = Backend.Cpu, KvMemoryBytes = 10 * 2 * 2 * 16 * 2 * 12 * 4 });
         Assert.Equal(10, byBytes.TotalPages);
     }
 }

@@ -13,7 +13,7 @@ public class TextGeneratorTests
     [Fact]
     public async Task Chat_prompt_generates_the_same_tokens_as_the_engine_given_the_rendered_ids()
     {
-        using var generator = TextGenerator.Load(Qwen2, new EngineOptions { KvPages = 64 });
+        using var generator = TextGenerator.Load(Qwen2, new EngineOptions { Backend = Backend.Cpu, KvPages = 64 });
         var messages = new[] { new ChatMessage("user", "Summarize the cache page token attention layer.") };
         var ids = generator.EncodeChat(messages, addGenerationPrompt: true);
 
@@ -43,7 +43,7 @@ public class TextGeneratorTests
     [Fact]
     public void Stop_tokens_come_from_generation_config()
     {
-        using var generator = TextGenerator.Load(Qwen2, new EngineOptions { KvPages = 16 });
+        using var generator = TextGenerator.Load(Qwen2, new EngineOptions { Backend = Backend.Cpu, KvPages = 16 });
         Assert.Equal(new HashSet<int>(GenerationConfig.Load(Qwen2).EosTokenIds), generator.StopTokenIds);
         Assert.Contains(generator.Encode("<|im_end|>")[0], generator.StopTokenIds);
     }

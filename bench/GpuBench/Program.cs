@@ -1,0 +1,272 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Actors.Engine.Cuda;
+using Actors.Engine.Model;
+using Actors.Engine.Runtime;
+using Actors.Kernels.Cpu;
+using Actors.Kernels.Cuda;
+using Actors.Kernels.Cuda.Kernels;
+
+// GPU benchmark of the CUDA engine path on a Llama-3-8B-shaped model with random bf16 weights generated on the device.
+// Usage: actors-gpubench [--out results.json] [--chunk 8192] [--decode 32] [--quick]
+// --quick: 2K/4K instead of 8K/32K and 4 sessions (for a smoke run). Times: wall clock around a synchronised step
+// (prefill, decode: what a caller sees, logits copied back) or CUDA events (kernels alone).
+string? outPath = Str("--out");
+bool quick = args.Contains("--quick");
+int chunk = Int("--chunk", 8192), decodeSteps = Int("--decode", 32), warmDecode = 4;
+int shortCtx = quick ? 2048 : 8192, longCtx = quick ? 4096 : 32768, sessions = quick ? 4 : 32;
+
+if (!CudaDevice.TryOpen(Int("--device", 0), out var device, out var reason))
+{
+    Console.Error.WriteLine($"actors-gpubench: no usable CUDA device: {reason}");
+    return 2;
+}
+using var dev = device!;
+const int PageSize = 16;
+var config = new ModelConfig
+{
+    ModelType = "llama", Family = ModelFamily.Llama, HiddenSize = 4096, IntermediateSize = 14336, NumLayers = 32,
+    NumHeads = 32, NumKvHeads = 8, HeadDim = 128, VocabSize = 128256, RmsNormEps = 1e-5f, RopeTheta = 500000,
+    // Linear x4 for every case: the scaling type changes only the cos/sin table, never the work.
+    MaxPositionEmbeddings = 32768 + 256, RopeScaling = new RopeScaling("linear", 4.0), Source = "Llama-3-8B shape",
+};
+var results = new Dictionary<string, object>
+{
+    ["device"] = dev.ToString(),
+    ["model"] = "Llama-3-8B shape, random bf16 weights, RoPE linear x4",
+    ["prefill_chunk_tokens"] = chunk,
+};
+long minFree = long.MaxValue;
+var errors = new Dictionary<string, string>();
+void Sample() => minFree = Math.Min(minFree, dev.MemoryInfo().Free);
+
+Console.WriteLine($"device: {dev}");
+var compiler = new KernelCompiler(dev);
+var ek = new EngineKernels(compiler);
+var sw = Stopwatch.StartNew();
+using var weights = CudaWeights.Random(dev, config, ek, seed: 7);
+Console.WriteLine($"weights: {weights.Bytes / 1e9:F2} GB bf16 generated on the device in {sw.Elapsed.TotalSeconds:F1} s");
+int pagesPerSession = (shortCtx + decodeSteps + warmDecode + PageSize) / PageSize + 1;
+int kvPages = Math.Max(sessions * pagesPerSession, (longCtx + decodeSteps + warmDecode + PageSize) / PageSize + 1);
+var options = new EngineOptions
+{
+    PageSize = PageSize, KvPages = kvPages, MaxBatchTokens = chunk, PrefillChunkTokens = chunk, MaxSequences = sessions,
+    ContextLength = longCtx + 256,
+};
+using var runner = CudaModelRunner.Create(dev, weights, options, options.ContextLength!.Value, compiler, ek);
+Console.WriteLine(runner.Description);
+Sample();
+var layout = runner.KvLayout;
+var stream = runner.Stream;
+var rng = new Random(5);
+int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(config.VocabSize)).ToArray();
+int[] Pages(int first, int count) => Enumerable.Range(first, count).ToArray();
+
+// Prefill of `tokens` tokens on pages [0, …) in chunks; returns the first generated token and the wall time.
+(int Token, double Ms) Prefill(int tokens)
+{
+    var prompt = RandomTokens(tokens);
+    var table = Pages(0, (tokens + decodeSteps + warmDecode) / PageSize + 1);
+    var t = Stopwatch.StartNew();
+    int[] next = [];
+    for (int s = 0; s < tokens; s += chunk)
+    {
+        int n = Math.Min(chunk, tokens - s);
+        bool last = s + n == tokens;
+        // earlier chunks stay in flight on the stream; the last one waits for the first token (greedy, on the device)
+        var ch = new ForwardChunk(prompt.AsMemory(s, n), s, table, tokens, last ? LogitsRows.Last : LogitsRows.None);
+        if (last) next = runner.ForwardArgmax([ch]);
+        else runner.ForwardBf16([ch], download: false);
+    }
+    double ms = t.Elapsed.TotalMilliseconds;
+    Sample();
+    return (next[0], ms);
+}
+
+// Greedy decode right after a prefill of `context` tokens (its first token given): median ms per token.
+double Decode(int context, int token)
+{
+    var table = Pages(0, (context + decodeSteps + warmDecode) / PageSize + 1);
+    var times = new List<double>();
+    for (int i = 0; i < warmDecode + decodeSteps; i++)
+    {
+        var t = Stopwatch.StartNew();
+        token = runner.ForwardArgmax([new ForwardChunk(new[] { token }, context + i, table, context + i + 1)])[0];
+        if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
+    }
+    Sample();
+    return Median(times);
+}
+
+// Warm-up: NVRTC/cuBLASLt plans for the shapes measured below.
+Decode(64, Prefill(64).Token);
+Prefill(Math.Min(chunk, shortCtx));
+
+Case("prefill and decode", () =>
+{
+foreach (int ctx in new[] { shortCtx, longCtx })
+{
+    var (token, ms) = Prefill(ctx);
+    results[$"prefill_{ctx}_ms"] = ms;
+    double dms = Decode(ctx, token);
+    results[$"decode_after_{ctx}_ms_per_token"] = dms;
+    Console.WriteLine($"prefill {ctx}: {ms:F1} ms; decode after it: {dms:F2} ms/token");
+}
+});
+
+// Sessions decoding together at shortCtx context. Their KV is random (filled on the device): decode time does not
+// depend on the values, and 32 real prefills of 8K would add ~10 s without changing the measurement.
+Case("sessions", () =>
+{
+    ek.RandomInit(stream, runner.Pool, 99, 1f, 0f);
+    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    var times = new List<double>();
+    for (int i = 0; i < warmDecode + decodeSteps; i++)
+    {
+        var batch = Enumerable.Range(0, sessions)
+            .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
+        var t = Stopwatch.StartNew();
+        tokens = runner.ForwardArgmax(batch);
+        if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
+    }
+    double step = Median(times);
+    results[$"sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
+    results[$"sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
+    Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
+    Sample();
+});
+
+// Kernel level, timed with CUDA events over several launches.
+double Time(int reps, Action launch)
+{
+    launch();
+    using var a = new CudaEvent(dev);
+    using var b = new CudaEvent(dev);
+    a.Record(stream);
+    for (int i = 0; i < reps; i++) launch();
+    b.Record(stream);
+    return CudaEvent.ElapsedMilliseconds(a, b) / reps;
+}
+Case("gemm", () =>
+{
+    int m = 8192, k = 4096, n = 14336;
+    using var mm = new CublasLtMatmul(dev);
+    using var x = dev.Allocate<ushort>((long)m * k);
+    using var w = dev.Allocate<ushort>((long)n * k);
+    using var y = dev.Allocate<ushort>((long)m * n);
+    ek.RandomInit(stream, x, 1, 1f, 0f);
+    ek.RandomInit(stream, w, 2, 0.02f, 0f);
+    double ms = Time(20, () => mm.Bf16(stream, x, w, y, m, k, n));
+    results["gemm_8192x4096x14336_tflops"] = 2.0 * m * n * k / (ms * 1e-3) / 1e12;
+    Console.WriteLine($"GEMM (8192, 4096, 14336): {ms:F3} ms, {results["gemm_8192x4096x14336_tflops"]:F0} TFLOP/s");
+    Sample();
+});
+var attention = new AttentionKernels(compiler);
+Case("prefill attention", () =>
+{
+foreach (int T in new[] { shortCtx, longCtx })
+{
+    int heads = config.NumHeads, d = config.HeadDim;
+    using var q = dev.Allocate<ushort>((long)T * heads * d);
+    using var o = dev.Allocate<ushort>((long)T * heads * d);
+    using var table = dev.Allocate<int>((T + PageSize - 1) / PageSize);
+    table.Upload(Pages(0, (int)table.Length));
+    ek.RandomInit(stream, q, 3, 1f, 0f);
+    double ms = Time(T > 16384 ? 2 : 5, () => attention.Prefill(stream, q, T, heads, 0, runner.Pool, layout, 0, table, 1f / MathF.Sqrt(d), o));
+    double flops = 2.0 * 2 * T * (double)T * heads * d / 2;
+    results[$"prefill_attention_{T}_tflops"] = flops / (ms * 1e-3) / 1e12;
+    Console.WriteLine($"prefill attention {T}: {ms:F2} ms, {results[$"prefill_attention_{T}_tflops"]:F1} TFLOP/s");
+    Sample();
+}
+});
+Case("decode attention", () =>
+{
+foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
+{
+    int heads = config.NumHeads, d = config.HeadDim, stride = (ctx + PageSize - 1) / PageSize;
+    if ((long)seqs * stride > kvPages) stride = kvPages / seqs;
+    int context = Math.Min(ctx, stride * PageSize);
+    using var q = dev.Allocate<ushort>((long)seqs * heads * d);
+    using var o = dev.Allocate<ushort>((long)seqs * heads * d);
+    using var tables = dev.Allocate<int>((long)seqs * stride);
+    tables.Upload(Pages(0, seqs * stride));
+    using var lens = dev.Allocate<int>(seqs);
+    lens.Upload(Enumerable.Repeat(context, seqs).ToArray());
+    using var ws = dev.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(seqs, heads, config.NumKvHeads, d, context));
+    ek.RandomInit(stream, q, 4, 1f, 0f);
+    double ms = Time(20, () => attention.Decode(stream, q, seqs, heads, runner.Pool, layout, 0, tables, stride, lens, context, 1f / MathF.Sqrt(d), ws, o));
+    double bytes = (double)seqs * context * layout.TokenStride * 2 * sizeof(ushort);
+    double tbs = bytes / (ms * 1e-3) / 1e12;
+    results[$"decode_attention_{seqs}x{context}_tb_per_s"] = tbs;
+    results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
+    Console.WriteLine($"decode attention {seqs} x {context}: {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
+}
+});
+// Last, as it is the least proven path: the same decode cases with steps replayed from CUDA graphs.
+Case("decode with graphs", () =>
+{
+    runner.UseDecodeGraphs = true;
+    var (token, _) = Prefill(shortCtx);
+    double dms = Decode(shortCtx, token);
+    results[$"graphs_decode_after_{shortCtx}_ms_per_token"] = dms;
+    ek.RandomInit(stream, runner.Pool, 98, 1f, 0f);
+    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    var times = new List<double>();
+    for (int i = 0; i < warmDecode + decodeSteps; i++)
+    {
+        var batch = Enumerable.Range(0, sessions)
+            .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
+        var t = Stopwatch.StartNew();
+        tokens = runner.ForwardArgmax(batch);
+        if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
+    }
+    double step = Median(times);
+    results[$"graphs_sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
+    Console.WriteLine($"with CUDA graphs: decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {sessions * 1000.0 / step:F0} tokens/s");
+    runner.UseDecodeGraphs = false;
+});
+Sample();
+var (_, total) = dev.MemoryInfo();
+results["peak_device_memory_gb"] = (total - minFree) / 1e9;
+results["weights_gb"] = weights.Bytes / 1e9;
+results["kv_pool_gb"] = (double)runner.KvPages * layout.PageStride * 2 / 1e9;
+
+Console.WriteLine();
+Console.WriteLine($"{"metric",-44} {"value",12}");
+foreach (var (k, v) in results.Where(r => r.Value is double))
+    Console.WriteLine($"{k,-44} {(double)v,12:F2}");
+results["errors"] = errors;
+if (outPath != null)
+{
+    File.WriteAllText(outPath, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"wrote {outPath}");
+}
+return errors.Count == 0 ? 0 : 1;
+
+// One measurement: a failure is recorded and printed, and the remaining cases still run.
+void Case(string name, Action body)
+{
+    try { body(); }
+    catch (Exception e)
+    {
+        errors[name] = $"{e.GetType().Name}: {e.Message}";
+        Console.WriteLine($"{name}: FAILED {e.GetType().Name}: {e.Message}");
+        try { stream.Synchronize(); } catch (Exception) { /* a faulted context fails the next cases too, each recorded */ }
+    }
+}
+
+static double Median(List<double> v)
+{
+    v.Sort();
+    return v.Count == 0 ? double.NaN : v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+}
+
+int Int(string name, int fallback) => Str(name) is { } s ? int.Parse(s, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+
+string? Str(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}

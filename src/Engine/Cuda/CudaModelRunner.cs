@@ -1,0 +1,507 @@
+using Actors.Engine.Model;
+using Actors.Engine.Runtime;
+using Actors.Kernels.Cpu;
+using Actors.Kernels.Cuda;
+using Actors.Kernels.Cuda.Kernels;
+
+namespace Actors.Engine.Cuda;
+
+/// <summary>
+/// The CUDA backend: bf16 weights and activations, f32 accumulation, a bf16 paged KV pool in the same page layout as
+/// the CPU's (<see cref="Kernels.Cpu.KvLayout"/>). Per step, the chunks are reordered so single-token (decode) rows come
+/// first: those attend in one split-K decode launch for all sequences, each longer chunk in one causal prefill launch.
+/// Per layer: (add +) RMSNorm → fused qkv GEMM (+ bias) → (q/k norm) → RoPE on q and k → KV write → attention →
+/// o_proj GEMM → add + RMSNorm → fused gate_up GEMM → SwiGLU → down GEMM; then final norm and lm_head over the
+/// requested rows only. Step inputs go up in one pinned copy; logits come back as bf16 and are widened on the host.
+/// CUDA graphs for decode are not used yet (EngineOptions.CudaGraphs must be false). Not thread-safe.
+/// </summary>
+public sealed class CudaModelRunner : IModelRunner
+{
+    /// <summary>Device memory kept free beside the KV pool (cuBLASLt, module loads, late buffer growth).</summary>
+    public const long WorkspaceReserveBytes = 1L << 30;
+
+    private readonly CudaDevice _device;
+    private readonly bool _ownsDevice;
+    private readonly CudaWeights _w;
+    private readonly bool _ownsWeights;
+    private readonly CudaStream _stream;
+    private readonly KernelCompiler _compiler;
+    private readonly ElementwiseKernels _ew;
+    private readonly AttentionKernels _attn;
+    private readonly CublasLtMatmul _mm;
+    private readonly EngineKernels _ek;
+    private readonly DeviceBuffer<ushort> _pool;
+    private readonly bool _dynamicRope;
+    private readonly int _contextLength;
+    private readonly float[]? _invFreq;
+    private readonly float _ropeScaling;
+    private readonly RopeTable _ropeVariants;
+    private readonly DeviceBuffer<float>? _cos, _sin;  // (context, headDim/2) for every position; null with dynamic RoPE
+    private DeviceBuffer<ushort> _x = null!, _h = null!, _qkv = null!, _q = null!, _a = null!, _o = null!, _gu = null!, _act = null!, _sel = null!, _logits = null!;
+    private DeviceBuffer<float> _decodeWs = null!;
+    private DeviceBuffer<int> _meta = null!;
+    private PinnedBuffer<int> _metaHost = null!;
+    private PinnedBuffer<ushort> _logitsHost = null!;
+    private PinnedBuffer<float> _ropeHost = null!;
+    private int _tokenCapacity;
+    private int _generation;  // bumped whenever a buffer a captured graph points at is reallocated
+    private readonly Dictionary<int, (CudaGraph Graph, int Generation)> _decodeGraphs = [];
+    private readonly CudaEvent _staged;  // recorded after the step's uploads from pinned memory
+    private bool _stagedRecorded;
+
+    private CudaModelRunner(CudaDevice device, bool ownsDevice, CudaWeights weights, bool ownsWeights, EngineOptions options, int contextLength,
+        KernelCompiler compiler, EngineKernels ek)
+    {
+        _device = device;
+        _ownsDevice = ownsDevice;
+        _w = weights;
+        _ownsWeights = ownsWeights;
+        _compiler = compiler;
+        _ek = ek;
+        var c = Config = weights.Config;
+        _contextLength = contextLength;
+        _stream = device.CreateStream();
+        _staged = new CudaEvent(device, timing: false);
+        _ew = new ElementwiseKernels(compiler);
+        _attn = new AttentionKernels(compiler);
+        _mm = new CublasLtMatmul(device);
+        _ropeVariants = new RopeTable(c);
+        _dynamicRope = _ropeVariants.IsDynamic;
+        KvLayout = new KvLayout(options.PageSize, c.NumLayers, c.NumKvHeads, c.HeadDim);
+        int half = c.HeadDim / 2;
+
+        // Activations for the largest step the scheduler makes, allocated before the pool takes what is left.
+        EnsureTokens(Math.Max(options.MaxBatchTokens, options.PrefillChunkTokens));
+        EnsureLogitsRows(Math.Max(1, options.MaxSequences));
+        _decodeWs = device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(Math.Max(1, options.MaxSequences), c.NumHeads, c.NumKvHeads, c.HeadDim, contextLength));
+        if (_dynamicRope)
+        {
+            _cos = _sin = null; // per-step rows live in _ropeDyn (EnsureTokens)
+        }
+        else
+        {
+            // One table for every position of the context: uploaded once, indexed by the step's positions.
+            (_invFreq, _ropeScaling) = RopeFrequencies.Compute(c, c.MaxPositionEmbeddings);
+            var pos = Enumerable.Range(0, contextLength).ToArray();
+            var cos = new float[(long)contextLength * half];
+            var sin = new float[cos.Length];
+            RopeFrequencies.CosSin(_invFreq, _ropeScaling, pos, cos, sin);
+            _cos = device.Allocate<float>(cos.Length);
+            _sin = device.Allocate<float>(sin.Length);
+            _cos.Upload(cos);
+            _sin.Upload(sin);
+        }
+
+        long pageBytes = (long)KvLayout.PageStride * sizeof(ushort);
+        long pages;
+        if (options.KvPages is { } p) pages = p;
+        else
+        {
+            var (free, _) = device.MemoryInfo();
+            long bytes = options.KvMemoryBytes ?? (long)(Math.Max(0, free - WorkspaceReserveBytes) * options.KvMemoryFraction);
+            pages = bytes / pageBytes;
+            if (options.KvMemoryBytes is null)
+                pages = Math.Min(pages, (long)options.MaxSequences * ((contextLength + options.PageSize - 1) / options.PageSize));
+        }
+        pages = Math.Min(pages, int.MaxValue / Math.Max(1, options.PageSize));
+        if (pages < 1)
+        {
+            var (free, total) = device.MemoryInfo();
+            throw new InvalidOperationException(
+                $"no room for the KV pool on {device.Name}: a page of {options.PageSize} tokens takes {pageBytes} bytes; {free >> 20} MiB of {total >> 20} MiB are free after {weights.Bytes >> 20} MiB of weights and activations, and {WorkspaceReserveBytes >> 20} MiB are kept as workspace");
+        }
+        UseDecodeGraphs = options.CudaGraphs;
+        KvPages = (int)pages;
+        _pool = device.Allocate<ushort>(pages * KvLayout.PageStride);
+        var (f, t) = device.MemoryInfo();
+        Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free";
+    }
+
+    public ModelConfig Config { get; }
+    public int KvPages { get; }
+    public KvLayout KvLayout { get; }
+    public string Description { get; }
+    public CudaDevice Device => _device;
+
+    /// <summary>
+    /// Replay decode-only greedy steps (every chunk one token, every chunk's last row asked for) from CUDA graphs
+    /// captured per batch size. Off unless EngineOptions.CudaGraphs; benchmarks toggle it. Not yet validated on a device.
+    /// </summary>
+    public bool UseDecodeGraphs { get; set; }
+    public CudaStream Stream => _stream;
+
+    /// <summary>The device pool, (pages, layers, {K,V}, pageSize, kvHeads, headDim) bf16.</summary>
+    public DeviceSpan<ushort> Pool => _pool.Span;
+
+    public string RopeVariant(int seqLen) => _ropeVariants.Variant(seqLen);
+
+    /// <summary><see cref="CudaDevice.TryOpen"/> (compute capability ≥ 8.0, ACTORS_DISABLE_CUDA honoured).</summary>
+    public static bool TryOpenDevice(int ordinal, out CudaDevice? device, out string reason) =>
+        CudaDevice.TryOpen(ordinal, out device, out reason);
+
+    /// <summary>Uploads <paramref name="weights"/> and builds the runner; it owns <paramref name="device"/> from here on.</summary>
+    public static CudaModelRunner Create(CudaDevice device, ModelConfig config, IWeightSource weights, EngineOptions options, int contextLength)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(options);
+        var compiler = new KernelCompiler(device);
+        var ek = new EngineKernels(compiler);
+        var w = CudaWeights.Load(device, config, weights);
+        try
+        {
+            return new CudaModelRunner(device, true, w, true, options, contextLength, compiler, ek);
+        }
+        catch
+        {
+            w.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A runner over weights already on the device (benchmarks: <see cref="CudaWeights.Random"/>); owns neither.</summary>
+    public static CudaModelRunner Create(CudaDevice device, CudaWeights weights, EngineOptions options, int contextLength, KernelCompiler compiler, EngineKernels kernels) =>
+        new(device, false, weights, false, options, contextLength, compiler, kernels);
+
+    public float[] Forward(IReadOnlyList<ForwardChunk> batch)
+    {
+        var (_, rows) = ForwardBf16(batch, download: true);
+        var result = new float[(long)rows * Config.VocabSize];
+        Widen(_logitsHost.Span[..result.Length], result);
+        return result;
+    }
+
+    public int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch)
+    {
+        var (logits, rows) = ForwardBf16(batch, download: false);
+        if (rows == 0) { _stream.Synchronize(); return []; }
+        if (_argmax is null || _argmax.Length < rows)
+        {
+            _argmax?.Dispose();
+            _argmaxHost?.Dispose();
+            _argmax = _device.Allocate<int>(Math.Max(rows, 64));
+            _argmaxHost = _device.AllocatePinned<int>(_argmax.Length);
+        }
+        _ek.ArgmaxRows(_stream, logits, rows, Config.VocabSize, _argmax);
+        _argmax.DownloadAsync(_argmaxHost!, rows, _stream);
+        _stream.Synchronize();
+        return _argmaxHost!.Span[..rows].ToArray();
+    }
+
+    private DeviceBuffer<int>? _argmax;
+    private PinnedBuffer<int>? _argmaxHost;
+
+    /// <summary>bf16 bits → f32: the bits are the upper half, so widen and shift (vectorised; 4M values per 32-row step).</summary>
+    private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        var d = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(dst);
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            int w = System.Numerics.Vector<ushort>.Count, h = w / 2;
+            for (; i <= src.Length - w; i += w)
+            {
+                System.Numerics.Vector.Widen(new System.Numerics.Vector<ushort>(src.Slice(i)), out var lo, out var hi);
+                (lo << 16).CopyTo(d.Slice(i));
+                (hi << 16).CopyTo(d.Slice(i + h));
+            }
+        }
+        for (; i < src.Length; i++) d[i] = (uint)src[i] << 16;
+    }
+
+    /// <summary>
+    /// Enqueues one step; with <paramref name="download"/> waits and leaves the bf16 logits in the pinned host buffer.
+    /// Without it the step stays in flight on <see cref="Stream"/> (benchmarks time it with events).
+    /// Returns the device logits (rows, vocab) and the row count.
+    /// </summary>
+    public (DeviceSpan<ushort> Logits, int Rows) ForwardBf16(IReadOnlyList<ForwardChunk> batch, bool download)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var c = Config;
+        var layout = KvLayout;
+        int n = 0, outRows = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var ch = batch[i];
+            if (ch.Tokens.Length == 0) throw new ArgumentException($"chunk {i} has no tokens", nameof(batch));
+            if (ch.FirstPosition < 0) throw new ArgumentException($"chunk {i} starts at negative position {ch.FirstPosition}", nameof(batch));
+            long last = ch.FirstPosition + ch.Tokens.Length - 1;
+            if ((long)ch.PageTable.Length * layout.PageSize <= last)
+                throw new ArgumentException($"chunk {i}: page table of {ch.PageTable.Length} pages does not cover position {last}", nameof(batch));
+            if (last >= _contextLength)
+                throw new ArgumentException($"chunk {i}: position {last} is beyond the runner's context length {_contextLength}", nameof(batch));
+            foreach (int page in ch.PageTable.Span)
+                if ((uint)page >= (uint)KvPages) throw new ArgumentException($"chunk {i}: page {page} is outside the pool of {KvPages} pages", nameof(batch));
+            foreach (int id in ch.Tokens.Span)
+                if ((uint)id >= (uint)c.VocabSize) throw new ArgumentException($"chunk {i}: token id {id} is outside the vocabulary (size {c.VocabSize})", nameof(batch));
+            n += ch.Tokens.Length;
+            outRows += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+        }
+        if (n == 0) return (default, 0);
+        _device.MakeCurrent();
+        EnsureTokens(n);
+        EnsureLogitsRows(outRows);
+
+        int hid = c.HiddenSize, d = c.HeadDim, nh = c.NumHeads, nkv = c.NumKvHeads, inter = c.IntermediateSize, half = d / 2;
+        int qDim = nh * d, kvDim = nkv * d, qkvDim = qDim + 2 * kvDim;
+        float eps = c.RmsNormEps, scale = 1f / MathF.Sqrt(d);
+
+        // Internal order: single-token chunks (decode) first, so their q rows are contiguous for one decode launch.
+        var order = Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length == 1)
+            .Concat(Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length > 1)).ToArray();
+        int decodes = order.TakeWhile(i => batch[i].Tokens.Length == 1).Count();
+        // A decode-only step can replay a CUDA graph captured for its batch size: its kernel parameters must not change
+        // between steps, so page tables get the stride of a full context and the decode grid covers the whole context
+        // (splits beyond a sequence's length exit at once).
+        bool graph = UseDecodeGraphs && decodes == batch.Count && outRows == batch.Count;
+        int stride = 1, maxContext = 1;
+        if (graph)
+        {
+            stride = (_contextLength + layout.PageSize - 1) / layout.PageSize;
+            maxContext = _contextLength;
+        }
+        for (int j = 0; j < decodes; j++)
+        {
+            var ch = batch[order[j]];
+            stride = Math.Max(stride, (ch.FirstPosition + layout.PageSize) / layout.PageSize);
+            maxContext = Math.Max(maxContext, ch.FirstPosition + 1);
+        }
+        int prefillTables = 0;
+        for (int j = decodes; j < order.Length; j++)
+        {
+            var ch = batch[order[j]];
+            prefillTables += (ch.FirstPosition + ch.Tokens.Length - 1) / layout.PageSize + 1;
+        }
+
+        // Step inputs in one int buffer: ids, positions, KV slots, decode page tables (decodes × stride), decode
+        // context lengths, prefill page tables, logits row index. (tokens and rows in internal order)
+        long oIds = 0, oPos = n, oSlots = 2L * n, oTables = 3L * n, oLens = oTables + (long)decodes * stride,
+            oPre = oLens + decodes, oRows = oPre + prefillTables, total = oRows + outRows;
+        EnsureMeta(total);
+        // The pinned stage of the previous step may still be on its way to the device (steps enqueued without a
+        // download): wait for that copy before overwriting it.
+        if (_stagedRecorded) _staged.Synchronize();
+        var m = _metaHost.Span;
+        var chunkRow = new int[batch.Count];
+        var chunkTable = new long[batch.Count];
+        int row = 0;
+        long pre = oPre;
+        for (int j = 0; j < order.Length; j++)
+        {
+            var ch = batch[order[j]];
+            chunkRow[order[j]] = row;
+            var toks = ch.Tokens.Span;
+            var table = ch.PageTable.Span;
+            for (int t = 0; t < toks.Length; t++)
+            {
+                int pos = ch.FirstPosition + t;
+                m[(int)(oIds + row + t)] = toks[t];
+                m[(int)(oPos + row + t)] = pos;
+                m[(int)(oSlots + row + t)] = table[pos / layout.PageSize] * layout.PageSize + pos % layout.PageSize;
+            }
+            if (j < decodes)
+            {
+                for (int pg = 0; pg < stride; pg++)
+                    m[(int)(oTables + (long)j * stride + pg)] = pg < table.Length ? table[pg] : 0;
+                m[(int)(oLens + j)] = ch.FirstPosition + 1;
+            }
+            else
+            {
+                int need = (ch.FirstPosition + toks.Length - 1) / layout.PageSize + 1;
+                chunkTable[order[j]] = pre;
+                for (int pg = 0; pg < need; pg++) m[(int)(pre + pg)] = table[pg];
+                pre += need;
+            }
+            row += toks.Length;
+        }
+        int sel = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var ch = batch[i];
+            if (ch.Rows == LogitsRows.Last) m[(int)(oRows + sel++)] = chunkRow[i] + ch.Tokens.Length - 1;
+            else if (ch.Rows == LogitsRows.All)
+                for (int t = 0; t < ch.Tokens.Length; t++) m[(int)(oRows + sel++)] = chunkRow[i] + t;
+        }
+        _meta.UploadAsync(_metaHost, total, _stream);
+        var meta = _meta.Span;
+        var ids = meta.Slice(oIds, n);
+        var positions = meta.Slice(oPos, n);
+        var slots = meta.Slice(oSlots, n);
+
+        int tableRows = _contextLength;
+        DeviceSpan<int> ropePositions = positions;
+        DeviceSpan<float> cosSpan = _cos?.Span ?? default, sinSpan = _sin?.Span ?? default;
+        if (_dynamicRope)
+        {
+            // Frequencies depend on each chunk's RopeSeqLen: one table row per step row, computed on the host;
+            // the pinned stage holds n cos rows then n sin rows.
+            var cs = _ropeHost.Span;
+            row = 0;
+            foreach (int i in order)
+            {
+                var ch = batch[i];
+                var (inv, sc) = _ropeVariants.Frequencies(ch.RopeSeqLen);
+                var pos = Enumerable.Range(ch.FirstPosition, ch.Tokens.Length).ToArray();
+                RopeFrequencies.CosSin(inv, sc, pos, cs.Slice(row * half, pos.Length * half), cs.Slice((n + row) * half, pos.Length * half));
+                row += pos.Length;
+            }
+            _ropeDyn!.UploadAsync(_ropeHost, 2L * n * half, _stream);
+            cosSpan = _ropeDyn!.Span.Slice(0, (long)n * half);
+            sinSpan = _ropeDyn!.Span.Slice((long)n * half, (long)n * half);
+            tableRows = n;
+            ropePositions = default;
+        }
+        _staged.Record(_stream);
+        _stagedRecorded = true;
+
+        if (decodes > 0)
+        {
+            long need = AttentionKernels.DecodeWorkspaceLength(decodes, nh, nkv, d, maxContext);
+            if (_decodeWs.Length < need)
+            {
+                _stream.Synchronize();
+                _decodeWs.Dispose();
+                _decodeWs = _device.Allocate<float>(need);
+                _generation++;
+            }
+        }
+        var logitsSpan = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
+
+        // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
+        void Enqueue(CudaStream st)
+        {
+            var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
+            _ew.EmbeddingGather(st, _w.Embed, c.VocabSize, hid, ids, n, x);
+            for (int li = 0; li < c.NumLayers; li++)
+            {
+                var L = _w.Layers[li];
+                if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
+                else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
+                _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
+                if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
+                _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
+                // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
+                _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                if (decodes > 0)
+                    _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
+                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
+                for (int j = decodes; j < order.Length; j++)
+                {
+                    var ch = batch[order[j]];
+                    int r0 = chunkRow[order[j]], len = ch.Tokens.Length;
+                    int need = (ch.FirstPosition + len - 1) / layout.PageSize + 1;
+                    _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
+                        meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
+                }
+                _mm.Bf16(st, a, L.O, o, n, qDim, hid);
+                if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
+                _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
+                _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
+                _mm.Bf16(st, act, L.Down, o, n, inter, hid);
+            }
+            if (outRows == 0) return;
+            _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
+            _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
+            _mm.Bf16(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
+        }
+
+        if (graph)
+        {
+            if (!_decodeGraphs.TryGetValue(n, out var g) || g.Generation != _generation)
+            {
+                g.Graph?.Dispose();
+                g = (CudaGraph.Capture(_stream, Enqueue), _generation);
+                _decodeGraphs[n] = g;
+            }
+            g.Graph.Launch(_stream);
+        }
+        else Enqueue(_stream);
+        if (outRows == 0)
+        {
+            if (download) _stream.Synchronize();
+            return (default, 0);
+        }
+        var logits = logitsSpan;
+        if (download)
+        {
+            _logits.DownloadAsync(_logitsHost, logits.Length, _stream);
+            _stream.Synchronize();
+        }
+        return (logits, outRows);
+    }
+
+    private DeviceBuffer<int>? _identity;   // 0, 1, …, capacity − 1: row index of a plain strided copy
+    private DeviceBuffer<float>? _ropeDyn;  // dynamic RoPE: (2, capacity, headDim/2) cos rows then sin rows
+
+    private void EnsureTokens(int n)
+    {
+        if (n <= _tokenCapacity) return;
+        _stream.Synchronize();
+        var c = Config;
+        long hid = c.HiddenSize, qDim = (long)c.NumHeads * c.HeadDim, kvDim = (long)c.NumKvHeads * c.HeadDim;
+        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _identity }) b?.Dispose();
+        _x = _device.Allocate<ushort>(n * hid);
+        _h = _device.Allocate<ushort>(n * hid);
+        _qkv = _device.Allocate<ushort>(n * (qDim + 2 * kvDim));
+        _q = _device.Allocate<ushort>(n * qDim);
+        _a = _device.Allocate<ushort>(n * qDim);
+        _o = _device.Allocate<ushort>(n * hid);
+        _gu = _device.Allocate<ushort>(n * 2L * c.IntermediateSize);
+        _act = _device.Allocate<ushort>(n * (long)c.IntermediateSize);
+        _generation++;
+        _identity = _device.Allocate<int>(n);
+        _identity.Upload(Enumerable.Range(0, n).ToArray());
+        _tokenCapacity = n;
+        if (_dynamicRope)
+        {
+            int half = c.HeadDim / 2;
+            _ropeHost?.Dispose();
+            _ropeDyn?.Dispose();
+            _ropeHost = _device.AllocatePinned<float>(2L * n * half);
+            _ropeDyn = _device.Allocate<float>(2L * n * half);
+        }
+    }
+
+    private void EnsureLogitsRows(int rows)
+    {
+        if (_logits is not null && _logits.Length >= (long)rows * Config.VocabSize) return;
+        _stream.Synchronize();
+        _sel?.Dispose();
+        _logits?.Dispose();
+        _logitsHost?.Dispose();
+        rows = Math.Max(rows, 1);
+        _generation++;
+        _sel = _device.Allocate<ushort>((long)rows * Config.HiddenSize);
+        _logits = _device.Allocate<ushort>((long)rows * Config.VocabSize);
+        _logitsHost = _device.AllocatePinned<ushort>((long)rows * Config.VocabSize);
+    }
+
+    private void EnsureMeta(long count)
+    {
+        if (_meta is not null && _meta.Length >= count) return;
+        _stream.Synchronize();
+        _meta?.Dispose();
+        _metaHost?.Dispose();
+        long size = Math.Max(count, 4096);
+        _generation++;
+        _meta = _device.Allocate<int>(size);
+        _metaHost = _device.AllocatePinned<int>(size);
+    }
+
+    public void Dispose()
+    {
+        try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
+        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
+            b?.Dispose();
+        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
+        foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
+        _staged.Dispose();
+        _stream.Dispose();
+        if (_ownsWeights) _w.Dispose();
+        if (_ownsDevice) _device.Dispose();
+    }
+}
