@@ -74,7 +74,7 @@ internal sealed class AzuriteProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--blobHost", "127.0.0.1", "--blobPort", port.ToString(), "--inMemoryPersistence", "--extentMemoryLimit", "64", "--skipApiVersionCheck", "--loose", "--silent" })
+        foreach (var a in new[] { "--blobHost", "127.0.0.1", "--blobPort", port.ToString(), "--inMemoryPersistence", "--extentMemoryLimit", "64", "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry" })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("azurite-blob did not start");
         p.OutputDataReceived += (_, _) => { };
