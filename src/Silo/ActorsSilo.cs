@@ -1,4 +1,5 @@
 using Actors.Grains;
+using Actors.Grains.Storage;
 using Actors.Silo.Storage;
 
 namespace Actors.Silo;
@@ -7,7 +8,8 @@ namespace Actors.Silo;
 public static class ActorsSilo
 {
     /// <summary>
-    /// Clustering (localhost unless turned off), file grain storage for sessions under the data directory, and the
+    /// Clustering (localhost unless turned off), file grain storage for sessions under the data directory, the blob
+    /// store (Azure when a connection string is set, else local disk under the data directory), and the
     /// grains' services. The text generator factory is registered separately (services.AddTextGeneratorFactory).
     /// </summary>
     public static ISiloBuilder ConfigureActorsSilo(this ISiloBuilder builder, ActorsSiloOptions options)
@@ -18,6 +20,7 @@ public static class ActorsSilo
         var grainDirectory = options.GrainStorageDirectory;
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
         builder.Services.AddActorsGrains();
+        builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
         return builder;
     }
 }

@@ -27,6 +27,15 @@ public sealed class ActorsSiloOptions
     /// </summary>
     public bool UseLocalhostClustering { get; set; } = true;
 
+    /// <summary>
+    /// Azure Storage connection string for blobs (KV snapshots, documents) (args --blob-connection-string, env
+    /// ACTORS_BLOB_CONNECTION_STRING). Null or empty: blobs live on local disk under <see cref="BlobStorageDirectory"/>.
+    /// </summary>
+    public string? BlobConnectionString { get; set; }
+
+    /// <summary>Where the local-disk blob store lives when no connection string is given: {DataDirectory}/blobs.</summary>
+    public string BlobStorageDirectory => Path.Combine(DataDirectory, "blobs");
+
     /// <summary>Where grain state lives: {DataDirectory}/grains.</summary>
     public string GrainStorageDirectory => Path.Combine(DataDirectory, "grains");
 
@@ -48,6 +57,7 @@ public sealed class ActorsSiloOptions
         var o = new ActorsSiloOptions { DataDirectory = DefaultDataDirectory(getEnv) };
         if (getEnv("ACTORS_SILO_PORT") is { Length: > 0 } sp) o.SiloPort = Port("ACTORS_SILO_PORT", sp);
         if (getEnv("ACTORS_GATEWAY_PORT") is { Length: > 0 } gp) o.GatewayPort = Port("ACTORS_GATEWAY_PORT", gp);
+        if (getEnv("ACTORS_BLOB_CONNECTION_STRING") is { Length: > 0 } bc) o.BlobConnectionString = bc;
         for (var i = 0; i < args.Count; i++)
         {
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"argument {args[i]} needs a value");
@@ -58,7 +68,8 @@ public sealed class ActorsSiloOptions
                 case "--data-dir": o.DataDirectory = Value(); break;
                 case "--cluster-id": o.ClusterId = Value(); break;
                 case "--service-id": o.ServiceId = Value(); break;
-                default: throw new ArgumentException($"unknown argument '{args[i]}' (known: --silo-port N, --gateway-port N, --data-dir PATH, --cluster-id ID, --service-id ID)");
+                case "--blob-connection-string": o.BlobConnectionString = Value(); break;
+                default: throw new ArgumentException($"unknown argument '{args[i]}' (known: --silo-port N, --gateway-port N, --data-dir PATH, --cluster-id ID, --service-id ID, --blob-connection-string CS)");
             }
         }
         return o;
