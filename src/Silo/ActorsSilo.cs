@@ -1,4 +1,5 @@
 using Actors.Grains;
+using Actors.Grains.Placement;
 using Actors.Silo.Storage;
 
 namespace Actors.Silo;
@@ -8,7 +9,7 @@ public static class ActorsSilo
 {
     /// <summary>
     /// Clustering (localhost unless turned off), file grain storage for sessions under the data directory, and the
-    /// grains' services. The text generator factory is registered separately (services.AddTextGeneratorFactory).
+    /// grains' services, and VRAM-aware placement of sessions. The text generator factory is registered separately (services.AddTextGeneratorFactory).
     /// </summary>
     public static ISiloBuilder ConfigureActorsSilo(this ISiloBuilder builder, ActorsSiloOptions options)
     {
@@ -18,6 +19,8 @@ public static class ActorsSilo
         var grainDirectory = options.GrainStorageDirectory;
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
         builder.Services.AddActorsGrains();
+        // Sessions go where their KV is or where the GPU memory is; devices are simulated until the engine reports its pools.
+        builder.AddVramAwarePlacement();
         return builder;
     }
 }
