@@ -45,6 +45,11 @@ public sealed partial class DocumentGrain(
             // Loads (once per silo) and checks the model before anything is stored; a bad directory fails here.
             var model = await LocalWorker.LoadModel(modelRef);
 
+            // The caller's size estimate (it also steered placement): the device counts those pages now, so other
+            // silos' placements see them before the first turn fills them.
+            if (VramAwarePlacementOptions.ParseEstimate(RequestContext.Get(VramAwarePlacementOptions.EstimatedTokensKey)) is { } expected)
+                kv.ExpectTokens(SessionId, (int)Math.Min(expected, model.ContextLength));
+
             var changed = false;
             if (!string.Equals(s.ModelRef, modelRef, StringComparison.Ordinal))
             {

@@ -56,6 +56,12 @@ public interface ISessionKvTracker
     /// <summary>The session's KV now covers <paramref name="tokens"/> tokens on this silo.</summary>
     void RecordTokens(string sessionId, int tokens);
 
+    /// <summary>
+    /// The session was placed here expecting to need <paramref name="tokens"/> tokens of KV: the device counts (and
+    /// lists) that many pages for it from now on, unless it already holds more, so every silo's next report shows them.
+    /// </summary>
+    void ExpectTokens(string sessionId, int tokens);
+
     /// <summary>Counts one generation in this silo's queue until disposed.</summary>
     IDisposable BeginGeneration(string sessionId);
 }

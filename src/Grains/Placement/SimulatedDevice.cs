@@ -54,7 +54,11 @@ public sealed class SimulatedDevice : IDeviceStatsSource, ISessionKvTracker
     /// <summary>Pages the session holds on the device (0 when unknown or moved to host).</summary>
     public int DevicePagesOf(string sessionId) { lock (_sync) return _sessions.TryGetValue(sessionId, out var p) ? p.Device : 0; }
 
-    public void RecordTokens(string sessionId, int tokens)
+    public void RecordTokens(string sessionId, int tokens) => Set(sessionId, tokens, growOnly: false);
+
+    public void ExpectTokens(string sessionId, int tokens) => Set(sessionId, tokens, growOnly: true);
+
+    private void Set(string sessionId, int tokens, bool growOnly)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
@@ -62,6 +66,7 @@ public sealed class SimulatedDevice : IDeviceStatsSource, ISessionKvTracker
         lock (_sync)
         {
             _sessions.TryGetValue(sessionId, out var had);
+            if (growOnly) want = Math.Max(want, had.Device + had.Host);
             // A session in use is brought back to the device whole (its host pages return).
             _onHost -= had.Host;
             _used -= had.Device;

@@ -35,11 +35,9 @@ public sealed partial class VramAwarePlacementDirector(ClusterDeviceStats stats,
     /// <summary>The caller's estimate (request context) or the default; non-positive or non-numeric values fall back to the default.</summary>
     public static long EstimatedTokens(IReadOnlyDictionary<string, object>? requestContext, VramAwarePlacementOptions options)
     {
-        if (requestContext is not null && requestContext.TryGetValue(VramAwarePlacementOptions.EstimatedTokensKey, out var v))
-        {
-            long? n = v switch { int i => i, long l => l, short s => s, uint u => u, _ => null };
-            if (n > 0) return n.Value;
-        }
+        if (requestContext is not null && requestContext.TryGetValue(VramAwarePlacementOptions.EstimatedTokensKey, out var v)
+            && VramAwarePlacementOptions.ParseEstimate(v) is { } n)
+            return n;
         return options.EstimatedTokensPerSession;
     }
 

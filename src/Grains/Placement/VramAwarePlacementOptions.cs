@@ -48,6 +48,13 @@ public sealed class VramAwarePlacementOptions
     /// <summary>At most this many resident session ids per silo report (most recently used first).</summary>
     public int MaxReportedSessions { get; set; } = DefaultMaxReportedSessions;
 
+    /// <summary>A request-context estimate as a positive token count; null for anything else (absent, non-numeric, not positive).</summary>
+    public static long? ParseEstimate(object? value)
+    {
+        long? n = value switch { int i => i, long l => l, short s => s, uint u => u, _ => null };
+        return n > 0 ? n : null;
+    }
+
     /// <summary>Pages for an estimate in tokens (at least one page).</summary>
     public int PagesFor(long tokens) => (int)Math.Clamp((tokens + TokensPerPage - 1) / TokensPerPage, 1, int.MaxValue);
 }

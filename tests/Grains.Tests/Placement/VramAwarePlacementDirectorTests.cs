@@ -190,3 +190,21 @@ public sealed class SimulatedDeviceTests
         Assert.Equal(0, d.Capture(1).Devices[0].QueueDepth);
     }
 }
+
+public sealed class SimulatedDeviceExpectationTests
+{
+    [Fact]
+    public void Expected_tokens_count_at_once_and_never_shrink_what_is_held()
+    {
+        var d = new SimulatedDevice(
+            Microsoft.Extensions.Options.Options.Create(new SimulatedDeviceOptions { TotalPages = 100 }),
+            Microsoft.Extensions.Options.Options.Create(new VramAwarePlacementOptions { TokensPerPage = 16 }));
+        d.ExpectTokens("s", 160);           // 10 pages before any turn
+        Assert.Equal(10, d.UsedPages);
+        Assert.Equal(["s"], d.Capture(8).Sessions);
+        d.ExpectTokens("s", 16);            // a smaller expectation keeps the 10
+        Assert.Equal(10, d.UsedPages);
+        d.RecordTokens("s", 40);            // the real size replaces the estimate
+        Assert.Equal(3, d.UsedPages);
+    }
+}
