@@ -1,4 +1,5 @@
 using Actors.Grains.Placement;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Actors.Grains.Tests.Placement;
 
@@ -81,5 +82,32 @@ public sealed class VramAwarePlacementClusterTests
         }
         Assert.Equal(1000, full.UsedPages);
         Assert.Equal(0, full.PagesOnHost); // nothing evicted the filler
+    }
+
+    [Fact]
+    public async Task Every_silo_learns_every_silos_devices_from_the_periodic_refresh_alone()
+    {
+        await using var c = await PlacementCluster.StartAsync(300, 500, 700);
+        var silos = c.Cluster.Silos.Select(s => (Address: s.SiloAddress, Services: s.ServiceProvider)).ToList();
+        silos[2].Services.GetRequiredService<SimulatedDevice>().RecordTokens("marker", 40 * PlacementCluster.TokensPerPage);
+
+        // No forced refresh: the silos' own timers (100 ms) must carry every report everywhere within a few intervals.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        bool AllKnown() => silos.All(viewer => silos.All(s =>
+        {
+            var latest = viewer.Services.GetRequiredService<ClusterDeviceStats>().Latest(s.Address);
+            var device = s.Services.GetRequiredService<SimulatedDevice>();
+            // The report must come from the silo itself (a stand-in activated elsewhere would report other devices).
+            return latest is { } l && l.Report.Silo.Equals(s.Address) && l.Report.TotalPages == device.TotalPages
+                && l.Report.FreePages == device.TotalPages - device.UsedPages;
+        }));
+        while (!AllKnown())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "device reports did not reach every silo within 10 s");
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+        Assert.Equal([300, 500, 700], silos.Select(s => s.Services.GetRequiredService<SimulatedDevice>().TotalPages).Order());
+        var viewer0 = silos[0].Services.GetRequiredService<ClusterDeviceStats>().Latest(silos[2].Address)!.Value.Report;
+        Assert.Contains("marker", viewer0.Snapshot.Sessions);
     }
 }
