@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using Actors.Abstractions;
 using Actors.Engine;
 using Actors.Engine.Chat;
+using Actors.Grains.Placement;
 using Microsoft.Extensions.Logging;
 
 namespace Actors.Grains;
@@ -13,11 +14,14 @@ namespace Actors.Grains;
 /// persisted), so the stored history is always whole user/assistant pairs. The prompt is rebuilt from all turns
 /// through the model's chat template, so a session resumes on any silo after any restart.
 /// Tokenization runs on this silo's copy of the model (IModelHost); generation runs on this silo's GPU worker.
+/// Placed by <see cref="VramAwarePlacement"/>: where its KV pages are, else where the GPU memory is.
 /// </summary>
+[VramAwarePlacement]
 public sealed partial class DocumentGrain(
     [PersistentState("document", ActorsStorage.SessionStore)] IPersistentState<DocumentState> state,
     IModelHost models,
     ILocalSiloDetails silo,
+    ISessionKvTracker kv,
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
 {
     // Enumeration of Ask interleaves with other calls (each MoveNext is a call), so turns are serialized here.
@@ -40,6 +44,11 @@ public sealed partial class DocumentGrain(
 
             // Loads (once per silo) and checks the model before anything is stored; a bad directory fails here.
             var model = await LocalWorker.LoadModel(modelRef);
+
+            // The caller's size estimate (it also steered placement): the device counts those pages now, so other
+            // silos' placements see them before the first turn fills them.
+            if (VramAwarePlacementOptions.ParseEstimate(RequestContext.Get(VramAwarePlacementOptions.EstimatedTokensKey)) is { } expected)
+                kv.ExpectTokens(SessionId, (int)Math.Min(expected, model.ContextLength));
 
             var changed = false;
             if (!string.Equals(s.ModelRef, modelRef, StringComparison.Ordinal))
@@ -126,6 +135,7 @@ public sealed partial class DocumentGrain(
             var answer = new System.Text.StringBuilder();
             TimeSpan? firstToken = null;
             var request2 = new GenerateRequest(modelRef, [.. prompt], sampling);
+            using var queued = kv.BeginGeneration(SessionId);
             await foreach (var token in LocalWorker.Generate(request2, cancellationToken))
             {
                 firstToken ??= Stopwatch.GetElapsedTime(started);
@@ -144,6 +154,8 @@ public sealed partial class DocumentGrain(
             s.UpdatedAt = DateTimeOffset.UtcNow;
             await state.WriteStateAsync();
             completed = true;
+            // This silo's device now holds the session's KV (prompt + answer); placement reads it from the device report.
+            kv.RecordTokens(SessionId, s.TokenIds.Count);
 
             var reason = generated.Count >= sampling.MaxNewTokens ? FinishReason.MaxTokens
                 : prompt.Count + generated.Count >= generator.ContextLength ? FinishReason.ContextFull

@@ -1,4 +1,5 @@
 using Actors.Grains;
+using Actors.Grains.Placement;
 using Actors.Grains.Storage;
 using Actors.Silo.Storage;
 
@@ -9,8 +10,9 @@ public static class ActorsSilo
 {
     /// <summary>
     /// Clustering (localhost unless turned off), file grain storage for sessions under the data directory, the blob
-    /// store (Azure when a connection string is set, else local disk under the data directory), and the
-    /// grains' services. The text generator factory is registered separately (services.AddTextGeneratorFactory).
+    /// store (Azure when a connection string is set, else local disk under the data directory), the grains'
+    /// services, and VRAM-aware placement of sessions. The text generator factory is registered separately
+    /// (services.AddTextGeneratorFactory).
     /// </summary>
     public static ISiloBuilder ConfigureActorsSilo(this ISiloBuilder builder, ActorsSiloOptions options)
     {
@@ -21,6 +23,8 @@ public static class ActorsSilo
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
         builder.Services.AddActorsGrains();
         builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
+        // Sessions go where their KV is or where the GPU memory is; devices are simulated until the engine reports its pools.
+        builder.AddVramAwarePlacement();
         return builder;
     }
 }
