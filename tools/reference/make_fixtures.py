@@ -274,7 +274,7 @@ def greedy(model, ids, n):
     nxt = int(out.logits[0, -1].argmax())
     for _ in range(n):
         result.append(nxt)
-        out = model(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+        out = model(input_ids=torch.tensor([[nxt]], device=ids.device), past_key_values=out.past_key_values, use_cache=True)
         nxt = int(out.logits[0, -1].argmax())
     return result
 
@@ -334,11 +334,44 @@ def write_model(out, name, spec, seed, extras):
     print(f"model {name}: {family} {dtype} files={files} greedy={cont[:8]}...")
 
 
+def add_bf16_references(fixtures):
+    """For each model fixture: transformers' own bf16 run (weights and activations in bf16, eager attention, on CUDA
+    when present) of the same prompt. It is the "same-precision naive implementation" a bf16 engine is judged
+    against: a bf16 engine may be at most about as far from the f32 logits as transformers in bf16 is."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    root = os.path.join(fixtures, "models")
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        exp_path = os.path.join(d, "expected.json")
+        expected = json.load(open(exp_path))
+        model = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager").to(device).eval()
+        ids = torch.tensor([expected["prompt_ids"]], device=device)
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0].to(torch.float32).cpu().contiguous()
+            cont = greedy(model, ids, len(expected["greedy_ids"]))
+        logits.numpy().astype("<f4").tofile(os.path.join(d, "logits_bf16.f32"))
+        expected["logits_bf16_file"] = "logits_bf16.f32"
+        expected["greedy_ids_bf16"] = cont
+        expected["bf16_device"] = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+        with open(exp_path, "w") as f:
+            json.dump(expected, f)
+        ref = torch.from_numpy(__import__("numpy").fromfile(os.path.join(d, "logits.f32"), dtype="<f4")).view(logits.shape)
+        rel = ((logits - ref).abs().max(dim=1).values / ref.abs().max(dim=1).values).max().item()
+        agree = (logits.argmax(dim=1) == ref.argmax(dim=1)).float().mean().item()
+        print(f"bf16 {name}: worst row relative error {rel:.3e}, argmax agreement {agree:.2%}, "
+              f"greedy same as f32: {cont == expected['greedy_ids']}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--bf16-only", action="store_true",
+                    help="only add transformers' bf16 logits and greedy ids to the existing model fixtures in --out")
     args = ap.parse_args()
     out = args.out
+    if args.bf16_only:
+        add_bf16_references(out)
+        return
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
@@ -369,6 +402,7 @@ def main():
     with open(os.path.join(out, "VERSIONS.json"), "w") as f:
         json.dump({"torch": torch.__version__, "transformers": transformers.__version__,
                    "tokenizers": tokenizers.__version__, "python": sys.version.split()[0]}, f, indent=2)
+    add_bf16_references(out)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     print(f"fixtures: {total / 1e6:.2f} MB in {out}")
 
