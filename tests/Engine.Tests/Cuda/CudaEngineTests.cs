@@ -62,7 +62,8 @@ internal sealed record Fixture(string Name, string Dir, int[] Prompt, List<int> 
 /// <summary>
 /// The CUDA engine (bf16) against transformers' fixtures and the CPU engine, judged as flash-attention judges its
 /// kernels: against the f32 reference, a bf16 engine may be at most twice as far off as transformers itself running
-/// the same model in bf16 (worst row error; argmax disagreements), and never past 3e-2. Also chunked prefill,
+/// the same model in bf16 (worst row error; argmax disagreements, plus 2% of positions for near-ties), and never
+/// past 3e-2. Also chunked prefill,
 /// batching, KV exhaustion. Skips without a device.
 /// </summary>
 [Collection("cuda-engine")]
@@ -115,8 +116,11 @@ public class CudaEngineTests
             $"argmax disagreements {m.Disagree}/{m.Rows} (transformers bf16: {yardstick.Disagree})");
         double bound = Math.Min(2 * yardstick.Worst, MaxTolerance);
         Assert.True(m.Worst <= bound, $"{what}: relative error {m.Worst:E3} at position {m.WorstRow} exceeds {bound:E3} (2x transformers bf16, at most {MaxTolerance})");
-        Assert.True(m.Disagree <= 2 * yardstick.Disagree + 1,
-            $"{what}: argmax disagrees at {m.Disagree} of {m.Rows} positions; transformers in bf16 disagrees at {yardstick.Disagree}");
+        // Argmax flips come from near-ties, which any bf16 rounding may tip: twice transformers' count, plus 2% of the
+        // positions (at least one) for ties transformers happened to round the other way.
+        int allowed = 2 * yardstick.Disagree + Math.Max(1, m.Rows / 50);
+        Assert.True(m.Disagree <= allowed,
+            $"{what}: argmax disagrees at {m.Disagree} of {m.Rows} positions (allowed {allowed}); transformers in bf16 disagrees at {yardstick.Disagree}");
     }
 
     /// <summary>The yardstick of a fixture: transformers' bf16 logits against its f32 logits.</summary>
