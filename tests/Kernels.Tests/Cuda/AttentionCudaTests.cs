@@ -39,7 +39,21 @@ public class AttentionCudaTests
         return new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = 64 };
     });
 
-    /// <summary>Prefill paths: "default" (128-row flash kernel where it applies), "fa64" (64-row flash kernel), "simple".</summary>
+    /// <summary>
+    /// The fast kernels with the one-head 128-row prefill (paged_prefill_fa128) instead of the GQA-shared default
+    /// (paged_prefill_fa128g), so the fallback stays checked; null where the 128-row kernels do not run.
+    /// </summary>
+    private static readonly Lazy<AttentionKernels?> Flash128Kernels = new(() =>
+    {
+        var gpu = Gpu.Require();
+        if (AttentionKernels.SimpleRequested || gpu.Attention.FlashPrefillRows != 128) return null;
+        return new AttentionKernels(gpu.Compiler, simpleOnly: false) { UseGqaPrefill = false };
+    });
+
+    /// <summary>
+    /// Prefill paths: "default" (the launcher's choice: GQA-shared 128-row flash kernel where it applies), "fa128"
+    /// (one-head 128-row flash kernel), "fa64" (64-row flash kernel), "simple".
+    /// </summary>
     private static TheoryData<int, int, int, int, int, int, int, string> PrefillPaths(TheoryData<int, int, int, int, int, int, int> cases)
     {
         var all = new TheoryData<int, int, int, int, int, int, int, string>();
@@ -47,6 +61,7 @@ public class AttentionCudaTests
         {
             var (a, b, c, d, e, f, g) = row.Data;
             all.Add(a, b, c, d, e, f, g, "default");
+            if (d == 128) all.Add(a, b, c, d, e, f, g, "fa128");
             if (d == 128) all.Add(a, b, c, d, e, f, g, "fa64");
             all.Add(a, b, c, d, e, f, g, "simple");
         }
@@ -76,6 +91,14 @@ public class AttentionCudaTests
         { 16, 2, 4, 128, 0, 5, 1 },     // fewer queries than one warp's 16 rows
         { 16, 1, 4, 128, 0, 300, 0 },   // 3 query blocks: the 3-stage pipeline wraps (5 key tiles)
         { 3, 1, 2, 128, 190, 260, 1 },  // page size 3, long prefix: many tiles, diagonal mid-tile
+        // GQA-shared blocks (paged_prefill_fa128g: group heads x 128 / group positions per block)
+        { 16, 8, 4, 128, 37, 150, 0 },  // Llama-3-8B heads: 32-position blocks, 150 = 4 x 32 + 22, prefix 37
+        { 5, 2, 4, 128, 13, 33, 1 },    // GQA 4, page size 5, one query past a 32-position block
+        { 16, 2, 8, 128, 37, 45, 0 },   // GQA 8: 16-position blocks (one warp per head), 45 = 2 x 16 + 13
+        { 5, 1, 8, 128, 101, 150, 1 },  // GQA 8, page size 5, long unaligned prefix
+        { 16, 3, 2, 128, 61, 97, 0 },   // group 2: 64-position blocks, 97 = 64 + 33
+        { 5, 2, 1, 128, 37, 150, 1 },   // group 1 (the grid is over KV heads = heads), page size 5
+        { 16, 1, 4, 128, 200, 31, 0 },  // fewer queries than a 32-position block after a long prefix
     });
 
     [Theory]
@@ -91,6 +114,15 @@ public class AttentionCudaTests
             kernels = Flash64Kernels.Value;
             Assert.Equal(64, kernels.FlashPrefillRows);
         }
+        if (path == "fa128")
+        {
+            if (Flash128Kernels.Value is null) Assert.Skip("the 128-row kernels do not run here (device shared memory, or forced elsewhere)");
+            kernels = Flash128Kernels.Value;
+            Assert.False(kernels.PrefillUsesGqa(headDim, kvHeads * group, kvHeads));
+        }
+        if (path == "default" && !AttentionKernels.SimpleRequested && !AttentionKernels.Flash64Requested && !AttentionKernels.Flash128Requested
+            && kernels.FlashPrefillRows == 128 && AttentionKernels.GqaPrefillByDefault)
+            Assert.Equal(headDim == 128 && group is 1 or 2 or 4 or 8, kernels.PrefillUsesGqa(headDim, kvHeads * group, kvHeads));
         if (!simple && !AttentionKernels.SimpleRequested) Assert.Equal(headDim == 128, kernels.PrefillUsesFlash(headDim));
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, positions = firstPosition + queries;

@@ -104,8 +104,10 @@ public class GpuTimings
     }
 
     [Theory]
-    [InlineData(8192, false, 0)]
+    [InlineData(8192, false, 0)]   // the launcher's default: the GQA-shared 128-row kernel (paged_prefill_fa128g)
     [InlineData(32768, false, 0)]
+    [InlineData(8192, false, 128)] // the one-head 128-row kernel (paged_prefill_fa128), the previous default
+    [InlineData(32768, false, 128)]
     [InlineData(8192, false, 64)]  // the 64-row FlashAttention-2 kernel, the previous default
     [InlineData(32768, false, 64)]
     [InlineData(8192, true, 0)] // the baseline (32K with the simple kernel would take ~40 s)
@@ -118,10 +120,13 @@ public class GpuTimings
         if (flashRows != 0)
         {
             if (kernel != "fast kernel") Assert.Skip("the flash prefill kernels are not in use");
-            if (flashRows != gpu.Attention.FlashPrefillRows)
-                attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = flashRows };
+            if (flashRows == 128 && gpu.Attention.FlashPrefillRows != 128) Assert.Skip("the 128-row kernels do not run on this device");
+            // 128: the one-head kernel (GQA sharing off); 64: the 64-row kernel
+            if (flashRows != gpu.Attention.FlashPrefillRows || (flashRows == 128 && gpu.Attention.UseGqaPrefill))
+                attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = flashRows, UseGqaPrefill = false };
         }
-        string flashName = $"FlashAttention-2 mma, {attention.FlashPrefillRows}-row blocks";
+        string flashName = $"FlashAttention-2 mma, {attention.FlashPrefillRows}-row blocks"
+            + (attention.PrefillUsesGqa(128, 32, 8) ? ", GQA-shared (4 heads x 32 positions)" : ", one head");
         var layout = new KvLayout(PageSize: 16, Layers: 1, KvHeads: 8, HeadDim: 128);
         const int heads = 32;
         int pages = tokens / layout.PageSize;

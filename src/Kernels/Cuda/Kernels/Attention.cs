@@ -8,7 +8,8 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// split-K paged decode (batched over sequences of different lengths) and causal prefill with a cached prefix.
 /// Page ids and context lengths live on the device and are not checked here: the Engine's page allocator owns them.
 /// Fast paths (attention_fast.cu, compiled with attention.cu into a second module): FlashAttention-2 prefill on tensor
-/// cores for head dim 128 (128 query rows per block, or 64, see <see cref="FlashPrefillRows"/>), and a vectorised
+/// cores for head dim 128 (128 query rows per block, by default shared by the query heads of one KV head, see
+/// <see cref="UseGqaPrefill"/>; or 64, see <see cref="FlashPrefillRows"/>), and a vectorised
 /// split-K decode for head dims 64 / 128 with 1, 2, 4 or 8 query heads per KV
 /// head; every other shape runs the simple kernels of attention.cu. ACTORS_ATTENTION_SIMPLE=1 (or
 /// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
@@ -21,16 +22,26 @@ public sealed class AttentionKernels
     private const int PrefillWarps = 4;
     /// <summary>Shared memory of the 64-row FlashAttention-2 prefill (paged_prefill_fa): K and V tiles of 64 keys × 136 (padded) bf16.</summary>
     private const int FlashShared64 = 2 * 64 * 136 * 2;
-    /// <summary>Shared memory of the 128-row prefill (paged_prefill_fa128): 3 stages of K and V tiles of 64 keys × 136 bf16.</summary>
+    /// <summary>Shared memory of the 128-row prefills (paged_prefill_fa128 and paged_prefill_fa128g): 3 stages of K and V tiles of 64 keys × 136 bf16.</summary>
     private const int FlashShared128 = 3 * 2 * 64 * 136 * 2;
     /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200), see <see cref="VectorDecodeSplitSize"/>.</summary>
     private const int DecodeTargetBlocks = 512;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
-    private readonly CudaFunction? _prefillFlash, _prefillFlash128;
+    private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa;
     private readonly int _maxSharedOptin;
     private int _flashRows;
     private readonly Dictionary<(int HeadDim, int Group), CudaFunction>? _decodeVector;
+
+    /// <summary>
+    /// Default of <see cref="UseGqaPrefill"/>: whether the 128-row prefill takes the GQA-shared kernel
+    /// (paged_prefill_fa128g) where it applies. THE ONE-LINE FALLBACK SWITCH: set false to make paged_prefill_fa128 the
+    /// default again (ACTORS_ATTENTION_FA128=1 does the same per process).
+    /// </summary>
+    public const bool GqaPrefillByDefault = true;
+
+    /// <summary>Whether ACTORS_ATTENTION_FA128=1 asks for the one-head 128-row prefill (paged_prefill_fa128) instead of the GQA-shared one.</summary>
+    public static bool Flash128Requested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_FA128") == "1";
 
     /// <summary>Whether ACTORS_ATTENTION_FA64=1 asks for the 64-row FlashAttention-2 prefill (see <see cref="FlashPrefillRows"/>).</summary>
     public static bool Flash64Requested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_FA64") == "1";
@@ -58,6 +69,8 @@ public sealed class AttentionKernels
         var fast = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}", "attention_fast.cu");
         _prefillFlash = fast.Function("paged_prefill_fa");
         _prefillFlash128 = fast.Function("paged_prefill_fa128");
+        _prefillFlashGqa = fast.Function("paged_prefill_fa128g");
+        UseGqaPrefill = GqaPrefillByDefault && !Flash128Requested;
         _flashRows = _maxSharedOptin >= FlashShared128 && !Flash64Requested ? 128 : 64;
         _decodeVector = [];
         foreach (int d in (int[])[64, 128])
@@ -93,6 +106,19 @@ public sealed class AttentionKernels
             _flashRows = value;
         }
     }
+
+    /// <summary>
+    /// Whether the 128-row prefill takes paged_prefill_fa128g (a block serves the group = heads / kvHeads query heads of
+    /// one KV head at 128 / group positions, so each gathered K/V tile serves every head that reads it) where the group is
+    /// 1, 2, 4 or 8; otherwise, or when false, paged_prefill_fa128 (128 rows of one head). Default
+    /// <see cref="GqaPrefillByDefault"/> unless ACTORS_ATTENTION_FA128=1. Has no effect unless <see cref="FlashPrefillRows"/> is 128.
+    /// </summary>
+    public bool UseGqaPrefill { get; set; }
+
+    /// <summary>Whether <see cref="Prefill"/> takes the GQA-shared 128-row kernel (paged_prefill_fa128g) for this shape.</summary>
+    public bool PrefillUsesGqa(int headDim, int heads, int kvHeads) =>
+        PrefillUsesFlash(headDim) && _flashRows == 128 && UseGqaPrefill && kvHeads > 0 && heads % kvHeads == 0
+        && heads / kvHeads is 1 or 2 or 4 or 8;
 
     /// <summary>Whether <see cref="Prefill"/> takes the FlashAttention-2 tensor-core kernel for this head dim.</summary>
     public bool PrefillUsesFlash(int headDim) => !UseSimpleKernels && headDim == 128;
@@ -254,7 +280,13 @@ public sealed class AttentionKernels
         if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
         {
             // paged_prefill_fa128 keeps the running max of unscaled scores, valid for scale > 0 only
-            if (_flashRows == 128 && scale > 0)
+            if (scale > 0 && PrefillUsesGqa(d, heads, layout.KvHeads))
+            {
+                // group query heads of one KV head x (128 / group) positions per block
+                int rows = 128 / (heads / layout.KvHeads);
+                _prefillFlashGqa!.Launch(stream, ((uint)((queries + rows - 1) / rows), (uint)layout.KvHeads, 1), 256, FlashShared128, p);
+            }
+            else if (_flashRows == 128 && scale > 0)
                 _prefillFlash128!.Launch(stream, ((uint)((queries + 127) / 128), (uint)heads, 1), 256, FlashShared128, p);
             else
                 _prefillFlash!.Launch(stream, ((uint)((queries + 63) / 64), (uint)heads, 1), 128, FlashShared64, p);
