@@ -57,10 +57,10 @@ for fam in ${SCALE_FAMILIES:-llama qwen2}; do
     log "$fam: skipped, ${l} s of the budget left"; echo "{\"skipped\": \"budget\"}" > "$res/$fam-skipped.json"; status=1; continue
   fi
   # Seconds the reference side may spend before it skips its remaining variants and f32 runs (scale_parity.py checks
-  # between steps): about a third of what is left while the qwen2 family still has to follow llama, else 60% of what
+  # between steps): about 32% of what is left while the qwen2 family still has to follow llama, else 60% of what
   # is left after the engine runs of this family (about 30 s each); at most 170 s.
   nv=$(echo "$variants" | tr ',' '\n' | wc -l)
-  if [ "$fam" = llama ] && [[ " ${SCALE_FAMILIES:-llama qwen2} " == *" qwen2 "* ]]; then share=$((l * 35 / 100)); else share=$(((l - 30 * nv) * 60 / 100)); fi
+  if [ "$fam" = llama ] && [[ " ${SCALE_FAMILIES:-llama qwen2} " == *" qwen2 "* ]]; then share=$((l * 32 / 100)); else share=$(((l - 30 * nv) * 60 / 100)); fi
   [ "$share" -gt 170 ] && share=170
   [ "$share" -lt 60 ] && share=60
   work="$SCALE_WORK/$fam"
@@ -73,7 +73,7 @@ for fam in ${SCALE_FAMILIES:-llama qwen2}; do
   [ "$rc" -eq 0 ] || { log "$fam: reference exit $rc (124: timed out)"; status=1; }
   cp "$work/reference.json" "$res/$fam-reference.json" 2>/dev/null
   for v in ${variants//,/ }; do
-    if [ ! -f "$work/$v/ref.json" ] || ! grep -q '"bf16"' "$work/$v/ref.json"; then
+    if [ ! -f "$work/$v/ref.json" ] || ! grep -q '"bf16_forward_s"' "$work/$v/ref.json"; then
       log "$fam/$v: no reference, engine side skipped"; status=1; continue
     fi
     l=$(left)
