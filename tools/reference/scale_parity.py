@@ -118,7 +118,12 @@ def set_rope(model, cfg):
     rot = model.model.rotary_emb
     model.config.rope_parameters = cfg.rope_parameters
     model.config.max_position_embeddings = cfg.max_position_embeddings
-    new = type(rot)(config=cfg, device="cuda")
+    try:
+        new = type(rot)(config=cfg, device="cuda")
+    except TypeError:  # a constructor without the device argument
+        new = type(rot)(cfg).to("cuda")
+    # built after the model's dtype cast, so inv_freq stays f32 (a bf16 inv_freq would move angles at 8K+ positions)
+    assert new.inv_freq.dtype == torch.float32, new.inv_freq.dtype
     model.model.rotary_emb = new
 
 
