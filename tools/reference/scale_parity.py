@@ -255,7 +255,11 @@ def main():
         free()
 
     # 3. f32 runs: the same bf16 weights upcast on the device (about 2x their bytes), TF32 off
-    if not a.no_f32:
+    if not a.no_f32 and time.perf_counter() - T0 > a.budget_s:
+        for res in results.values():
+            res["errors"]["f32"] = f"skipped: time budget of {a.budget_s:.0f} s spent before the f32 runs"
+        log("f32 references skipped (time budget)")
+    elif not a.no_f32:
         try:
             t = time.perf_counter()
             model = model.to(torch.float32)
