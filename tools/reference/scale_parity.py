@@ -163,6 +163,14 @@ def write(path, tensor):
     tensor.contiguous().numpy().tofile(path)
 
 
+def save_ref(work, variant, res):
+    """ref.json of a variant, rewritten after every step: a later timeout or crash keeps what was already made."""
+    d = os.path.join(work, variant)
+    if os.path.isdir(d):
+        with open(os.path.join(d, "ref.json"), "w") as f:
+            json.dump({k: v for k, v in res.items() if not k.startswith("_")}, f, indent=2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", required=True, choices=sorted(FAMILIES))
@@ -248,6 +256,7 @@ def main():
             log(f"{v}: transformers bf16 forward over {T} tokens (+ lm_head blocks) {res['bf16_forward_s']:.2f} s, "
                 f"peak {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
             res["_cache"] = (am, rows)
+            save_ref(a.work, v, res)
         except Exception as e:
             res["errors"]["bf16"] = f"{type(e).__name__}: {e}"
             log(f"{v}: bf16 reference FAILED {type(e).__name__}: {e}")
@@ -287,6 +296,7 @@ def main():
                     res["f32"] = {"logits": "logits_f32.f32", "argmax": "argmax_f32.i32", "margin": "margin_f32.f32"}
                     am16, rows16 = res["_cache"]
                     res["yardstick_bf16_vs_f32"] = compare(rows16, rows, am16, am)
+                    save_ref(a.work, v, res)
                     y = res["yardstick_bf16_vs_f32"]
                     log(f"{v}: transformers f32 forward {res['f32_forward_s']:.2f} s; transformers bf16 against f32: "
                         f"worst relative error {y['worst_relative_error']:.3e}, argmax agreement {y['argmax_agreement']:.4%}")
@@ -303,10 +313,7 @@ def main():
 
     for v, res in results.items():
         res.pop("_cache", None)
-        d = os.path.join(a.work, v)
-        if os.path.isdir(d):
-            with open(os.path.join(d, "ref.json"), "w") as f:
-                json.dump(res, f, indent=2)
+        save_ref(a.work, v, res)
     summary["variants"] = results
     summary["total_s"] = time.perf_counter() - T0
     with open(os.path.join(a.work, "reference.json"), "w") as f:
