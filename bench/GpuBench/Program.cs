@@ -9,8 +9,11 @@ using Actors.Kernels.Cuda.Kernels;
 
 // GPU benchmark of the CUDA engine path on a Llama-3-8B-shaped model with random bf16 weights generated on the device.
 // Usage: actors-gpubench [--out results.json] [--chunk 8192] [--decode 32] [--quick]
+//        actors-gpubench --scale-parity --model DIR --variant DIR [--out result.json] [--chunk 2048]
 // --quick: 2K/4K instead of 8K/32K and 4 sessions (for a smoke run). Times: wall clock around a synchronised step
 // (prefill, decode: what a caller sees, logits copied back) or CUDA events (kernels alone).
+// At-scale parity against transformers (ScaleParity.cs): a mode of its own, it shares nothing with the benchmark below.
+if (args.Length > 0 && args[0] == "--scale-parity") return ScaleParity.Run(args[1..]);
 string? outPath = Str("--out");
 bool quick = args.Contains("--quick");
 int chunk = Int("--chunk", 8192), decodeSteps = Int("--decode", 32), warmDecode = 4;

@@ -15,8 +15,8 @@ for p in tests/Engine.Tests tests/Kernels.Tests bench/GpuBench; do
     -p:PublishTrimmed=false -p:DebugType=none -p:GenerateDocumentationFile=false -nologo -v quiet >&2
 done
 cp -r "$root/tests/fixtures/models" "$stage/tests/fixtures/"
-cp "$root/tools/reference/hf_baseline.py" "$stage/tools/reference/"
-cp "$root/scripts/gpu/bench.sh" "$root/scripts/gpu/on-device-all.sh" "$stage/scripts/gpu/"
+cp "$root/tools/reference/hf_baseline.py" "$root/tools/reference/scale_parity.py" "$stage/tools/reference/"
+cp "$root/scripts/gpu/bench.sh" "$root/scripts/gpu/on-device-all.sh" "$root/scripts/gpu/scale-parity.sh" "$stage/scripts/gpu/"
 git -C "$root" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
 tar -C "$out/stage" -cf - actors-gpu | xz -T0 -9 > "$out/actors-gpu.tar.xz"
 rm -rf "$out/stage"
