@@ -347,20 +347,15 @@ __device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams
     }
 }
 
-extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa128(PrefillParams p)
+// The work of one block of paged_prefill_fa128 / paged_prefill_fa128g once each warp knows its head h (reading KV
+// head kvh), its first query row wq0, and the block's last query row lastQ: the FB_STAGES-deep page gather, Q K^T,
+// the raw-score online softmax, P V and the output rows. The two kernels differ only in how they map block rows to
+// (head, query).
+__device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stages, int h, int kvh, int lastQ, int wq0)
 {
-    extern __shared__ u32x4 fa_smem[];
-    bf16_t* stages = (bf16_t*)fa_smem;
-
-    int qt = gridDim.x - 1 - blockIdx.x; // heaviest (latest) query tiles first
-    int h = blockIdx.y, kvh = h / (p.heads / p.kvHeads);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-
-    int q0 = qt * FB_BR;
-    int lastQ = min(p.queries, q0 + FB_BR) - 1;
+    int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
     int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
     int nTiles = lastKey / FA_BC + 1;
-    int wq0 = q0 + warp * 16;              // the warp's first query row
     bool warpActive = wq0 <= lastQ;
     int warpLastPos = p.firstPosition + min(wq0 + 15, lastQ);
     int warpFirstPos = p.firstPosition + wq0;
@@ -528,6 +523,21 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
     }
 }
 
+extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa128(PrefillParams p)
+{
+    extern __shared__ u32x4 fa_smem[];
+    bf16_t* stages = (bf16_t*)fa_smem;
+
+    int qt = gridDim.x - 1 - blockIdx.x; // heaviest (latest) query tiles first
+    int h = blockIdx.y, kvh = h / (p.heads / p.kvHeads);
+    int warp = threadIdx.x >> 5;
+
+    int q0 = qt * FB_BR;
+    int lastQ = min(p.queries, q0 + FB_BR) - 1;
+    int wq0 = q0 + warp * 16; // the warp's first query row
+    fb_prefill(p, stages, h, kvh, lastQ, wq0);
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Prefill, GQA-shared 128-row blocks: paged_prefill_fa128g. Same contract, params, pipeline (3 stages, one barrier per
 // tile, page ids one tile ahead), per-warp arithmetic and raw-score softmax (scale > 0) as paged_prefill_fa128; what
@@ -555,7 +565,7 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
     int group = p.heads / p.kvHeads;     // 1, 2, 4 or 8 (the launcher checks)
     int rows = FB_BR / group;            // query positions per block: 128, 64, 32 or 16
     int kvh = blockIdx.y;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+    int warp = threadIdx.x >> 5;
     // Block rows head-major: block row r = g * rows + i is head kvh * group + g at query q0 + i. rows is a multiple of
     // 16, so a warp's 16 rows lie in one head at 16 consecutive positions, and the per-warp causal logic of
     // paged_prefill_fa128 (first / last position, tile skipping, diagonal masking) carries over unchanged.
@@ -563,174 +573,8 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
 
     int q0 = qt * rows;
     int lastQ = min(p.queries, q0 + rows) - 1;
-    int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
-    int nTiles = lastKey / FA_BC + 1;
-    int wq0 = q0 + warp * 16 % rows;       // the warp's first query row
-    bool warpActive = wq0 <= lastQ;
-    int warpLastPos = p.firstPosition + min(wq0 + 15, lastQ);
-    int warpFirstPos = p.firstPosition + wq0;
-    int rowA = wq0 + gid, rowB = rowA + 8;  // the two rows this thread holds in C fragments
-    int posA = p.firstPosition + rowA, posB = posA + 8;
-
-    // Request the first FB_STAGES - 1 tiles before anything else (one commit group each, empty past nTiles, so that
-    // group g always holds tile g).
-    int pg[FA_BC / 16]; // page ids of the next tile to request
-#pragma unroll
-    for (int s = 0; s < FB_STAGES - 1; s++)
-    {
-        if (s < nTiles)
-        {
-            fb_pages(p, s * FA_BC, lastKey, pg);
-            fb_load_stage(stages + s * FB_STAGE, p, kvh, s * FA_BC, lastKey, pg);
-        }
-        cp_async_commit();
-    }
-    fb_pages(p, (FB_STAGES - 1) * FA_BC, lastKey, pg); // all 0 past lastKey (tile FB_STAGES - 1 may not exist)
-
-    // Q fragments of the warp's 16 rows x 128 dims: qa[ks] = A fragment of dims 16ks .. 16ks+15 (see mma_bf16).
-    // Rows past the queries are zero (they compute harmless finite values and are never stored).
-    unsigned int qa[8][4];
-    {
-        const unsigned int* qA = (const unsigned int*)(p.q + ((u64)rowA * p.heads + h) * FA_D);
-        const unsigned int* qB = (const unsigned int*)(p.q + ((u64)rowB * p.heads + h) * FA_D);
-        bool okA = rowA < p.queries, okB = rowB < p.queries;
-#pragma unroll
-        for (int ks = 0; ks < 8; ks++)
-        {
-            qa[ks][0] = okA ? qA[ks * 8 + tig] : 0u;     // dims 16ks + 2tig, +1
-            qa[ks][1] = okB ? qB[ks * 8 + tig] : 0u;
-            qa[ks][2] = okA ? qA[ks * 8 + 4 + tig] : 0u; // dims 16ks + 8 + 2tig, +1
-            qa[ks][3] = okB ? qB[ks * 8 + 4 + tig] : 0u;
-        }
-    }
-
-    float o[16][4]; // O (16 rows x 128 dims) as 16 C fragments of 8 dims
-#pragma unroll
-    for (int i = 0; i < 16; i++) { o[i][0] = 0.f; o[i][1] = 0.f; o[i][2] = 0.f; o[i][3] = 0.f; }
-    // Running max of the raw scores Q K^T (scale2 > 0, so the max of the scaled scores is scale2 times it) and this
-    // thread's partial row sums; p = 2^(s scale2 - m scale2), one FFMA and one MUFU.EX2 per score.
-    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
-    float scale2 = p.scale * LOG2E;
-
-    unsigned int smemBase = smem_addr(stages);
-    // ldmatrix row addresses (bytes) within a tile. K (non-trans): matrix i = keys 8nt + (lane & 7), dims 32kk + 8i.
-    unsigned int kLane = (unsigned int)(((lane & 7) * FA_LD + 8 * (lane >> 3)) * 2);
-    // V (trans): matrix i = keys 16kk + (lane & 7) + 8 (i & 1), dims 16dp + 8 (i >> 1).
-    unsigned int vLane = (unsigned int)((((lane & 7) + 8 * ((lane >> 3) & 1)) * FA_LD + 8 * (lane >> 4)) * 2);
-
-    for (int j = 0; j < nTiles; j++)
-    {
-        int t0 = j * FA_BC;
-        cp_async_wait<FB_STAGES - 2>(); // this thread's copies of tile j (group j) are done
-        __syncthreads();                // ... everyone's; and every warp is done with tile j - 1, whose stage is refilled next
-        {
-            int jn = j + FB_STAGES - 1;
-            if (jn < nTiles)
-            {
-                fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, jn * FA_BC, lastKey, pg);
-                fb_pages(p, (jn + 1) * FA_BC, lastKey, pg); // consumed next iteration
-            }
-            cp_async_commit();
-        }
-
-        if (!warpActive || t0 > warpLastPos) continue; // warp-uniform: the whole tile lies after the warp's rows
-        unsigned int kBase = smemBase + (unsigned int)((j % FB_STAGES) * FB_STAGE * 2);
-        unsigned int vBase = kBase + (unsigned int)(FA_BC * FA_LD * 2);
-
-        float s[8][4]; // S (16 rows x 64 keys) as 8 C fragments of 8 keys
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-            {
-                unsigned int b0, b1, b2, b3; // B fragments (K^T) of dims 32kk .. +15 (b0, b1) and +16 .. +31 (b2, b3)
-                ldsm_x4(kBase + kLane + (unsigned int)((nt * 8 * FA_LD + kk * 32) * 2), b0, b1, b2, b3);
-                mma_bf16(s[nt], qa[2 * kk][0], qa[2 * kk][1], qa[2 * kk][2], qa[2 * kk][3], b0, b1);
-                mma_bf16(s[nt], qa[2 * kk + 1][0], qa[2 * kk + 1][1], qa[2 * kk + 1][2], qa[2 * kk + 1][3], b2, b3);
-            }
-
-        bool diag = t0 + FA_BC - 1 > warpFirstPos; // some key of the tile may lie after some row of the warp
-        if (diag)
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    if (t0 + nt * 8 + 2 * tig + (e & 1) > (e < 2 ? posA : posB)) s[nt][e] = NEG_INF;
-        float mxA = mA, mxB = mB;
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-        {
-            mxA = fmaxf(mxA, fmaxf(s[nt][0], s[nt][1]));
-            mxB = fmaxf(mxB, fmaxf(s[nt][2], s[nt][3]));
-        }
-        // the 4 threads of a quad hold one row
-        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-        // Finite: tile 0 holds key 0, which every row attends, and tiles go in order.
-        float cA = ex2((mA - mxA) * scale2), cB = ex2((mB - mxB) * scale2); // 0 on the first tile (mA = -inf)
-        mA = mxA;
-        mB = mxB;
-        lA *= cA;
-        lB *= cB;
-        float nA = -mA * scale2, nB = -mB * scale2;
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-        {
-            s[nt][0] = ex2(fmaf(s[nt][0], scale2, nA)); // masked: -inf -> 0
-            s[nt][1] = ex2(fmaf(s[nt][1], scale2, nA));
-            s[nt][2] = ex2(fmaf(s[nt][2], scale2, nB));
-            s[nt][3] = ex2(fmaf(s[nt][3], scale2, nB));
-            lA += s[nt][0] + s[nt][1];
-            lB += s[nt][2] + s[nt][3];
-        }
-        // Unconditional (no branch to skip it when every factor is 1): one basic block from the exponentials to P V lets
-        // ptxas interleave the MUFU ex2s with the P V mma.syncs of the key blocks whose P is ready.
-#pragma unroll
-        for (int dt = 0; dt < 16; dt++) { o[dt][0] *= cA; o[dt][1] *= cA; o[dt][2] *= cB; o[dt][3] *= cB; }
-
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) // keys 16kk .. 16kk+15: P's A fragment is two S C fragments
-        {
-            unsigned int a0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]);         // row gid, keys 2tig, +1
-            unsigned int a1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);         // row gid + 8
-            unsigned int a2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]); // row gid, keys 8 + 2tig, +1
-            unsigned int a3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]); // row gid + 8
-#pragma unroll
-            for (int dp = 0; dp < 8; dp++)
-            {
-                unsigned int b0, b1, b2, b3; // B fragments (V) of dims 16dp .. +7 (b0, b1) and +8 .. +15 (b2, b3)
-                ldsm_x4_trans(vBase + vLane + (unsigned int)((kk * 16 * FA_LD + dp * 16) * 2), b0, b1, b2, b3);
-                mma_bf16(o[2 * dp], a0, a1, a2, a3, b0, b1);
-                mma_bf16(o[2 * dp + 1], a0, a1, a2, a3, b2, b3);
-            }
-        }
-    }
-
-    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-    if (warpActive)
-    {
-        if (rowA < p.queries)
-        {
-            unsigned int* out = (unsigned int*)(p.out + ((u64)rowA * p.heads + h) * FA_D);
-            float r = 1.f / lA;
-#pragma unroll
-            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][0] * r, o[dt][1] * r); // dims 8dt + 2tig, +1
-        }
-        if (rowB < p.queries)
-        {
-            unsigned int* out = (unsigned int*)(p.out + ((u64)rowB * p.heads + h) * FA_D);
-            float r = 1.f / lB;
-#pragma unroll
-            for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[dt][2] * r, o[dt][3] * r);
-        }
-    }
+    int wq0 = q0 + warp * 16 % rows; // the warp's first query row
+    fb_prefill(p, stages, h, kvh, lastQ, wq0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
