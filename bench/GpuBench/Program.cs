@@ -117,11 +117,10 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 }
 });
 
-// Sessions decoding together at shortCtx context. Their KV is random (filled on the device): decode time does not
-// depend on the values, and 32 real prefills of 8K would add ~10 s without changing the measurement.
-Case("sessions", () =>
+// Median ms of one decode step of `sessions` sequences at shortCtx, over KV filled with random values (seed).
+double SessionsStepMs(ulong seed)
 {
-    ek.RandomInit(stream, runner.Pool, 99, 1f, 0f);
+    ek.RandomInit(stream, runner.Pool, seed, 1f, 0f);
     var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
     var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
     var times = new List<double>();
@@ -133,7 +132,14 @@ Case("sessions", () =>
         tokens = runner.ForwardArgmax(batch);
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
-    double step = Median(times);
+    return Median(times);
+}
+
+// Sessions decoding together at shortCtx context. Their KV is random (filled on the device): decode time does not
+// depend on the values, and 32 real prefills of 8K would add ~10 s without changing the measurement.
+Case("sessions", () =>
+{
+    double step = SessionsStepMs(99);
     results[$"sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
     results[$"sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
     Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
@@ -213,19 +219,7 @@ Case("decode with graphs", () =>
     var (token, _) = Prefill(shortCtx);
     double dms = Decode(shortCtx, token);
     results[$"graphs_decode_after_{shortCtx}_ms_per_token"] = dms;
-    ek.RandomInit(stream, runner.Pool, 98, 1f, 0f);
-    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
-    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
-    var times = new List<double>();
-    for (int i = 0; i < warmDecode + decodeSteps; i++)
-    {
-        var batch = Enumerable.Range(0, sessions)
-            .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
-        var t = Stopwatch.StartNew();
-        tokens = runner.ForwardArgmax(batch);
-        if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
-    }
-    double step = Median(times);
+    double step = SessionsStepMs(98);
     results[$"graphs_sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
     Console.WriteLine($"with CUDA graphs: decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {sessions * 1000.0 / step:F0} tokens/s");
     runner.UseDecodeGraphs = false;
