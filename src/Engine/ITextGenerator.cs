@@ -32,6 +32,17 @@ public interface ITextGenerator : IDisposable
     /// context is full. Throws ArgumentException when the prompt is empty or longer than the context.
     /// </summary>
     IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="GenerateAsync(IReadOnlyList{int}, SamplingParams, CancellationToken)"/>, and calls
+    /// <paramref name="onAdmitted"/> once, when the engine admits the request, with how its prompt's KV was found
+    /// (device prefix hit, host swap-in, prefill). Implementations without KV tiers never call it.
+    /// </summary>
+    IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, Action<KvAdmission>? onAdmitted, CancellationToken cancellationToken = default) =>
+        GenerateAsync(prompt, sampling, cancellationToken);
+
+    /// <summary>The KV tiers of the engine behind this generator; null when it has none (test doubles).</summary>
+    IKvTiers? KvTiers => null;
 }
 
 /// <summary>Incremental detokenizer for streaming.</summary>

@@ -41,7 +41,7 @@ public sealed class InferenceEngine : IDisposable
         _weights = weights;
         Config = config;
         ModelId = modelId;
-        ContextLength = options.ContextLength ?? config.MaxPositionEmbeddings;
+        ContextLength = options.ContextLength ?? config.EffectiveContextLength;
         if (ContextLength < 1) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be ≥ 1 (EngineOptions.ContextLength or max_position_embeddings)");
         _model = CreateRunner(config, weights, options, ContextLength);
         _blocks = new BlockManager(_model.KvPages, options.PageSize, modelId, RopeProfile(config));
