@@ -15,7 +15,7 @@ namespace Actors.Engine.Cuda;
 /// requested rows only. Step inputs go up in one pinned copy; logits come back as bf16 and are widened on the host.
 /// CUDA graphs for decode are not used yet (EngineOptions.CudaGraphs must be false). Not thread-safe.
 /// </summary>
-public sealed class CudaModelRunner : IModelRunner
+public sealed partial class CudaModelRunner : IModelRunner
 {
     /// <summary>Device memory kept free beside the KV pool (cuBLASLt, module loads, late buffer growth).</summary>
     public const long WorkspaceReserveBytes = 1L << 30;
