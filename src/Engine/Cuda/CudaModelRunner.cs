@@ -1,5 +1,6 @@
 using Actors.Engine.Model;
 using Actors.Engine.Runtime;
+using Actors.Engine.Sampling;
 using Actors.Kernels.Cpu;
 using Actors.Kernels.Cuda;
 using Actors.Kernels.Cuda.Kernels;
@@ -190,6 +191,60 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private DeviceBuffer<int>? _argmax;
     private PinnedBuffer<int>? _argmaxHost;
+
+    /// <summary>
+    /// The step's tokens picked on the device (sampling.cu) under rows[r], one per logits row: only the ids cross to the
+    /// host. All-greedy steps take <see cref="ForwardArgmax"/>. Same picks as the CPU Sampler on these (bf16) logits
+    /// with the same uniforms, up to rounding at a boundary (see sampling.cu).
+    /// </summary>
+    public int[] ForwardSample(IReadOnlyList<ForwardChunk> batch, ReadOnlySpan<SamplingRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int expected = 0;
+        foreach (var ch in batch) expected += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+        if (rows.Length != expected) throw new ArgumentException($"{rows.Length} sampling rows for {expected} logits rows", nameof(rows));
+        var host = new SamplingKernels.SampleRow[rows.Length];
+        bool greedy = true;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            host[r] = new SamplingKernels.SampleRow(rows[r].Uniform, rows[r].Temperature, rows[r].TopK, rows[r].TopP);
+            greedy &= host[r].IsGreedy;
+        }
+        SamplingKernels.Validate(host); // before the step runs: the kernel cannot report bad parameters
+        if (greedy) return ForwardArgmax(batch);
+
+        var (logits, n) = ForwardBf16(batch, download: false);
+        _sampling ??= new SamplingKernels(_compiler);
+        if (_sampleRows is null || _sampleRows.Length < n)
+        {
+            _stream.Synchronize();
+            _sampleRows?.Dispose();
+            _sampleRowsHost?.Dispose();
+            _picked?.Dispose();
+            _pickedHost?.Dispose();
+            int cap = Math.Max(n, 64);
+            _sampleRows = _device.Allocate<SamplingKernels.SampleRow>(cap);
+            _sampleRowsHost = _device.AllocatePinned<SamplingKernels.SampleRow>(cap);
+            _picked = _device.Allocate<int>(cap);
+            _pickedHost = _device.AllocatePinned<int>(cap);
+        }
+        // One 256 KiB histogram per row sampled in parallel; more rows than that loop over the blocks.
+        _sampleWs ??= _device.Allocate<int>(SamplingKernels.WorkspaceLength(SampleBlocks));
+        host.CopyTo(_sampleRowsHost!.Span);
+        _sampleRows.UploadAsync(_sampleRowsHost, n, _stream);
+        _sampling.Sample(_stream, logits, n, Config.VocabSize, _sampleRows.Span, _sampleWs.Span, _picked!.Span);
+        _picked.DownloadAsync(_pickedHost!, n, _stream);
+        _stream.Synchronize();
+        return _pickedHost!.Span[..n].ToArray();
+    }
+
+    /// <summary>Rows the sampling kernel runs in parallel (its workspace is 256 KiB per row).</summary>
+    private const int SampleBlocks = 64;
+    private SamplingKernels? _sampling;
+    private DeviceBuffer<SamplingKernels.SampleRow>? _sampleRows;
+    private PinnedBuffer<SamplingKernels.SampleRow>? _sampleRowsHost;
+    private DeviceBuffer<int>? _sampleWs, _picked;
+    private PinnedBuffer<int>? _pickedHost;
 
     /// <summary>bf16 bits → f32: the bits are the upper half, so widen and shift (vectorised; 4M values per 32-row step).</summary>
     private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
@@ -495,9 +550,9 @@ public sealed partial class CudaModelRunner : IModelRunner
     public void Dispose()
     {
         try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
+        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
             b?.Dispose();
-        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
+        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost, _sampleRowsHost, _pickedHost }) b?.Dispose();
         foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
         _staged.Dispose();
         _stream.Dispose();
