@@ -125,9 +125,13 @@ public class CudaHostTests
     [InlineData(typeof(AttentionKernels), "DecodeParams", 120, "Scale", 112)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "PageStride", 32)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "Scale", 76)]
+    [InlineData(typeof(SamplingKernels), "SampleParams", 40, "Out", 24)]
+    [InlineData(typeof(SamplingKernels), "SampleParams", 40, "Vocab", 36)]
+    [InlineData(typeof(SamplingKernels), "SampleRow", 24, "TopK", 12)]
+    [InlineData(typeof(SamplingKernels), "SampleRow", 24, "TopP", 16)]
     public void Params_structs_match_the_cuda_layout(Type launcher, string name, int size, string field, int offset)
     {
-        var t = launcher.GetNestedType(name, System.Reflection.BindingFlags.NonPublic);
+        var t = launcher.GetNestedType(name, System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
         Assert.NotNull(t);
         Assert.Equal(size, System.Runtime.InteropServices.Marshal.SizeOf(t!));
         Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf(t!, field));
