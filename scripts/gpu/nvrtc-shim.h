@@ -27,3 +27,4 @@ __device__ int atomicMin(int*, int);
 __device__ int atomicMax(int*, int);
 __device__ double exp(double);
 __device__ int max(int, int);
+__device__ void __syncwarp(unsigned int mask = 0xffffffffu);
