@@ -11,7 +11,8 @@ namespace Actors.Engine.Cuda;
 /// The CUDA backend: bf16 weights and activations, f32 accumulation, a bf16 paged KV pool in the same page layout as
 /// the CPU's (<see cref="Kernels.Cpu.KvLayout"/>). Per step, the chunks are reordered so single-token (decode) rows come
 /// first: those attend in one split-K decode launch for all sequences, each longer chunk in one causal prefill launch.
-/// Per layer: (add +) RMSNorm → fused qkv GEMM (+ bias) → (q/k norm) → RoPE on q and k → KV write → attention →
+/// Per layer: (add +) RMSNorm → fused qkv GEMM → one qkv_rope launch (bias, q/k norm, RoPE on q and k, q copy, KV
+/// write; <see cref="UseFusedQkv"/>) → attention →
 /// o_proj GEMM → add + RMSNorm → fused gate_up GEMM → SwiGLU → down GEMM; then final norm and lm_head over the
 /// requested rows only. Step inputs go up in one pinned copy; logits come back as bf16 and are widened on the host.
 /// CUDA graphs for decode are not used yet (EngineOptions.CudaGraphs must be false). Not thread-safe.
@@ -129,6 +130,21 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// captured per batch size. Off unless EngineOptions.CudaGraphs; benchmarks toggle it. Not yet validated on a device.
     /// </summary>
     public bool UseDecodeGraphs { get; set; }
+
+    /// <summary>
+    /// Whether each layer's bias, q/k norm, RoPE, q copy and KV write run as one launch (qkv_rope.cu) instead of up to
+    /// six; on by default (head dims up to <see cref="QkvRopeKernels.MaxHeadDim"/>). Tests compare the two paths.
+    /// Changing it retires the captured decode graphs (they hold the launches of the other path).
+    /// </summary>
+    public bool UseFusedQkv
+    {
+        get => _useFusedQkv;
+        set { if (value != _useFusedQkv) { _useFusedQkv = value; _generation++; } }
+    }
+
+    private bool _useFusedQkv = true;
+
+    private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
 
     /// <summary>The device pool, (pages, layers, {K,V}, pageSize, kvHeads, headDim) bf16.</summary>
@@ -421,6 +437,8 @@ public sealed partial class CudaModelRunner : IModelRunner
             }
         }
         var logitsSpan = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
+        bool fused = UseFusedQkv && d <= QkvRopeKernels.MaxHeadDim;
+        if (fused) _qkvRope ??= new QkvRopeKernels(_compiler);
 
         // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
         void Enqueue(CudaStream st)
@@ -433,13 +451,22 @@ public sealed partial class CudaModelRunner : IModelRunner
                 if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                 else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
                 _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
-                if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
-                if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
-                _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
-                // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
-                _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                if (fused)
+                {
+                    // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
+                    _qkvRope!.Apply(st, qkv, n, qkvDim, nh, nkv, d, L.QkvBias?.Span ?? default, L.QNorm?.Span ?? default, L.KNorm?.Span ?? default, eps,
+                        cosSpan, sinSpan, tableRows, ropePositions, slots, q, _pool, layout, li);
+                }
+                else
+                {
+                    if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
+                    if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
+                    _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                    _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                    _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
+                    // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
+                    _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                }
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
