@@ -143,6 +143,34 @@ public class SamplingRowTests
         }
     }
 
+    [Theory]
+    [InlineData(1000, 1024, 21)]
+    [InlineData(32003, 1024, 22)]
+    [InlineData(151936, 1024, 23)]
+    [InlineData(4099, 64, 24)]   // many tokens per thread segment, 1024 keys per thread
+    [InlineData(97, 1024, 25)]   // fewer tokens than threads: most segments are empty
+    public void Kernel_thread_structure_picks_what_the_Sampler_picks(int vocab, int threads, int seed)
+    {
+        var rng = new Random(seed);
+        int rows = vocab > 100_000 ? 6 : 40;
+        for (int r = 0; r < rows; r++)
+        {
+            var logits = Logits(vocab, seed * 1000 + r, spread: (float)(0.5 + 4 * rng.NextDouble()));
+            var row = RandomRow(rng, vocab);
+            int got = SamplingKernelSimulation.Run(Bf16.FromSingles(logits), new SamplingKernels.SampleRow(row.Uniform, row.Temperature, row.TopK, row.TopP), threads);
+            SamePick(logits, row, got, $"vocab {vocab}, {threads} threads, row {r}");
+        }
+        // all-equal logits: the top-p cut falls inside the one tie group, whose ranks span every thread segment
+        var flat = new float[vocab];
+        foreach (float p in new[] { 0.5f, 0.1f, 0.9f })
+            for (int i = 0; i < 10; i++)
+            {
+                var row = new SamplingRow(1f, 0, p, rng.NextDouble());
+                int got = SamplingKernelSimulation.Run(Bf16.FromSingles(flat), new SamplingKernels.SampleRow(row.Uniform, 1f, 0, p), threads);
+                SamePick(flat, row, got, $"flat vocab {vocab}, p {p}");
+            }
+    }
+
     [Fact]
     public void Kernel_algorithm_handles_ties_straddling_the_top_p_cut()
     {
