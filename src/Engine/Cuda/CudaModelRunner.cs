@@ -39,7 +39,11 @@ public sealed partial class CudaModelRunner : IModelRunner
     private readonly float _ropeScaling;
     private readonly RopeTable _ropeVariants;
     private readonly DeviceBuffer<float>? _cos, _sin;  // (context, headDim/2) for every position; null with dynamic RoPE
-    private DeviceBuffer<ushort> _x = null!, _h = null!, _qkv = null!, _q = null!, _a = null!, _o = null!, _gu = null!, _act = null!, _sel = null!, _logits = null!;
+    // Per-token activations, carved from one arena (_tokenArena) sized for _tokenCapacity tokens.
+    private DeviceSpan<ushort> _x, _h, _qkv, _q, _a, _o, _gu, _act;
+    private DeviceSpan<int> _identity;   // 0, 1, …, capacity − 1: row index of a plain strided copy
+    private DeviceArena? _tokenArena;
+    private DeviceBuffer<ushort> _sel = null!, _logits = null!;
     private DeviceBuffer<float> _decodeWs = null!;
     private DeviceBuffer<int> _meta = null!;
     private PinnedBuffer<int> _metaHost = null!;
@@ -443,7 +447,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
         void Enqueue(CudaStream st)
         {
-            var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
+            var x = _x; var h = _h; var qkv = _qkv; var q = _q; var a = _a; var o = _o; var gu = _gu; var act = _act;
             _ew.EmbeddingGather(st, _w.Embed, c.VocabSize, hid, ids, n, x);
             for (int li = 0; li < c.NumLayers; li++)
             {
@@ -465,7 +469,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                     _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
                     _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
                     // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
-                    _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                    _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
                 }
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
@@ -516,7 +520,6 @@ public sealed partial class CudaModelRunner : IModelRunner
         return (logits, outRows);
     }
 
-    private DeviceBuffer<int>? _identity;   // 0, 1, …, capacity − 1: row index of a plain strided copy
     private DeviceBuffer<float>? _ropeDyn;  // dynamic RoPE: (2, capacity, headDim/2) cos rows then sin rows
 
     private void EnsureTokens(int n)
@@ -525,18 +528,24 @@ public sealed partial class CudaModelRunner : IModelRunner
         _stream.Synchronize();
         var c = Config;
         long hid = c.HiddenSize, qDim = (long)c.NumHeads * c.HeadDim, kvDim = (long)c.NumKvHeads * c.HeadDim;
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _identity }) b?.Dispose();
-        _x = _device.Allocate<ushort>(n * hid);
-        _h = _device.Allocate<ushort>(n * hid);
-        _qkv = _device.Allocate<ushort>(n * (qDim + 2 * kvDim));
-        _q = _device.Allocate<ushort>(n * qDim);
-        _a = _device.Allocate<ushort>(n * qDim);
-        _o = _device.Allocate<ushort>(n * hid);
-        _gu = _device.Allocate<ushort>(n * 2L * c.IntermediateSize);
-        _act = _device.Allocate<ushort>(n * (long)c.IntermediateSize);
+        _tokenArena?.Dispose();
+        _tokenArena = null;
+        long inter = c.IntermediateSize;
+        // Bytes of x, h, qkv, q, a, o, gate_up, act (bf16) and the identity rows (int), in the order taken below.
+        long[] bytes = [n * hid * 2, n * hid * 2, n * (qDim + 2 * kvDim) * 2, n * qDim * 2, n * qDim * 2, n * hid * 2, n * 2 * inter * 2, n * inter * 2, n * 4L];
+        var arena = new DeviceArena(_device, DeviceArena.Plan(bytes).Total);
+        _tokenArena = arena;
+        _x = arena.Take<ushort>(n * hid);
+        _h = arena.Take<ushort>(n * hid);
+        _qkv = arena.Take<ushort>(n * (qDim + 2 * kvDim));
+        _q = arena.Take<ushort>(n * qDim);
+        _a = arena.Take<ushort>(n * qDim);
+        _o = arena.Take<ushort>(n * hid);
+        _gu = arena.Take<ushort>(n * 2 * inter);
+        _act = arena.Take<ushort>(n * inter);
         _generation++;
-        _identity = _device.Allocate<int>(n);
-        _identity.Upload(Enumerable.Range(0, n).ToArray());
+        _identity = arena.Take<int>(n);
+        arena.Upload(_identity, Enumerable.Range(0, n).ToArray());
         _tokenCapacity = n;
         if (_dynamicRope)
         {
@@ -577,7 +586,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public void Dispose()
     {
         try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
+        foreach (var b in new IDisposable?[] { _tokenArena, _sel, _logits, _decodeWs, _meta, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
             b?.Dispose();
         foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost, _sampleRowsHost, _pickedHost }) b?.Dispose();
         foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
