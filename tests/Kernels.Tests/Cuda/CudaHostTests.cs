@@ -74,6 +74,9 @@ public class CudaHostTests
             Assert.Contains("__device__ __forceinline__ bf16_t f2bf", src);
             foreach (var k in kernels) Assert.Contains($"extern \"C\" __global__ void {k}(", src);
         }
+        // kernels with launch bounds: the name follows __launch_bounds__(…)
+        Assert.Contains("__launch_bounds__(SAMPLE_THREADS) sample_rows(SampleParams p)", KernelSource.Load("sampling.cu"));
+        Assert.Contains("__launch_bounds__(QKV_WARPS * 32) qkv_rope_kv(QkvRopeParams p)", KernelSource.Load("qkv_rope.cu"));
     }
 
     [Fact]
