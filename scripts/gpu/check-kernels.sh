@@ -11,6 +11,8 @@ for cu in "$dir"/*.cu; do
   asserts="$root/scripts/gpu/layout-asserts.h"
   prefix=""
   [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
+  # a kernel file of its own may bring its own offsets file, layout-asserts-<name without .cu>.h
+  [[ -f "$root/scripts/gpu/layout-asserts-${name%.cu}.h" ]] && asserts="$root/scripts/gpu/layout-asserts-${name%.cu}.h"
   # attention_*.cu are compiled after attention.cu in one module (AttentionKernels): check them the same way
   [[ "$name" == attention_*.cu ]] && { prefix="$dir/attention.cu"; asserts="$root/scripts/gpu/layout-asserts-attention.h"; }
   { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; [[ -n "$prefix" ]] && cat "$prefix"; cat "$cu"; cat "$asserts"; } > "$tmp/$name"

@@ -1,5 +1,6 @@
 using Actors.Engine.Model;
 using Actors.Engine.Runtime;
+using Actors.Engine.Sampling;
 using Actors.Kernels.Cpu;
 using Actors.Kernels.Cuda;
 using Actors.Kernels.Cuda.Kernels;
@@ -10,7 +11,8 @@ namespace Actors.Engine.Cuda;
 /// The CUDA backend: bf16 weights and activations, f32 accumulation, a bf16 paged KV pool in the same page layout as
 /// the CPU's (<see cref="Kernels.Cpu.KvLayout"/>). Per step, the chunks are reordered so single-token (decode) rows come
 /// first: those attend in one split-K decode launch for all sequences, each longer chunk in one causal prefill launch.
-/// Per layer: (add +) RMSNorm → fused qkv GEMM (+ bias) → (q/k norm) → RoPE on q and k → KV write → attention →
+/// Per layer: (add +) RMSNorm → fused qkv GEMM → one qkv_rope launch (bias, q/k norm, RoPE on q and k, q copy, KV
+/// write; <see cref="UseFusedQkv"/>) → attention →
 /// o_proj GEMM → add + RMSNorm → fused gate_up GEMM → SwiGLU → down GEMM; then final norm and lm_head over the
 /// requested rows only. Step inputs go up in one pinned copy; logits come back as bf16 and are widened on the host.
 /// CUDA graphs for decode are not used yet (EngineOptions.CudaGraphs must be false). Not thread-safe.
@@ -37,7 +39,11 @@ public sealed partial class CudaModelRunner : IModelRunner
     private readonly float _ropeScaling;
     private readonly RopeTable _ropeVariants;
     private readonly DeviceBuffer<float>? _cos, _sin;  // (context, headDim/2) for every position; null with dynamic RoPE
-    private DeviceBuffer<ushort> _x = null!, _h = null!, _qkv = null!, _q = null!, _a = null!, _o = null!, _gu = null!, _act = null!, _sel = null!, _logits = null!;
+    // Per-token activations, carved from one arena (_tokenArena) sized for _tokenCapacity tokens.
+    private DeviceSpan<ushort> _x, _h, _qkv, _q, _a, _o, _gu, _act;
+    private DeviceSpan<int> _identity;   // 0, 1, …, capacity − 1: row index of a plain strided copy
+    private DeviceArena? _tokenArena;
+    private DeviceBuffer<ushort> _sel = null!, _logits = null!;
     private DeviceBuffer<float> _decodeWs = null!;
     private DeviceBuffer<int> _meta = null!;
     private PinnedBuffer<int> _metaHost = null!;
@@ -128,6 +134,21 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// captured per batch size. Off unless EngineOptions.CudaGraphs; benchmarks toggle it. Not yet validated on a device.
     /// </summary>
     public bool UseDecodeGraphs { get; set; }
+
+    /// <summary>
+    /// Whether each layer's bias, q/k norm, RoPE, q copy and KV write run as one launch (qkv_rope.cu) instead of up to
+    /// six; on by default (head dims up to <see cref="QkvRopeKernels.MaxHeadDim"/>). Tests compare the two paths.
+    /// Changing it retires the captured decode graphs (they hold the launches of the other path).
+    /// </summary>
+    public bool UseFusedQkv
+    {
+        get => _useFusedQkv;
+        set { if (value != _useFusedQkv) { _useFusedQkv = value; _generation++; } }
+    }
+
+    private bool _useFusedQkv = true;
+
+    private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
 
     /// <summary>The device pool, (pages, layers, {K,V}, pageSize, kvHeads, headDim) bf16.</summary>
@@ -190,6 +211,60 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private DeviceBuffer<int>? _argmax;
     private PinnedBuffer<int>? _argmaxHost;
+
+    /// <summary>
+    /// The step's tokens picked on the device (sampling.cu) under rows[r], one per logits row: only the ids cross to the
+    /// host. All-greedy steps take <see cref="ForwardArgmax"/>. Same picks as the CPU Sampler on these (bf16) logits
+    /// with the same uniforms, up to rounding at a boundary (see sampling.cu).
+    /// </summary>
+    public int[] ForwardSample(IReadOnlyList<ForwardChunk> batch, ReadOnlySpan<SamplingRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int expected = 0;
+        foreach (var ch in batch) expected += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+        if (rows.Length != expected) throw new ArgumentException($"{rows.Length} sampling rows for {expected} logits rows", nameof(rows));
+        var host = new SamplingKernels.SampleRow[rows.Length];
+        bool greedy = true;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            host[r] = new SamplingKernels.SampleRow(rows[r].Uniform, rows[r].Temperature, rows[r].TopK, rows[r].TopP);
+            greedy &= host[r].IsGreedy;
+        }
+        SamplingKernels.Validate(host); // before the step runs: the kernel cannot report bad parameters
+        if (greedy) return ForwardArgmax(batch);
+
+        var (logits, n) = ForwardBf16(batch, download: false);
+        _sampling ??= new SamplingKernels(_compiler);
+        if (_sampleRows is null || _sampleRows.Length < n)
+        {
+            _stream.Synchronize();
+            _sampleRows?.Dispose();
+            _sampleRowsHost?.Dispose();
+            _picked?.Dispose();
+            _pickedHost?.Dispose();
+            int cap = Math.Max(n, 64);
+            _sampleRows = _device.Allocate<SamplingKernels.SampleRow>(cap);
+            _sampleRowsHost = _device.AllocatePinned<SamplingKernels.SampleRow>(cap);
+            _picked = _device.Allocate<int>(cap);
+            _pickedHost = _device.AllocatePinned<int>(cap);
+        }
+        // One 256 KiB histogram per row sampled in parallel; more rows than that loop over the blocks.
+        _sampleWs ??= _device.Allocate<int>(SamplingKernels.WorkspaceLength(SampleBlocks));
+        host.CopyTo(_sampleRowsHost!.Span);
+        _sampleRows.UploadAsync(_sampleRowsHost, n, _stream);
+        _sampling.Sample(_stream, logits, n, Config.VocabSize, _sampleRows.Span, _sampleWs.Span, _picked!.Span);
+        _picked.DownloadAsync(_pickedHost!, n, _stream);
+        _stream.Synchronize();
+        return _pickedHost!.Span[..n].ToArray();
+    }
+
+    /// <summary>Rows the sampling kernel runs in parallel (its workspace is 256 KiB per row).</summary>
+    private const int SampleBlocks = 64;
+    private SamplingKernels? _sampling;
+    private DeviceBuffer<SamplingKernels.SampleRow>? _sampleRows;
+    private PinnedBuffer<SamplingKernels.SampleRow>? _sampleRowsHost;
+    private DeviceBuffer<int>? _sampleWs, _picked;
+    private PinnedBuffer<int>? _pickedHost;
 
     /// <summary>bf16 bits → f32: the bits are the upper half, so widen and shift (vectorised; 4M values per 32-row step).</summary>
     private static void Widen(ReadOnlySpan<ushort> src, Span<float> dst)
@@ -366,11 +441,13 @@ public sealed partial class CudaModelRunner : IModelRunner
             }
         }
         var logitsSpan = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
+        bool fused = UseFusedQkv && d <= QkvRopeKernels.MaxHeadDim;
+        if (fused) _qkvRope ??= new QkvRopeKernels(_compiler);
 
         // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
         void Enqueue(CudaStream st)
         {
-            var x = _x.Span; var h = _h.Span; var qkv = _qkv.Span; var q = _q.Span; var a = _a.Span; var o = _o.Span; var gu = _gu.Span; var act = _act.Span;
+            var x = _x; var h = _h; var qkv = _qkv; var q = _q; var a = _a; var o = _o; var gu = _gu; var act = _act;
             _ew.EmbeddingGather(st, _w.Embed, c.VocabSize, hid, ids, n, x);
             for (int li = 0; li < c.NumLayers; li++)
             {
@@ -378,13 +455,22 @@ public sealed partial class CudaModelRunner : IModelRunner
                 if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                 else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
                 _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
-                if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
-                if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
-                _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
-                // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
-                _ek.GatherRows(st, qkv, qkvDim, _identity!.Span.Slice(0, n), n, qDim, q, qDim);
+                if (fused)
+                {
+                    // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
+                    _qkvRope!.Apply(st, qkv, n, qkvDim, nh, nkv, d, L.QkvBias?.Span ?? default, L.QNorm?.Span ?? default, L.KNorm?.Span ?? default, eps,
+                        cosSpan, sinSpan, tableRows, ropePositions, slots, q, _pool, layout, li);
+                }
+                else
+                {
+                    if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
+                    if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
+                    _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                    _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                    _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
+                    // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
+                    _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
+                }
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
@@ -434,7 +520,6 @@ public sealed partial class CudaModelRunner : IModelRunner
         return (logits, outRows);
     }
 
-    private DeviceBuffer<int>? _identity;   // 0, 1, …, capacity − 1: row index of a plain strided copy
     private DeviceBuffer<float>? _ropeDyn;  // dynamic RoPE: (2, capacity, headDim/2) cos rows then sin rows
 
     private void EnsureTokens(int n)
@@ -443,18 +528,24 @@ public sealed partial class CudaModelRunner : IModelRunner
         _stream.Synchronize();
         var c = Config;
         long hid = c.HiddenSize, qDim = (long)c.NumHeads * c.HeadDim, kvDim = (long)c.NumKvHeads * c.HeadDim;
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _identity }) b?.Dispose();
-        _x = _device.Allocate<ushort>(n * hid);
-        _h = _device.Allocate<ushort>(n * hid);
-        _qkv = _device.Allocate<ushort>(n * (qDim + 2 * kvDim));
-        _q = _device.Allocate<ushort>(n * qDim);
-        _a = _device.Allocate<ushort>(n * qDim);
-        _o = _device.Allocate<ushort>(n * hid);
-        _gu = _device.Allocate<ushort>(n * 2L * c.IntermediateSize);
-        _act = _device.Allocate<ushort>(n * (long)c.IntermediateSize);
+        _tokenArena?.Dispose();
+        _tokenArena = null;
+        long inter = c.IntermediateSize;
+        // Bytes of x, h, qkv, q, a, o, gate_up, act (bf16) and the identity rows (int), in the order taken below.
+        long[] bytes = [n * hid * 2, n * hid * 2, n * (qDim + 2 * kvDim) * 2, n * qDim * 2, n * qDim * 2, n * hid * 2, n * 2 * inter * 2, n * inter * 2, n * 4L];
+        var arena = new DeviceArena(_device, DeviceArena.Plan(bytes).Total);
+        _tokenArena = arena;
+        _x = arena.Take<ushort>(n * hid);
+        _h = arena.Take<ushort>(n * hid);
+        _qkv = arena.Take<ushort>(n * (qDim + 2 * kvDim));
+        _q = arena.Take<ushort>(n * qDim);
+        _a = arena.Take<ushort>(n * qDim);
+        _o = arena.Take<ushort>(n * hid);
+        _gu = arena.Take<ushort>(n * 2 * inter);
+        _act = arena.Take<ushort>(n * inter);
         _generation++;
-        _identity = _device.Allocate<int>(n);
-        _identity.Upload(Enumerable.Range(0, n).ToArray());
+        _identity = arena.Take<int>(n);
+        arena.Upload(_identity, Enumerable.Range(0, n).ToArray());
         _tokenCapacity = n;
         if (_dynamicRope)
         {
@@ -495,9 +586,9 @@ public sealed partial class CudaModelRunner : IModelRunner
     public void Dispose()
     {
         try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
-        foreach (var b in new IDisposable?[] { _x, _h, _qkv, _q, _a, _o, _gu, _act, _sel, _logits, _decodeWs, _meta, _identity, _ropeDyn, _argmax, _cos, _sin, _pool, _mm })
+        foreach (var b in new IDisposable?[] { _tokenArena, _sel, _logits, _decodeWs, _meta, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
             b?.Dispose();
-        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost }) b?.Dispose();
+        foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost, _sampleRowsHost, _pickedHost }) b?.Dispose();
         foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
         _staged.Dispose();
         _stream.Dispose();

@@ -37,6 +37,22 @@ public interface IModelRunner : IDisposable
     /// on CUDA computed on the device, so the rows of logits never cross to the host.
     /// </summary>
     int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch);
+
+    /// <summary>
+    /// As <see cref="Forward"/> but returns each logits row's token under rows[r] (one per logits row, in order), as
+    /// <see cref="Sampling.Sampler.Sample(ReadOnlySpan{float}, Sampling.SamplingRow)"/> picks it. This default samples
+    /// the host logits with the Sampler; CUDA samples on the device, so no logits cross to the host.
+    /// </summary>
+    int[] ForwardSample(IReadOnlyList<ForwardChunk> batch, ReadOnlySpan<Sampling.SamplingRow> rows)
+    {
+        var logits = Forward(batch);
+        int v = Config.VocabSize, count = logits.Length / v;
+        if (rows.Length != count)
+            throw new ArgumentException($"{rows.Length} sampling rows for {count} logits rows", nameof(rows));
+        var result = new int[count];
+        for (int r = 0; r < count; r++) result[r] = Sampling.Sampler.Sample(logits.AsSpan(r * v, v), rows[r]);
+        return result;
+    }
 }
 
 /// <summary>The f32 CPU backend: <see cref="Transformer"/> over a <see cref="Paging.KvCache"/>.</summary>

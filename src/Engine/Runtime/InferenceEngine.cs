@@ -211,22 +211,22 @@ public sealed class InferenceEngine : IDisposable
             var rows = s.Computed + n == s.Length ? LogitsRows.Last : LogitsRows.None;
             chunks[i] = new ForwardChunk(tokens, s.Computed, s.Pages.AsSpan().ToArray(), ropeLen, rows);
         }
-        // All-greedy steps take only the argmax per row (on CUDA computed on the device: no logits copied back).
-        bool greedy = true;
+        // The runner picks each row's token (on CUDA on the device: no logits copied back); every non-greedy row's
+        // uniform comes from its own sequence's generator here, so both backends consume it alike.
+        var sampling = new List<SamplingRow>();
         for (int i = 0; i < batch.Count; i++)
-            if (chunks[i].Rows == LogitsRows.Last && !batch[i].Sequence.Sampler.IsGreedy) { greedy = false; break; }
-        int[]? argmax = greedy ? _model.ForwardArgmax(chunks) : null;
-        var logits = greedy ? [] : _model.Forward(chunks);
+            if (chunks[i].Rows == LogitsRows.Last) sampling.Add(batch[i].Sequence.Sampler.NextRow());
+        int[] picked = _model.ForwardSample(chunks, CollectionsMarshal.AsSpan(sampling));
         _steps++;
 
-        int vocab = Config.VocabSize, row = 0;
+        int row = 0;
         for (int i = 0; i < batch.Count; i++)
         {
             var (s, n) = batch[i];
             s.Computed += n;
             if (_options.EnablePrefixCaching) _blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
             if (chunks[i].Rows != LogitsRows.Last) continue;
-            int token = argmax is not null ? argmax[row++] : s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
+            int token = picked[row++];
             if (s.StopTokenIds.Contains(token)) { Finish(s, null); continue; }
             s.Tokens.Add(token);
             s.Generated++;

@@ -31,9 +31,45 @@ public sealed class Sampler
         if (logits.IsEmpty) throw new ArgumentException("no logits", nameof(logits));
         if (IsGreedy) return Argmax(logits);
         if (_probs.Length < logits.Length) { _probs = new double[logits.Length]; _order = new int[logits.Length]; }
-        var probs = _probs.AsSpan(0, logits.Length);
-        Fill(logits, Params, probs, _order);
-        double u = _rng.NextDouble();
+        return Draw(logits, NextRow(), _probs, _order);
+    }
+
+    /// <summary>
+    /// This sampler's decision for its next row, for a backend that picks the token itself (the CUDA sampling
+    /// kernel): the parameters and, unless greedy, the next uniform of the generator, exactly the one
+    /// <see cref="Sample(ReadOnlySpan{float})"/> would have drawn.
+    /// </summary>
+    public SamplingRow NextRow() =>
+        new(Params.Temperature, Params.TopK, Params.TopP, IsGreedy ? 0 : _rng.NextDouble());
+
+    /// <summary>
+    /// The token <paramref name="row"/> picks from <paramref name="logits"/> (vocab): the argmax when greedy, else the
+    /// first index whose cumulative probability under <see cref="Distribution(ReadOnlySpan{float}, SamplingParams)"/>
+    /// exceeds row.Uniform (the last kept token when the uniform falls in the rounding gap above the final sum).
+    /// The one definition both backends follow.
+    /// </summary>
+    public static int Sample(ReadOnlySpan<float> logits, SamplingRow row)
+    {
+        if (logits.IsEmpty) throw new ArgumentException("no logits", nameof(logits));
+        Validate(row.Temperature, row.TopK, row.TopP);
+        if (row.IsGreedy) return Argmax(logits);
+        if (double.IsNaN(row.Uniform) || row.Uniform < 0 || row.Uniform >= 1)
+            throw new ArgumentOutOfRangeException(nameof(row), row.Uniform, "the uniform must be in [0, 1)");
+        var probs = System.Buffers.ArrayPool<double>.Shared.Rent(logits.Length);
+        var order = System.Buffers.ArrayPool<int>.Shared.Rent(logits.Length);
+        try { return Draw(logits, row, probs, order); }
+        finally
+        {
+            System.Buffers.ArrayPool<double>.Shared.Return(probs);
+            System.Buffers.ArrayPool<int>.Shared.Return(order);
+        }
+    }
+
+    private static int Draw(ReadOnlySpan<float> logits, SamplingRow row, double[] buffer, int[] order)
+    {
+        var probs = buffer.AsSpan(0, logits.Length);
+        Fill(logits, row.Temperature, row.TopK, row.TopP, probs, order);
+        double u = row.Uniform;
         double cum = 0;
         int lastKept = -1;
         for (int i = 0; i < probs.Length; i++)
@@ -66,15 +102,15 @@ public sealed class Sampler
         Validate(parameters);
         var probs = new double[logits.Length];
         if (parameters.Temperature <= 0f || parameters.TopK == 1) { probs[Argmax(logits)] = 1; return probs; }
-        Fill(logits, parameters, probs, new int[logits.Length]);
+        Fill(logits, parameters.Temperature, parameters.TopK, parameters.TopP, probs, new int[logits.Length]);
         return probs;
     }
 
-    private static void Fill(ReadOnlySpan<float> logits, SamplingParams p, Span<double> probs, int[] order)
+    private static void Fill(ReadOnlySpan<float> logits, float temperature, int topK, float topP, Span<double> probs, int[] order)
     {
         int n = logits.Length;
-        for (int i = 0; i < n; i++) probs[i] = logits[i] / (double)p.Temperature; // scaled logits for now
-        if ((p.TopK <= 0 || p.TopK >= n) && p.TopP >= 1f)
+        for (int i = 0; i < n; i++) probs[i] = logits[i] / (double)temperature; // scaled logits for now
+        if ((topK <= 0 || topK >= n) && topP >= 1f)
         {
             // Plain temperature: softmax over the whole vocabulary, no ordering needed.
             double m = double.NegativeInfinity;
@@ -88,12 +124,12 @@ public sealed class Sampler
         // Candidates: with top-k, the tokens whose logit is ≥ the k-th largest (transformers' TopKLogitsWarper keeps
         // ties with it), found with a size-k heap so the full vocabulary is never sorted; else every token.
         int kept = 0;
-        if (p.TopK > 0 && p.TopK < n)
+        if (topK > 0 && topK < n)
         {
-            var heap = new PriorityQueue<int, double>(p.TopK);
+            var heap = new PriorityQueue<int, double>(topK);
             for (int i = 0; i < n; i++)
             {
-                if (heap.Count < p.TopK) heap.Enqueue(i, scaled[i]);
+                if (heap.Count < topK) heap.Enqueue(i, scaled[i]);
                 else if (heap.TryPeek(out _, out double low) && scaled[i] > low) heap.DequeueEnqueue(i, scaled[i]);
             }
             heap.TryPeek(out _, out double kth);
@@ -115,12 +151,12 @@ public sealed class Sampler
         for (int r = 0; r < kept; r++) { int i = idx[r]; probs[i] = Math.Exp(scaled[i] - max); sum += probs[i]; }
         for (int r = 0; r < kept; r++) probs[idx[r]] /= sum;
 
-        if (p.TopP < 1f)
+        if (topP < 1f)
         {
             // Keep a token while the mass ranked above it is still below p: the smallest prefix reaching p.
             double before = 0;
             int keep = 0;
-            while (keep < kept && (keep == 0 || before < p.TopP)) { before += probs[idx[keep]]; keep++; }
+            while (keep < kept && (keep == 0 || before < topP)) { before += probs[idx[keep]]; keep++; }
             for (int r = keep; r < kept; r++) probs[idx[r]] = 0;
             for (int r = 0; r < keep; r++) probs[idx[r]] /= before;
         }
@@ -128,10 +164,15 @@ public sealed class Sampler
 
     private static void Validate(SamplingParams p)
     {
-        if (float.IsNaN(p.Temperature) || p.Temperature < 0) throw new ArgumentOutOfRangeException(nameof(p.Temperature), p.Temperature, "temperature must be ≥ 0 (0 = greedy)");
-        if (p.TopK < 0) throw new ArgumentOutOfRangeException(nameof(p.TopK), p.TopK, "top-k must be ≥ 0 (0 = off)");
-        if (float.IsNaN(p.TopP) || p.TopP <= 0 || p.TopP > 1) throw new ArgumentOutOfRangeException(nameof(p.TopP), p.TopP, "top-p must be in (0, 1] (1 = off)");
+        Validate(p.Temperature, p.TopK, p.TopP);
         if (p.MaxNewTokens < 1) throw new ArgumentOutOfRangeException(nameof(p.MaxNewTokens), p.MaxNewTokens, "max new tokens must be ≥ 1");
+    }
+
+    private static void Validate(float temperature, int topK, float topP)
+    {
+        if (float.IsNaN(temperature) || temperature < 0) throw new ArgumentOutOfRangeException(nameof(SamplingParams.Temperature), temperature, "temperature must be ≥ 0 (0 = greedy)");
+        if (topK < 0) throw new ArgumentOutOfRangeException(nameof(SamplingParams.TopK), topK, "top-k must be ≥ 0 (0 = off)");
+        if (float.IsNaN(topP) || topP <= 0 || topP > 1) throw new ArgumentOutOfRangeException(nameof(SamplingParams.TopP), topP, "top-p must be in (0, 1] (1 = off)");
     }
 
     /// <summary>xoshiro256** seeded through SplitMix64: small, fast, and the same sequence on every platform.</summary>

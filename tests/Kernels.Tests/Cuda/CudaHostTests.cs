@@ -74,6 +74,9 @@ public class CudaHostTests
             Assert.Contains("__device__ __forceinline__ bf16_t f2bf", src);
             foreach (var k in kernels) Assert.Contains($"extern \"C\" __global__ void {k}(", src);
         }
+        // kernels with launch bounds: the name follows __launch_bounds__(…)
+        Assert.Contains("__launch_bounds__(SAMPLE_THREADS) sample_rows(SampleParams p)", KernelSource.Load("sampling.cu"));
+        Assert.Contains("__launch_bounds__(QKV_WARPS * 32) qkv_rope_kv(QkvRopeParams p)", KernelSource.Load("qkv_rope.cu"));
     }
 
     [Fact]
@@ -125,9 +128,17 @@ public class CudaHostTests
     [InlineData(typeof(AttentionKernels), "DecodeParams", 120, "Scale", 112)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "PageStride", 32)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "Scale", 76)]
+    [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Kv", 72)]
+    [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "PageStride", 80)]
+    [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Tokens", 96)]
+    [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Eps", 124)]
+    [InlineData(typeof(SamplingKernels), "SampleParams", 40, "Out", 24)]
+    [InlineData(typeof(SamplingKernels), "SampleParams", 40, "Vocab", 36)]
+    [InlineData(typeof(SamplingKernels), "SampleRow", 24, "TopK", 12)]
+    [InlineData(typeof(SamplingKernels), "SampleRow", 24, "TopP", 16)]
     public void Params_structs_match_the_cuda_layout(Type launcher, string name, int size, string field, int offset)
     {
-        var t = launcher.GetNestedType(name, System.Reflection.BindingFlags.NonPublic);
+        var t = launcher.GetNestedType(name, System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
         Assert.NotNull(t);
         Assert.Equal(size, System.Runtime.InteropServices.Marshal.SizeOf(t!));
         Assert.Equal(offset, (int)System.Runtime.InteropServices.Marshal.OffsetOf(t!, field));

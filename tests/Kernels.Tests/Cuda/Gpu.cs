@@ -15,6 +15,7 @@ internal sealed class Gpu
     private readonly Lazy<ElementwiseKernels> _elementwise;
     private readonly Lazy<AttentionKernels> _attention;
     private readonly Lazy<CublasLtMatmul> _matmul;
+    private readonly Lazy<SamplingKernels> _sampling;
 
     private Gpu(CudaDevice device, string cacheDirectory)
     {
@@ -24,6 +25,7 @@ internal sealed class Gpu
         _elementwise = new(() => new ElementwiseKernels(Compiler));
         _attention = new(() => new AttentionKernels(Compiler));
         _matmul = new(() => new CublasLtMatmul(Device));
+        _sampling = new(() => new SamplingKernels(Compiler));
     }
 
     public CudaDevice Device { get; }
@@ -32,6 +34,7 @@ internal sealed class Gpu
     public ElementwiseKernels Elementwise => _elementwise.Value;
     public AttentionKernels Attention => _attention.Value;
     public CublasLtMatmul Matmul => _matmul.Value;
+    public SamplingKernels Sampling => _sampling.Value;
 
     /// <summary>Why the GPU tests skip here (or the device they use).</summary>
     public static string Reason => Instance.Value.Reason;
