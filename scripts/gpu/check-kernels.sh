@@ -8,7 +8,10 @@ dir="$root/src/Kernels/Cuda/Kernels"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 for cu in "$dir"/*.cu; do
   name="$(basename "$cu")"
-  asserts="$root/scripts/gpu/layout-asserts.h"
+  # layout asserts of the C# param structs: elementwise.cu's in layout-asserts.h, others in layout-asserts-<kernel>.h if any
+  asserts="$root/scripts/gpu/layout-asserts-${name%.cu}.h"
+  [[ "$name" == elementwise.cu ]] && asserts="$root/scripts/gpu/layout-asserts.h"
+  [[ -f "$asserts" ]] || asserts=/dev/null
   prefix=""
   [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
   # attention_*.cu are compiled after attention.cu in one module (AttentionKernels): check them the same way
