@@ -377,7 +377,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 var L = _w.Layers[li];
                 if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                 else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
-                _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
                 if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
                 if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
                 _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
@@ -396,17 +396,20 @@ public sealed partial class CudaModelRunner : IModelRunner
                     _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
                         meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
                 }
-                _mm.Bf16(st, a, L.O, o, n, qDim, hid);
+                Project(st, a, L.O, o, n, qDim, hid);
                 if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
                 _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
-                _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
-                _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
-                _mm.Bf16(st, act, L.Down, o, n, inter, hid);
+                if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
+                {
+                    _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                    _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
+                }
+                Project(st, act, L.Down, o, n, inter, hid);
             }
             if (outRows == 0) return;
             _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
             _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
-            _mm.Bf16(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
+            Project(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
         }
 
         if (graph)
