@@ -8,7 +8,9 @@ dir="$root/src/Kernels/Cuda/Kernels"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 for cu in "$dir"/*.cu; do
   name="$(basename "$cu")"
-  asserts="$root/scripts/gpu/layout-asserts.h"
+  # layout asserts of the C# param structs: elementwise.cu's in layout-asserts.h, others in layout-asserts-<kernel>.h if any
+  asserts=/dev/null
+  [[ "$name" == elementwise.cu ]] && asserts="$root/scripts/gpu/layout-asserts.h"
   prefix=""
   [[ "$name" == attention.cu ]] && asserts="$root/scripts/gpu/layout-asserts-attention.h"
   # a kernel file of its own may bring its own offsets file, layout-asserts-<name without .cu>.h

@@ -454,7 +454,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 var L = _w.Layers[li];
                 if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                 else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
-                _mm.Bf16(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
                 if (fused)
                 {
                     // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
@@ -482,17 +482,20 @@ public sealed partial class CudaModelRunner : IModelRunner
                     _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
                         meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
                 }
-                _mm.Bf16(st, a, L.O, o, n, qDim, hid);
+                Project(st, a, L.O, o, n, qDim, hid);
                 if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
                 _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
-                _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
-                _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
-                _mm.Bf16(st, act, L.Down, o, n, inter, hid);
+                if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
+                {
+                    _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                    _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
+                }
+                Project(st, act, L.Down, o, n, inter, hid);
             }
             if (outRows == 0) return;
             _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
             _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
-            _mm.Bf16(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
+            Project(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
         }
 
         if (graph)

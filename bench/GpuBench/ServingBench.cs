@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Actors.Abstractions;
+using Actors.Engine;
+using Actors.Engine.Chat;
+using Actors.Engine.Cuda;
+using Actors.Engine.Model;
+using Actors.Engine.Runtime;
+using Actors.Engine.Sampling;
+using Actors.Grains;
+using Actors.Grains.Storage;
+using Actors.Kernels.Cuda;
+using Actors.Silo;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+/// <summary>
+/// Serving-level measurements on the GPU (issues 4 and 5), on the Llama-3-8B-shaped model with random bf16 weights:
+/// --tiers: time to first token of a new turn on a 32K-token session whose KV is on the device, in the host pool,
+///   in a blob snapshot on local disk, or nowhere (recomputed), through the engine's tier API as the session grain
+///   drives it (blob: read and check the snapshot, import to host, swap in, prefill the new turn).
+/// --grains: 32 sessions decoding together at 8K context, through the engine alone and through DocumentGrains on an
+///   in-process Orleans silo hosting the same engine; tokens/s of each and the ratio.
+/// Usage: actors-gpubench --serving [--tiers] [--grains] [--quick] [--out result.json] [--device 0]
+/// </summary>
+internal static class ServingBench
+{
+    private static readonly IReadOnlySet<int> NoStop = new HashSet<int>();
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        bool quick = args.Contains("--quick");
+        bool tiers = args.Contains("--tiers"), grains = args.Contains("--grains");
+        if (!tiers && !grains) tiers = grains = true;
+        string? outPath = Arg(args, "--out");
+        int ordinal = int.Parse(Arg(args, "--device") ?? "0", CultureInfo.InvariantCulture);
+        var results = new Dictionary<string, object>();
+        var errors = new Dictionary<string, string>();
+        results["errors"] = errors;
+
+        if (!CudaDevice.TryOpen(ordinal, out var opened, out var reason))
+        {
+            Console.Error.WriteLine($"actors-gpubench --serving: no usable CUDA device: {reason}");
+            return 2;
+        }
+        using var dev = opened!;
+        results["device"] = dev.ToString();
+        results["model"] = "Llama-3-8B shape, random bf16 weights, RoPE linear x4";
+        var config = LlamaShape(32768 + 512);
+        var compiler = new KernelCompiler(dev);
+        var ek = new EngineKernels(compiler);
+        using var weights = CudaWeights.Random(dev, config, ek, seed: 7);
+
+        if (tiers)
+        {
+            try { await TiersAsync(dev, config, weights, compiler, ek, quick ? 4096 : 32768, results); }
+            catch (Exception e) { errors["tiers"] = $"{e.GetType().Name}: {e.Message}"; Console.WriteLine($"tiers: FAILED {e}"); }
+        }
+        if (grains)
+        {
+            try { await GrainsAsync(dev, config, weights, compiler, ek, quick ? 2048 : 8192, quick ? 4 : 32, results); }
+            catch (Exception e) { errors["grains"] = $"{e.GetType().Name}: {e.Message}"; Console.WriteLine($"grains: FAILED {e}"); }
+        }
+
+        Console.WriteLine();
+        foreach (var (k, v) in results.Where(r => r.Value is double))
+            Console.WriteLine($"{k,-52} {(double)v,12:F2}");
+        if (outPath != null)
+            File.WriteAllText(outPath, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));
+        return errors.Count == 0 ? 0 : 1;
+    }
+
+    internal static ModelConfig LlamaShape(int maxPositions) => new()
+    {
+        ModelType = "llama", Family = ModelFamily.Llama, HiddenSize = 4096, IntermediateSize = 14336, NumLayers = 32,
+        NumHeads = 32, NumKvHeads = 8, HeadDim = 128, VocabSize = 128256, RmsNormEps = 1e-5f, RopeTheta = 500000,
+        MaxPositionEmbeddings = maxPositions, RopeScaling = new RopeScaling("linear", 4.0), Source = "Llama-3-8B shape",
+    };
+
+    /// <summary>An engine over the random weights (the weights stay the caller's).</summary>
+    internal static InferenceEngine Engine(CudaDevice dev, CudaWeights weights, KernelCompiler compiler, EngineKernels ek, EngineOptions options) =>
+        InferenceEngine.FromRunner(CudaModelRunner.Create(dev, weights, options, options.ContextLength!.Value, compiler, ek), "bench/llama-3-8b-shape-random", options);
+
+    /// <summary>Random printable ASCII: one token per byte through <see cref="ByteTextGenerator"/>.</summary>
+    internal static string RandomText(Random rng, int bytes)
+    {
+        var sb = new StringBuilder(bytes);
+        for (int i = 0; i < bytes; i++) sb.Append((char)rng.Next(32, 127));
+        return sb.ToString();
+    }
+
+    private static async Task<(double Ms, KvAdmission Admission, int Token)> FirstTokenAsync(InferenceEngine engine, IReadOnlyList<int> prompt)
+    {
+        KvAdmission admission = default;
+        var sw = Stopwatch.StartNew();
+        await foreach (var token in engine.GenerateAsync(prompt, SamplingParams.Greedy(1), NoStop, a => admission = a))
+            return (sw.Elapsed.TotalMilliseconds, admission, token);
+        throw new InvalidOperationException("the engine produced no token");
+    }
+
+    private static async Task TiersAsync(CudaDevice dev, ModelConfig config, CudaWeights weights, KernelCompiler compiler, EngineKernels ek, int context, Dictionary<string, object> results)
+    {
+        var options = new EngineOptions
+        {
+            PageSize = 16, MaxSequences = 4, ContextLength = context + 512, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
+            HostKvBytes = 12L << 30,
+        };
+        using var engine = Engine(dev, weights, compiler, ek, options);
+        var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
+        Console.WriteLine($"tiers: {engine.BackendDescription}");
+        var rng = new Random(11);
+        var store = Path.Combine(Path.GetTempPath(), "actors-bench-blobs-" + Guid.NewGuid().ToString("N"));
+        var snapshots = new KvSnapshotStore(new LocalDiskBlobStore(store));
+        try
+        {
+            // Turn 1 of a session: a document of `context` tokens; turn 2: a question about it.
+            (IReadOnlyList<int> Turn1, IReadOnlyList<int> Turn2) Session()
+            {
+                var doc = RandomText(rng, context - 64);
+                var turn1 = gen.EncodeChat([new ChatMessage("user", doc)], addGenerationPrompt: true);
+                var turn2 = gen.EncodeChat([new ChatMessage("user", doc), new ChatMessage("assistant", "ok"), new ChatMessage("user", "And then?")], addGenerationPrompt: true);
+                return (turn1, turn2);
+            }
+            // Turn 1 answered: its KV is computed and cached on the device.
+            async Task<IReadOnlyList<int>> Warm(IReadOnlyList<int> turn1)
+            {
+                var (ms, _, _) = await FirstTokenAsync(engine, turn1);
+                return turn1;
+            }
+            void Record(string tier, double ms, KvAdmission a)
+            {
+                results[$"ttft_{tier}_{context}_ms"] = ms;
+                results[$"ttft_{tier}_{context}_device_hit_tokens"] = (double)a.DeviceHitTokens;
+                results[$"ttft_{tier}_{context}_host_hit_tokens"] = (double)a.HostHitTokens;
+                Console.WriteLine($"time to first token, KV {tier}: {ms:F1} ms (device hit {a.DeviceHitTokens}, host hit {a.HostHitTokens}, computed {a.ComputedTokens} of {a.PromptTokens})");
+            }
+
+            // Warm-up at a small size: kernels compiled, cuBLASLt plans made, pinned buffers touched.
+            await FirstTokenAsync(engine, gen.EncodeChat([new ChatMessage("user", RandomText(rng, 2048))], true));
+
+            {
+                var (_, turn2) = Session();
+                var (ms, a, _) = await FirstTokenAsync(engine, turn2);
+                Record("recompute", ms, a);
+            }
+            {
+                var (turn1, turn2) = Session();
+                await Warm(turn1);
+                var (ms, a, _) = await FirstTokenAsync(engine, turn2);
+                Record("device", ms, a);
+            }
+            {
+                var (turn1, turn2) = Session();
+                await Warm(turn1);
+                int moved = await engine.OffloadAsync(turn1);
+                Console.WriteLine($"offloaded {moved} tokens to host; host pages {engine.TierStats.HostPagesUsed}");
+                var (ms, a, _) = await FirstTokenAsync(engine, turn2);
+                Record("host", ms, a);
+            }
+            {
+                var (turn1, turn2) = Session();
+                await Warm(turn1);
+                var export = await engine.ExportAsync(turn1) ?? throw new InvalidOperationException("nothing to export after turn 1");
+                var f = export.Format;
+                var header = new KvSnapshotHeader(f.ModelId, f.RopeProfile, f.DType == "f32" ? KvDType.F32 : KvDType.BF16, f.PageSize, f.LayerCount, f.KvHeads, f.HeadDim, export.Tokens);
+                var write = Stopwatch.StartNew();
+                await snapshots.SaveAsync("bench-session", header, async (w, ct) =>
+                {
+                    foreach (var page in export.Pages) await w.WritePageAsync(page, ct);
+                });
+                double gb = header.TotalBytes / 1e9;
+                results[$"snapshot_write_{context}_gb_per_s"] = gb / write.Elapsed.TotalSeconds;
+                Console.WriteLine($"snapshot of {export.Tokens.Count} tokens: {gb:F2} GB written in {write.Elapsed.TotalMilliseconds:F0} ms");
+                export = null;
+                int dropped = await engine.DropAsync(turn1);
+                bool coldCache = DropPageCache();
+                results[$"ttft_blob_{context}_page_cache_dropped"] = coldCache ? 1.0 : 0.0;
+                var expect = new KvSnapshotExpectation(f.ModelId, f.RopeProfile) { DType = header.DType, PageSize = f.PageSize, LayerCount = f.LayerCount, KvHeads = f.KvHeads, HeadDim = f.HeadDim };
+
+                var sw = Stopwatch.StartNew();
+                var (loaded, pages) = await snapshots.TryLoadAllAsync("bench-session", expect);
+                if (!loaded.Loaded) throw new InvalidOperationException($"snapshot did not load: {loaded.Reason}");
+                double readMs = sw.Elapsed.TotalMilliseconds;
+                int imported = await engine.ImportAsync(new KvExport(f, loaded.Header!.TokenIds, pages.Select(p => (ReadOnlyMemory<byte>)p).ToArray()));
+                double importMs = sw.Elapsed.TotalMilliseconds - readMs;
+                KvAdmission a = default;
+                await foreach (var _ in engine.GenerateAsync(turn2, SamplingParams.Greedy(1), NoStop, x => a = x)) break;
+                double ms = sw.Elapsed.TotalMilliseconds;
+                Console.WriteLine($"blob: dropped {dropped} cached tokens first; page cache {(coldCache ? "dropped" : "NOT dropped (read may come from RAM)")}; read+check {readMs:F0} ms, import {importMs:F0} ms ({imported} tokens)");
+                results[$"ttft_blob_{context}_read_ms"] = readMs;
+                results[$"ttft_blob_{context}_import_ms"] = importMs;
+                Record("blob", ms, a);
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(store, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Asks the kernel to drop clean page-cache pages (root only), so the snapshot read comes from the disk.</summary>
+    private static bool DropPageCache()
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo("sh", ["-c", "sync && echo 1 > /proc/sys/vm/drop_caches"]) { RedirectStandardError = true });
+            p!.WaitForExit(30_000);
+            return p.ExitCode == 0;
+        }
+        catch (Exception) { return false; }
+    }
+
+    private static async Task GrainsAsync(CudaDevice dev, ModelConfig config, CudaWeights weights, KernelCompiler compiler, EngineKernels ek, int context, int sessions, Dictionary<string, object> results)
+    {
+        const int NewTokens = 64;
+        var options = new EngineOptions
+        {
+            PageSize = 16, MaxSequences = sessions, ContextLength = context + 256, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
+        };
+        using var engine = Engine(dev, weights, compiler, ek, options);
+        var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
+        Console.WriteLine($"grains: {engine.BackendDescription}");
+        var rng = new Random(13);
+        var docs = Enumerable.Range(0, sessions).Select(_ => RandomText(rng, context - 16)).ToArray();
+        var prompts = docs.Select(d => gen.EncodeChat([new ChatMessage("user", d)], addGenerationPrompt: true)).ToArray();
+
+        // Engine alone: every session generates NewTokens at once. The first run computes (and caches) every prompt,
+        // so the measured runs, the engine's and the grains', are the same decode work over device-resident KV.
+        async Task<double> EngineAloneAsync()
+        {
+            var sw = Stopwatch.StartNew();
+            var counts = await Task.WhenAll(prompts.Select(async p =>
+            {
+                int n = 0;
+                await foreach (var _ in engine.GenerateAsync(p, SamplingParams.Greedy(NewTokens), NoStop)) n++;
+                return n;
+            }));
+            return counts.Sum() / sw.Elapsed.TotalSeconds;
+        }
+        double warm = await EngineAloneAsync();
+        Console.WriteLine($"{sessions} sessions at {context}, first run (prefill + decode): {warm:F0} tokens/s");
+        double alone = await EngineAloneAsync();
+
+        var data = Path.Combine(Path.GetTempPath(), "actors-bench-silo-" + Guid.NewGuid().ToString("N"));
+        var modelDir = Path.Combine(data, "model");
+        Directory.CreateDirectory(modelDir);
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleans(silo => silo.ConfigureActorsSilo(new ActorsSiloOptions { DataDirectory = data, SiloPort = 21111, GatewayPort = 40000 }));
+        builder.Services.AddTextGeneratorFactory(_ => gen);
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            var client = host.Services.GetRequiredService<IClusterClient>();
+            var grainsList = Enumerable.Range(0, sessions).Select(i => client.GetGrain<IDocumentGrain>($"bench-{i}")).ToArray();
+            foreach (var g in grainsList) await g.Open(new OpenSession(modelDir));
+            async Task<double> ThroughGrainsAsync(int round)
+            {
+                var sw = Stopwatch.StartNew();
+                var counts = await Task.WhenAll(grainsList.Select(async (g, i) =>
+                {
+                    int n = 0;
+                    await foreach (var chunk in g.Ask(new AskRequest(docs[i], MaxNewTokens: NewTokens)))
+                        if (chunk.Stats is { } s) n = s.GeneratedTokens;
+                    return n;
+                }));
+                return counts.Sum() / sw.Elapsed.TotalSeconds;
+            }
+            // Each Ask adds a turn, so a session's second Ask is a longer prompt: measure the first Ask of each
+            // session (the same prompts as the engine's runs, found on the device) and re-run the engine after.
+            double viaGrains = await ThroughGrainsAsync(0);
+            double aloneAfter = await EngineAloneAsync();
+            double baseline = (alone + aloneAfter) / 2;
+            results[$"grains_{sessions}x{context}_engine_tokens_per_s"] = baseline;
+            results[$"grains_{sessions}x{context}_grains_tokens_per_s"] = viaGrains;
+            results[$"grains_{sessions}x{context}_ratio"] = viaGrains / baseline;
+            Console.WriteLine($"{sessions} sessions at {context}: engine alone {alone:F0} / {aloneAfter:F0} tokens/s, through grains {viaGrains:F0} tokens/s ({viaGrains / baseline:P1} of the engine)");
+        }
+        finally
+        {
+            await host.StopAsync();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static string? Arg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+}
