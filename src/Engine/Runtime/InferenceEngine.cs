@@ -360,8 +360,14 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
         }
     }
 
-    // ---- IKvTiers: every operation runs on the engine loop between steps ----
+    // ---- IKvTiers: every operation runs on the engine loop between steps (inline when called on it, e.g. from an
+    // admission callback). Pages are identified by the hash chain of the tokens under RopeVariant(tokens.Count), the
+    // variant an admission of exactly these tokens would use (always "" unless RoPE is dynamic NTK). ----
 
+    /// <summary>
+    /// Leading tokens of <paramref name="tokens"/> held on the device, then in the host pool (full pages only). Blocks
+    /// until the engine loop has run it: at most one step.
+    /// </summary>
     public KvResidency Probe(IReadOnlyList<int> tokens)
     {
         ArgumentNullException.ThrowIfNull(tokens);
