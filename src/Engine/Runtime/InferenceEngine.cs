@@ -179,6 +179,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
+        sequence.EnqueuedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _incoming.Enqueue(sequence);
         Wake();
         // The loop drains the queue when it stops; one that stopped just before the enqueue never sees it.
@@ -297,6 +298,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
             s.Tokens.Add(token);
             s.Generated++;
             _generated++;
+            if (s.Generated == 1 && s.Admission is { } admitted) _meters.FirstToken(EngineMeters.Milliseconds(s.EnqueuedAt), admitted);
             s.Output.Writer.TryWrite(token);
             if (s.Generated >= s.Sampling.MaxNewTokens || s.Length >= ContextLength) Finish(s, null);
         }
