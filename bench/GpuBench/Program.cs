@@ -9,11 +9,13 @@ using Actors.Kernels.Cuda.Kernels;
 
 // GPU benchmark of the CUDA engine path on a Llama-3-8B-shaped model with random bf16 weights generated on the device.
 // Usage: actors-gpubench [--out results.json] [--chunk 8192] [--decode 32] [--quick]
+//        actors-gpubench --serving [--tiers] [--grains] [--quick] [--out result.json]   (ServingBench.cs)
 //        actors-gpubench --scale-parity --model DIR --variant DIR [--out result.json] [--chunk 2048]
 // --quick: 2K/4K instead of 8K/32K and 4 sessions (for a smoke run). Times: wall clock around a synchronised step
 // (prefill, decode: what a caller sees, logits copied back) or CUDA events (kernels alone).
 // At-scale parity against transformers (ScaleParity.cs): a mode of its own, it shares nothing with the benchmark below.
 if (args.Length > 0 && args[0] == "--scale-parity") return ScaleParity.Run(args[1..]);
+if (args.Length > 0 && args[0] == "--serving") return await ServingBench.RunAsync(args[1..]);
 string? outPath = Str("--out");
 bool quick = args.Contains("--quick");
 int chunk = Int("--chunk", 8192), decodeSteps = Int("--decode", 32), warmDecode = 4;
@@ -134,6 +136,20 @@ double SessionsStepMs(ulong seed)
     }
     return Median(times);
 }
+
+// The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
+Case("decode, cuBLASLt only", () =>
+{
+    runner.UseGemv = false;
+    try
+    {
+        var (token, _) = Prefill(shortCtx);
+        double dms = Decode(shortCtx, token);
+        results[$"cublaslt_decode_after_{shortCtx}_ms_per_token"] = dms;
+        Console.WriteLine($"decode after {shortCtx} with cuBLASLt for every product: {dms:F2} ms/token");
+    }
+    finally { runner.UseGemv = true; }
+});
 
 // Sessions decoding together at shortCtx context. Their KV is random (filled on the device): decode time does not
 // depend on the values, and 32 real prefills of 8K would add ~10 s without changing the measurement.
