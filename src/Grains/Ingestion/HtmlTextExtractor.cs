@@ -85,7 +85,7 @@ internal static class HtmlTextExtractor
                     Block(e);
                     return;
                 case "li":
-                    Flush();
+                    Flush(tight: true); // keeps consecutive items as one run of lines
                     _prefix = "- ";
                     foreach (var child in e.ChildNodes) Visit(child);
                     Flush(tight: true);
@@ -132,7 +132,6 @@ internal static class HtmlTextExtractor
         {
             EndLine();
             if (_lines.Count > 0) writer.Paragraph(_prefix + string.Join('\n', _lines), tight);
-            else if (!tight) { /* nothing to write */ }
             _lines.Clear();
             _prefix = "";
             if (!tight) writer.Break();

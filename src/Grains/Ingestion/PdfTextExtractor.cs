@@ -26,6 +26,9 @@ internal static class PdfTextExtractor
 
     public static ExtractedDocument Extract(ReadOnlyMemory<byte> content, string fileName, int maxChars, CancellationToken ct)
     {
+        if (content.Span[..Math.Min(content.Length, 1024)].IndexOf("%PDF-"u8) < 0)
+            throw DocumentIngestor.Rejected(fileName, DocumentKind.Pdf, DocumentRejectionReason.Corrupt,
+                "no %PDF- header in the first 1024 bytes: the name or media type says PDF, the content does not");
         var tail = content.Span[Math.Max(0, content.Length - EofWindow)..];
         if (tail.LastIndexOf("%%EOF"u8) < 0)
             throw DocumentIngestor.Rejected(fileName, DocumentKind.Pdf, DocumentRejectionReason.Truncated,
