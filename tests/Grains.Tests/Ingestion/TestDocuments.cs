@@ -156,7 +156,7 @@ internal static class TestDocuments
 
     /// <summary>A DOCX whose document.xml holds <paramref name="paragraphs"/> distinct sentences (compresses only a few times).</summary>
     public static byte[] LargeDocx(int paragraphs) =>
-        Docx(null, Enumerable.Range(0, paragraphs).Select(i => new DocxParagraph($"Paragraph {i} has the checksum {(uint)(i * 2654435761u):X8} and {(uint)(i * 40503u + 17):X8}.")));
+        Docx(null, Enumerable.Range(0, paragraphs).Select(i => new DocxParagraph($"Paragraph {i} has the checksum {unchecked((uint)(i * 2654435761u)):X8} and {(uint)(i * 40503u + 17):X8}.")));
 
     /// <summary>
     /// A DOCX whose entry "word/media/lie.bin" holds <paramref name="actualBytes"/> zeros while its local and
