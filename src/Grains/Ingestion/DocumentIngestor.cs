@@ -44,6 +44,9 @@ public sealed partial class DocumentIngestor
 
     public IngestionOptions Options => _options;
 
+    /// <summary>The document identity used for storage: SHA-256 of the bytes as 64 lower-case hex digits.</summary>
+    public static string ComputeContentHash(ReadOnlySpan<byte> content) => Convert.ToHexStringLower(SHA256.HashData(content));
+
     /// <summary>Blob name of the original bytes of the document with SHA-256 <paramref name="contentHash"/>.</summary>
     public static string OriginalBlobName(string contentHash) => BlobPrefix + ValidateHash(contentHash);
 
@@ -81,7 +84,7 @@ public sealed partial class DocumentIngestor
 
         // Extraction is CPU-bound (PDF layout analysis, XML parsing): off the caller's (grain's) scheduler.
         var extracted = await Task.Run(() => Extract(content, fileName, mediaType, ct), ct).ConfigureAwait(false);
-        var hash = Convert.ToHexStringLower(SHA256.HashData(content.Span));
+        var hash = ComputeContentHash(content.Span);
         return await StoreAsync(hash, content, fileName, extracted, ct).ConfigureAwait(false);
     }
 
@@ -222,7 +225,13 @@ public sealed partial class DocumentIngestor
         return contentHash;
     }
 
-    private static string Truncate(string s) => s.Length <= MaxMetadataTextChars ? s : s[..MaxMetadataTextChars];
+    /// <summary>Cuts to the metadata length without splitting a surrogate pair (EscapeDataString needs whole pairs).</summary>
+    private static string Truncate(string s)
+    {
+        if (s.Length <= MaxMetadataTextChars) return s;
+        var end = char.IsHighSurrogate(s[MaxMetadataTextChars - 1]) ? MaxMetadataTextChars - 1 : MaxMetadataTextChars;
+        return s[..end];
+    }
 
     [LoggerMessage(1, LogLevel.Information, "Document {FileName} ({Kind}) ingested as {ContentHash}: {OriginalBytes} bytes, {TextChars} chars of text, already stored: {AlreadyStored}")]
     private static partial void LogIngested(ILogger logger, string fileName, DocumentKind kind, string contentHash, long originalBytes, int textChars, bool alreadyStored);

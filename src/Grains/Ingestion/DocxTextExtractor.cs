@@ -89,9 +89,11 @@ internal static partial class DocxTextExtractor
         {
             writer.Paragraph(new string('#', level) + " " + text);
         }
-        else if (props?.NumberingProperties is not null)
+        else if (props?.NumberingProperties is { } numbering)
         {
-            writer.Paragraph("- " + text, tight: true);
+            // Numbered and bulleted items alike: the numbering definitions (numbering.xml) are not resolved.
+            var depth = Math.Clamp(numbering.NumberingLevelReference?.Val?.Value ?? 0, 0, 8);
+            writer.Paragraph(new string(' ', 2 * depth) + "- " + text, tight: true);
         }
         else
         {

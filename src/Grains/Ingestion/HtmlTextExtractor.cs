@@ -21,7 +21,7 @@ internal static class HtmlTextExtractor
     private static readonly HashSet<string> BlockElements = new(StringComparer.Ordinal)
     {
         "address", "article", "blockquote", "body", "caption", "dd", "details", "div", "dl", "dt", "fieldset", "figcaption", "figure",
-        "header", "hgroup", "hr", "main", "ol", "p", "section", "summary", "ul", "center", "html",
+        "header", "hgroup", "hr", "main", "p", "section", "summary", "center", "html",
     };
 
     public static ExtractedDocument Extract(ReadOnlySpan<byte> content, string fileName, string? mediaType, int maxChars)
@@ -62,6 +62,16 @@ internal static class HtmlTextExtractor
         private readonly List<string> _lines = [];
         private readonly StringBuilder _line = new();
         private string _prefix = "";
+        private readonly Stack<int> _lists = new(); // per open list: items numbered so far (ol), or -1 (ul)
+
+        private string ListPrefix()
+        {
+            if (_lists.Count == 0) return "- "; // a stray <li>
+            var indent = new string(' ', 2 * (_lists.Count - 1));
+            var n = _lists.Pop();
+            _lists.Push(n < 0 ? n : n + 1);
+            return n < 0 ? indent + "- " : $"{indent}{n + 1}. ";
+        }
 
         public void Block(INode node)
         {
@@ -84,9 +94,18 @@ internal static class HtmlTextExtractor
                     _prefix = new string('#', name[1] - '0') + " ";
                     Block(e);
                     return;
+                case "ul" or "ol":
+                    // A list is one run of lines; a nested list continues the run, indented two spaces a level.
+                    Flush(tight: _lists.Count > 0);
+                    _lists.Push(name == "ol" ? 0 : -1);
+                    foreach (var child in e.ChildNodes) Visit(child);
+                    Flush(tight: true);
+                    _lists.Pop();
+                    if (_lists.Count == 0) writer.Break();
+                    return;
                 case "li":
-                    Flush(tight: true); // keeps consecutive items as one run of lines
-                    _prefix = "- ";
+                    Flush(tight: true);
+                    _prefix = ListPrefix();
                     foreach (var child in e.ChildNodes) Visit(child);
                     Flush(tight: true);
                     return;

@@ -52,6 +52,8 @@ public sealed class IngestionOptions
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxBytes, nameof(MaxBytes));
+        // The whole input is held in one array (hashing, PDF parsing), so it must fit one.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaxBytes, Array.MaxLength - 1L, nameof(MaxBytes));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxExtractedChars, nameof(MaxExtractedChars));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxDocxUncompressedBytes, nameof(MaxDocxUncompressedBytes));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxDocxCompressionRatio, nameof(MaxDocxCompressionRatio));

@@ -85,6 +85,25 @@ public sealed class FormatExtractionTests : IngestionTestBase
     }
 
     [Fact]
+    public async Task Html_nested_and_ordered_lists_are_one_run_of_lines()
+    {
+        const string html = """
+            <html><body><main>
+            <p>Before.</p>
+            <ul>
+              <li>Fruit
+                <ol><li>Apple</li><li>Pear</li></ol>
+              </li>
+              <li>Bread</li>
+            </ul>
+            <p>After.</p>
+            </main></body></html>
+            """;
+        var doc = await IngestAsync(Encoding.UTF8.GetBytes(html), "lists.html");
+        Assert.Equal("Before.\n\n- Fruit\n  1. Apple\n  2. Pear\n- Bread\n\nAfter.", doc.Text);
+    }
+
+    [Fact]
     public async Task Html_prefers_the_single_article_over_the_rest_of_the_body()
     {
         const string html = "<html><body><div>Cookie banner text</div><article><p>Story body.</p></article><div>Related stories</div></body></html>";
@@ -136,7 +155,7 @@ public sealed class FormatExtractionTests : IngestionTestBase
     public async Task Docx_paragraphs_headings_lists_and_tables_become_lines()
     {
         var docx = TestDocuments.Docx("Report 2026",
-            [new("Annual Report", HeadingLevel: 1), new("The year went well."), new("Revenue grew", ListItem: true), new("Costs fell", ListItem: true), new("Details", HeadingLevel: 2)],
+            [new("Annual Report", HeadingLevel: 1), new("The year went well."), new("Revenue grew", ListItem: true), new("Costs fell", ListItem: true), new("Rent fell most", ListItem: true, ListLevel: 1), new("Details", HeadingLevel: 2)],
             table: [["Quarter", "Revenue"], ["Q1", "10"]],
             after: [new("Closing\twords.")]);
         var doc = await IngestAsync(docx, "report.docx");
@@ -149,6 +168,7 @@ public sealed class FormatExtractionTests : IngestionTestBase
 
             - Revenue grew
             - Costs fell
+              - Rent fell most
 
             ## Details
 

@@ -15,6 +15,7 @@ public sealed class StorageTests : IngestionTestBase
     {
         var doc = await IngestAsync("abc"u8.ToArray(), "abc.txt");
         Assert.Equal(AbcSha256, doc.ContentHash);
+        Assert.Equal(AbcSha256, DocumentIngestor.ComputeContentHash("abc"u8));
         Assert.Equal($"documents/{AbcSha256}", doc.OriginalBlobName);
         Assert.Equal($"documents/{AbcSha256}.txt", doc.TextBlobName);
         Assert.Equal(3, doc.OriginalLength);

@@ -85,7 +85,7 @@ internal static class TestDocuments
     }
 
     /// <summary>One paragraph of a test DOCX: plain, a heading (style "Heading{level}"), or a list item.</summary>
-    public sealed record DocxParagraph(string Text, int HeadingLevel = 0, bool ListItem = false);
+    public sealed record DocxParagraph(string Text, int HeadingLevel = 0, bool ListItem = false, int ListLevel = 0);
 
     /// <summary>
     /// A DOCX made with the Open XML SDK: the paragraphs, then a table of <paramref name="table"/> rows, then
@@ -115,7 +115,7 @@ internal static class TestDocuments
     {
         var props = new ParagraphProperties();
         if (p.HeadingLevel > 0) props.ParagraphStyleId = new ParagraphStyleId { Val = $"Heading{p.HeadingLevel}" };
-        if (p.ListItem) props.NumberingProperties = new NumberingProperties(new NumberingLevelReference { Val = 0 }, new NumberingId { Val = 1 });
+        if (p.ListItem) props.NumberingProperties = new NumberingProperties(new NumberingLevelReference { Val = p.ListLevel }, new NumberingId { Val = 1 });
         // Two runs, the second with a tab, to check that runs join without spaces and tabs survive.
         var half = p.Text.Length / 2;
         return new Paragraph(props, new Run(new Text(p.Text[..half]) { Space = SpaceProcessingModeValues.Preserve }), new Run(new Text(p.Text[half..]) { Space = SpaceProcessingModeValues.Preserve }));
