@@ -1,4 +1,5 @@
 using Actors.Grains;
+using Actors.Grains.Jobs;
 using Actors.Grains.Placement;
 using Actors.Grains.Storage;
 using Actors.Silo.Storage;
@@ -21,6 +22,11 @@ public static class ActorsSilo
             builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
         var grainDirectory = options.GrainStorageDirectory;
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
+        builder.AddFileGrainStorage(SummarizationJobGrain.StorageName, o => o.RootDirectory = grainDirectory);
+        // Reminders resume unfinished summarization jobs on a live silo. In memory: enough for the one-machine
+        // default (a job whose only silo restarts resumes when a client next calls it); a multi-machine cluster
+        // needs a persistent reminder table (e.g. Azure Table) to survive losing the silo that holds this one.
+        builder.UseInMemoryReminderService();
         builder.Services.AddActorsGrains();
         builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
         // Sessions go where their KV is or where the GPU memory is; devices are simulated until the engine reports its pools.

@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Actors.Abstractions;
+
+/// <summary>Where a summarization job is in its life. Succeeded, Failed and Cancelled are final.</summary>
+[GenerateSerializer]
+public enum JobStatus
+{
+    /// <summary>Accepted and persisted; the plan is not made yet.</summary>
+    Pending = 0,
+    /// <summary>Steps are being run (or the job waits for its reminder to resume it on a live silo).</summary>
+    Running = 1,
+    Succeeded = 2,
+    Failed = 3,
+    Cancelled = 4,
+}
+
+/// <summary>How a job's document is summarized: in one prompt, or chunked, summarized in parallel and reduced.</summary>
+[GenerateSerializer]
+public enum JobPlanKind
+{
+    /// <summary>Not planned yet.</summary>
+    Unplanned = 0,
+    Direct = 1,
+    MapReduce = 2,
+}
+
+/// <summary>
+/// A document that was ingested and stored in the blob store: its content hash (the job's identity) and the blob that
+/// holds its extracted plain text (UTF-8).
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record DocumentRef(
+    [property: Id(0)] string ContentHash,
+    [property: Id(1)] string TextBlob,
+    [property: Id(2)] string? FileName = null);
+
+/// <summary>
+/// A summarization request. Exactly one of <paramref name="Text"/> (the document's plain text) and
+/// <paramref name="Document"/> (an ingested document) is set. <paramref name="ModelRef"/> is a model directory on the
+/// silos' machines. <paramref name="Force"/> starts a new job (a new generation) even when an equal one exists.
+/// <paramref name="Source"/> names the document in messages (a file name).
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record SubmitJob(
+    [property: Id(0)] string ModelRef,
+    [property: Id(1)] SummaryOptions Options,
+    [property: Id(2)] string? Text = null,
+    [property: Id(3)] DocumentRef? Document = null,
+    [property: Id(4)] bool Force = false,
+    [property: Id(5)] string? Source = null)
+{
+    /// <summary>The content hash that identifies the document: the ingested one's, or SHA-256 of the text's UTF-8 bytes.</summary>
+    public string ContentHash => Document?.ContentHash ?? SummarizationJobs.HashText(Text ?? "");
+
+    /// <summary>Throws ArgumentException naming the field that is missing or out of range.</summary>
+    public SubmitJob Validate()
+    {
+        if (string.IsNullOrWhiteSpace(ModelRef)) throw new ArgumentException("SubmitJob.ModelRef is empty: name a model directory");
+        ArgumentNullException.ThrowIfNull(Options, "SubmitJob.Options");
+        Options.Validate();
+        if ((Text is null) == (Document is null))
+            throw new ArgumentException("SubmitJob needs exactly one of Text and Document");
+        if (Text is not null && string.IsNullOrWhiteSpace(Text))
+            throw new ArgumentException($"document{(Source is null ? "" : $" '{Source}'")} is empty: nothing to summarize");
+        if (Document is { } d && (string.IsNullOrWhiteSpace(d.ContentHash) || string.IsNullOrWhiteSpace(d.TextBlob)))
+            throw new ArgumentException("SubmitJob.Document needs a ContentHash and a TextBlob");
+        return this;
+    }
+}
+
+/// <summary>What a job is. <see cref="Generation"/> is 0 for the first job of a (document, model, options), n after n forced resubmissions.</summary>
+[GenerateSerializer, Immutable]
+public sealed record JobInfo(
+    [property: Id(0)] string JobId,
+    [property: Id(1)] JobStatus Status,
+    [property: Id(2)] int Generation,
+    [property: Id(3)] string ModelRef,
+    [property: Id(4)] SummaryOptions Options,
+    [property: Id(5)] string ContentHash,
+    [property: Id(6)] JobPlanKind Plan,
+    [property: Id(7)] DateTimeOffset SubmittedAt,
+    [property: Id(8)] string? Error = null);
+
+/// <summary>
+/// A job's progress. <see cref="StepsTotal"/> is exact for the map steps and an estimate for the reduce levels until
+/// they are formed (it never counts down). <see cref="TokensProcessed"/>: prompt + generated tokens of checkpointed steps.
+/// <see cref="TokensPerSecond"/> over the job's running time; <see cref="Eta"/> null until a step has finished.
+/// <see cref="Phase"/>: "planning", "map", "reduce-N", "final", or the final status in lower case.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record JobProgress(
+    [property: Id(0)] string JobId,
+    [property: Id(1)] JobStatus Status,
+    [property: Id(2)] JobPlanKind Plan,
+    [property: Id(3)] int StepsDone,
+    [property: Id(4)] int StepsTotal,
+    [property: Id(5)] long TokensProcessed,
+    [property: Id(6)] double TokensPerSecond,
+    [property: Id(7)] TimeSpan? Eta,
+    [property: Id(8)] TimeSpan Elapsed,
+    [property: Id(9)] string Phase,
+    [property: Id(10)] string? Error = null)
+{
+    public bool IsFinal => Status is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled;
+}
+
+/// <summary>One checkpointed step: its id ("map-0007", "reduce-1-0002", "final"), its summary and numbers.</summary>
+[GenerateSerializer, Immutable]
+public sealed record StepSummary(
+    [property: Id(0)] string StepId,
+    [property: Id(1)] string Summary,
+    [property: Id(2)] int PromptTokens,
+    [property: Id(3)] int GeneratedTokens,
+    [property: Id(4)] TimeSpan Elapsed,
+    [property: Id(5)] string SessionId);
+
+/// <summary>
+/// A job's outcome so far: the final summary (null until it succeeded) and every checkpointed step in plan order.
+/// <see cref="FollowUpSessionId"/>: the DocumentGrain session that produced the final summary; asking it further
+/// questions reuses its cached prompt (for a direct plan, the whole document) as the prefix.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record JobResult(
+    [property: Id(0)] string JobId,
+    [property: Id(1)] JobStatus Status,
+    [property: Id(2)] string? Summary,
+    [property: Id(3)] IReadOnlyList<StepSummary> Steps,
+    [property: Id(4)] string? FollowUpSessionId,
+    [property: Id(5)] string? Error = null);
+
+/// <summary>Job ids and the client's entry point.</summary>
+public static class SummarizationJobs
+{
+    public const string IdPrefix = "sum-";
+    private const string GenerationMarker = "-g";
+
+    /// <summary>"sha256:" + lower-case hex of SHA-256 over the text's UTF-8 bytes.</summary>
+    public static string HashText(string text) =>
+        "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>
+    /// The id of generation <paramref name="generation"/> of the job for (document, model, options): equal inputs give
+    /// equal ids, in every process. Generation 0 is the plain id; later ones end in "-gN".
+    /// </summary>
+    public static string JobId(string contentHash, string modelRef, SummaryOptions options, int generation = 0)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(contentHash);
+        ArgumentException.ThrowIfNullOrEmpty(modelRef);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(generation);
+        // Every option spelled out with invariant formatting, so a record's ToString or culture never changes the id.
+        var canonical = string.Join('\n',
+            "v1", contentHash, modelRef,
+            options.TargetWords.ToString(CultureInfo.InvariantCulture),
+            ((int)options.Style).ToString(CultureInfo.InvariantCulture),
+            options.Language is null ? "-" : "+" + options.Language,
+            options.Focus is null ? "-" : "+" + options.Focus,
+            options.ChunkTokens?.ToString(CultureInfo.InvariantCulture) ?? "-",
+            options.OverlapTokens.ToString(CultureInfo.InvariantCulture));
+        var id = IdPrefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)), 0, 16);
+        return generation == 0 ? id : id + GenerationMarker + generation.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The generation-0 id and the generation of a job id; throws ArgumentException for an id not made by <see cref="JobId"/>.</summary>
+    public static (string BaseId, int Generation) ParseJobId(string jobId)
+    {
+        ArgumentNullException.ThrowIfNull(jobId);
+        var baseLength = IdPrefix.Length + 32;
+        if (!jobId.StartsWith(IdPrefix, StringComparison.Ordinal) || jobId.Length < baseLength
+            || !jobId.AsSpan(IdPrefix.Length, 32).ContainsOnly("0123456789abcdef"))
+            throw new ArgumentException($"job id '{jobId}' is not '{IdPrefix}' + 32 hex digits [+ '{GenerationMarker}N']", nameof(jobId));
+        if (jobId.Length == baseLength) return (jobId, 0);
+        var rest = jobId.AsSpan(baseLength);
+        if (!rest.StartsWith(GenerationMarker) || !int.TryParse(rest[GenerationMarker.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var g) || g < 1)
+            throw new ArgumentException($"job id '{jobId}' has a bad generation suffix '{rest}'", nameof(jobId));
+        return (jobId[..baseLength], g);
+    }
+
+    /// <summary>
+    /// Submits through the generation-0 job of the request's (document, model, options): returns the existing job
+    /// (its latest generation) unless <see cref="SubmitJob.Force"/>, which starts a new generation.
+    /// </summary>
+    public static Task<JobInfo> SubmitAsync(IGrainFactory grains, SubmitJob request)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        request.Validate();
+        var id = JobId(request.ContentHash, request.ModelRef, request.Options);
+        return grains.GetGrain<ISummarizationJobGrain>(id).Submit(request);
+    }
+}
