@@ -170,7 +170,7 @@ public static class SummarizationJobs
         ArgumentNullException.ThrowIfNull(jobId);
         var baseLength = IdPrefix.Length + 32;
         if (!jobId.StartsWith(IdPrefix, StringComparison.Ordinal) || jobId.Length < baseLength
-            || !jobId.AsSpan(IdPrefix.Length, 32).ContainsOnly("0123456789abcdef"))
+            || jobId.AsSpan(IdPrefix.Length, 32).ContainsAnyExcept("0123456789abcdef"))
             throw new ArgumentException($"job id '{jobId}' is not '{IdPrefix}' + 32 hex digits [+ '{GenerationMarker}N']", nameof(jobId));
         if (jobId.Length == baseLength) return (jobId, 0);
         var rest = jobId.AsSpan(baseLength);

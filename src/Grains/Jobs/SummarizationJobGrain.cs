@@ -268,7 +268,8 @@ public sealed partial class SummarizationJobGrain(
                     if (formed is null)
                     {
                         // Formed from checkpointed summaries only, and kept: a resumed job runs the same level.
-                        var outputs = inputs.Select(id => new StepOutput(id, s.Steps[id].SummaryTokens)).ToArray();
+                        // A re-encoded summary can come out a token or two longer than generated: clamp to its budget.
+                        var outputs = inputs.Select(id => new StepOutput(id, Math.Min(s.Steps[id].SummaryTokens, plan.MaxSummaryTokens))).ToArray();
                         var next = SummaryPlanner.NextLevel(plan, level, outputs);
                         await Checkpoint(() => s.Levels.Add(next));
                         formed = next;
@@ -388,8 +389,10 @@ public sealed partial class SummarizationJobGrain(
             catch (Exception e) when (!ct.IsCancellationRequested && e is not ArgumentException && attempt < _options.StepAttempts)
             {
                 // A silo dying under the step, a timeout: the step's next session runs it again.
+                // Doubling waits (capped) span the time membership takes to declare a dead silo dead.
                 LogStepRetry(JobId, step.Id, attempt, e.GetType().Name, e.Message);
-                await Task.Delay(_options.RetryDelay, ct);
+                var wait = _options.RetryDelay * Math.Pow(2, Math.Min(attempt - 1, 16));
+                await Task.Delay(wait < SummarizationJobOptions.MaxRetryDelay ? wait : SummarizationJobOptions.MaxRetryDelay, ct);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {

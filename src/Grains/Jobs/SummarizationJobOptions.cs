@@ -4,9 +4,11 @@ namespace Actors.Grains.Jobs;
 public sealed class SummarizationJobOptions
 {
     public const int DefaultMaxConcurrentSteps = 16;
-    public const int DefaultStepAttempts = 5;
+    public const int DefaultStepAttempts = 6;
     public static readonly TimeSpan DefaultResumePeriod = TimeSpan.FromMinutes(1);
     public static readonly TimeSpan DefaultRetryDelay = TimeSpan.FromSeconds(1);
+    /// <summary>Longest wait between two tries of a step.</summary>
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(15);
 
     /// <summary>Steps of one level that run at once (each on its own DocumentGrain session, spread by placement).</summary>
     public int MaxConcurrentSteps { get; set; } = DefaultMaxConcurrentSteps;
@@ -20,6 +22,6 @@ public sealed class SummarizationJobOptions
     /// <summary>Tries of one step before the job fails (a silo dying under a step costs one try).</summary>
     public int StepAttempts { get; set; } = DefaultStepAttempts;
 
-    /// <summary>Wait before trying a failed step again.</summary>
+    /// <summary>Wait before the second try of a failed step; it doubles for each later try, up to <see cref="MaxRetryDelay"/>.</summary>
     public TimeSpan RetryDelay { get; set; } = DefaultRetryDelay;
 }
