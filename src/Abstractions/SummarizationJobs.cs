@@ -38,10 +38,11 @@ public sealed record DocumentRef(
     [property: Id(2)] string? FileName = null);
 
 /// <summary>
-/// A summarization request. Exactly one of <paramref name="Text"/> (the document's plain text) and
-/// <paramref name="Document"/> (an ingested document) is set. <paramref name="ModelRef"/> is a model directory on the
-/// silos' machines. <paramref name="Force"/> starts a new job (a new generation) even when an equal one exists.
-/// <paramref name="Source"/> names the document in messages (a file name).
+/// A summarization request. Exactly one of <paramref name="Text"/> (the document's plain text),
+/// <paramref name="Document"/> (a document ingested earlier) and <paramref name="Content"/> (a file's bytes: text,
+/// Markdown, HTML, PDF or DOCX, ingested by the job's silo; <paramref name="MediaType"/> is a hint) is set.
+/// <paramref name="ModelRef"/> is a model directory on the silos' machines. <paramref name="Force"/> starts a new job
+/// (a new generation) even when an equal one exists. <paramref name="Source"/> names the document (a file name).
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record SubmitJob(
@@ -50,10 +51,16 @@ public sealed record SubmitJob(
     [property: Id(2)] string? Text = null,
     [property: Id(3)] DocumentRef? Document = null,
     [property: Id(4)] bool Force = false,
-    [property: Id(5)] string? Source = null)
+    [property: Id(5)] string? Source = null,
+    [property: Id(6)] byte[]? Content = null,
+    [property: Id(7)] string? MediaType = null)
 {
-    /// <summary>The content hash that identifies the document: the ingested one's, or SHA-256 of the text's UTF-8 bytes.</summary>
-    public string ContentHash => Document?.ContentHash ?? SummarizationJobs.HashText(Text ?? "");
+    /// <summary>
+    /// The content hash that identifies the document: the ingested one's, SHA-256 of the file's bytes (as ingestion
+    /// computes it, so a file and its ingested document are one job), or "sha256:" + SHA-256 of the text's UTF-8 bytes.
+    /// </summary>
+    public string ContentHash => Document?.ContentHash
+        ?? (Content is { } bytes ? SummarizationJobs.HashBytes(bytes) : SummarizationJobs.HashText(Text ?? ""));
 
     /// <summary>Throws ArgumentException naming the field that is missing or out of range.</summary>
     public SubmitJob Validate()
@@ -61,8 +68,8 @@ public sealed record SubmitJob(
         if (string.IsNullOrWhiteSpace(ModelRef)) throw new ArgumentException("SubmitJob.ModelRef is empty: name a model directory");
         ArgumentNullException.ThrowIfNull(Options, "SubmitJob.Options");
         Options.Validate();
-        if ((Text is null) == (Document is null))
-            throw new ArgumentException("SubmitJob needs exactly one of Text and Document");
+        if ((Text is null ? 0 : 1) + (Document is null ? 0 : 1) + (Content is null ? 0 : 1) != 1)
+            throw new ArgumentException("SubmitJob needs exactly one of Text, Document and Content");
         if (Text is not null && string.IsNullOrWhiteSpace(Text))
             throw new ArgumentException($"document{(Source is null ? "" : $" '{Source}'")} is empty: nothing to summarize");
         if (Document is { } d && (string.IsNullOrWhiteSpace(d.ContentHash) || string.IsNullOrWhiteSpace(d.TextBlob)))
@@ -140,6 +147,9 @@ public static class SummarizationJobs
     /// <summary>"sha256:" + lower-case hex of SHA-256 over the text's UTF-8 bytes.</summary>
     public static string HashText(string text) =>
         "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>Lower-case hex of SHA-256 over the bytes: the content hash ingestion stores a document under.</summary>
+    public static string HashBytes(ReadOnlySpan<byte> content) => Convert.ToHexStringLower(SHA256.HashData(content));
 
     /// <summary>
     /// The id of generation <paramref name="generation"/> of the job for (document, model, options): equal inputs give

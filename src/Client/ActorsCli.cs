@@ -97,7 +97,9 @@ public static class ActorsCli
                 await Stream(grain, new AskRequest(prompt, max), stdout, stderr, ct);
                 return;
             }
-            var request = new SubmitJob(resolved, options, Text: text, Force: pr.GetValue(force), Source: path.Name);
+            // The file's bytes: the job's silo ingests them (text, Markdown, HTML, PDF, DOCX) and stores them once by hash.
+            var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
+            var request = new SubmitJob(resolved, options, Force: pr.GetValue(force), Source: path.Name, Content: bytes);
             await RunJob(connection.Client, request, pr.GetValue(noProgress) ? null : stderr, stdout, stderr, ct);
         }));
 

@@ -1,4 +1,5 @@
 using Actors.Grains;
+using Actors.Grains.Ingestion;
 using Actors.Grains.Jobs;
 using Actors.Grains.Placement;
 using Actors.Grains.Storage;
@@ -29,6 +30,7 @@ public static class ActorsSilo
         builder.UseInMemoryReminderService();
         builder.Services.AddActorsGrains();
         builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
+        builder.Services.AddDocumentIngestion(); // files submitted to summarization jobs
         // Sessions go where their KV is or where the GPU memory is; devices are simulated until the engine reports its pools.
         builder.AddVramAwarePlacement();
         return builder;

@@ -4,9 +4,11 @@ using System.Text;
 using Actors.Abstractions;
 using Actors.Engine;
 using Actors.Engine.Chat;
+using Actors.Grains.Ingestion;
 using Actors.Grains.Jobs.Planning;
 using Actors.Grains.Placement;
 using Actors.Grains.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
@@ -104,11 +106,25 @@ public sealed partial class SummarizationJobGrain(
                 // Everything is checked above; from here on the job is created: the document once in the blob store
                 // (content-addressed), the reminder, then the state. A reminder without state unregisters itself.
                 string blob;
+                var stored = request with { Text = null, Content = null, Force = false };
                 if (request.Text is { } text)
                 {
                     blob = TextBlobFolder + request.ContentHash.Replace(':', '-') + ".txt";
                     using var content = new MemoryStream(Encoding.UTF8.GetBytes(text), writable: false);
                     await blobs.PutIfNotExistsAsync(blob, content);
+                }
+                else if (request.Content is { } bytes)
+                {
+                    // Ingestion checks and extracts before it writes anything: a refused file leaves no blob and no job.
+                    var ingestor = ServiceProvider.GetService<DocumentIngestor>()
+                        ?? throw new InvalidOperationException("this silo has no document ingestion (services.AddDocumentIngestion)");
+                    IngestedDocument document;
+                    try { document = await ingestor.IngestAsync(bytes, request.Source ?? "document", request.MediaType); }
+                    catch (DocumentRejectedException e) { throw new ArgumentException(e.Message, nameof(request)); }
+                    if (document.ContentHash != request.ContentHash)
+                        throw new InvalidOperationException($"ingestion stored the document under hash {document.ContentHash}, the job expected {request.ContentHash}");
+                    blob = document.TextBlobName;
+                    stored = stored with { Document = new DocumentRef(document.ContentHash, document.TextBlobName, document.FileName) };
                 }
                 else
                 {
@@ -117,7 +133,7 @@ public sealed partial class SummarizationJobGrain(
                         throw new ArgumentException($"document text blob '{blob}' (content hash {request.Document.ContentHash}) is not in the blob store", nameof(request));
                 }
                 await this.RegisterOrUpdateReminder(ResumeReminder, _options.ResumePeriod, _options.ResumePeriod);
-                s.Request = request with { Text = null, Force = false };
+                s.Request = stored;
                 s.ContentHash = request.ContentHash;
                 s.DocumentBlob = blob;
                 s.Status = JobStatus.Pending;

@@ -89,10 +89,17 @@ public sealed class CliJobTests : IAsyncDisposable
             (code, output, err) = await Cli("summarize", big, "--model", model, "--words", "60", "--no-progress");
             Assert.True(code == 0, err);
             Assert.DoesNotContain("steps  ", err); // no bar
-            var jobId = SummarizationJobs.JobId(SummarizationJobs.HashText(doc), model, new SummaryOptions(TargetWords: 60));
+            // The CLI sends the file's bytes; the job is keyed by their SHA-256 and runs on the ingested text.
+            var hash = SummarizationJobs.HashBytes(File.ReadAllBytes(big));
+            var jobId = SummarizationJobs.JobId(hash, model, new SummaryOptions(TargetWords: 60));
             var grains = host.Services.GetRequiredService<IGrainFactory>();
             var result = await grains.GetGrain<ISummarizationJobGrain>(jobId).GetResult();
-            JobTestData.AssertFollowsPlan(model, doc, new SummaryOptions(TargetWords: 60), result);
+            var blobs = host.Services.GetRequiredService<Actors.Grains.Storage.IBlobStore>();
+            string ingested;
+            await using (var text = await blobs.GetAsync($"documents/{hash}.txt", TestContext.Current.CancellationToken))
+                ingested = await new StreamReader(text!.Content).ReadToEndAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(doc.TrimEnd(), ingested.TrimEnd());
+            JobTestData.AssertFollowsPlan(model, ingested, new SummaryOptions(TargetWords: 60), result);
             Assert.Contains(result.Steps, s => s.StepId == "map-0001");
             Assert.Equal(result.Summary + "\n", output);
 
@@ -114,6 +121,14 @@ public sealed class CliJobTests : IAsyncDisposable
             (code, _, err) = await Cli("job", "status", "not-a-job");
             Assert.Equal(2, code);
             Assert.Contains("'not-a-job'", err);
+            // A file ingestion refuses (binary): one line naming it, no job.
+            var binary = Path.Combine(_h.Root, "blob.bin");
+            File.WriteAllBytes(binary, [0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3, 0, 0, 0, 0, 0xff, 0xfe, 0, 0]);
+            (code, _, err) = await Cli("summarize", binary, "--model", model);
+            Assert.Equal(2, code);
+            Assert.Contains("blob.bin", err);
+            Assert.Contains("rejected", err);
+            Assert.Single(err.Trim().Split('\n'));
             Assert.Equal(before, runs);
         }
         finally

@@ -191,4 +191,44 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
             await foreach (var _ in C.Job(emptyId).Watch(TestContext.Current.CancellationToken)) { }
         });
     }
+
+    [Fact]
+    public async Task A_file_is_ingested_by_the_job_and_a_refused_file_leaves_no_job_and_no_blob()
+    {
+        var blobs = C.Cluster.Silos[0].ServiceProvider.GetRequiredService<IBlobStore>();
+        async Task<List<string>> Documents()
+        {
+            var names = new List<string>();
+            await foreach (var b in blobs.ListAsync("documents/", TestContext.Current.CancellationToken)) names.Add(b.Name);
+            return names;
+        }
+        var before = await Documents();
+
+        // A truncated PDF: ingestion refuses it, naming the file; nothing is stored.
+        var pdf = System.Text.Encoding.ASCII.GetBytes("%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n");
+        var bad = new SubmitJob(C.Model, new SummaryOptions(), Source: "cut.pdf", Content: pdf);
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => SummarizationJobs.SubmitAsync(C.Client, bad));
+        Assert.Contains("cut.pdf", e.Message);
+        Assert.Null(C.StoredJob(SummarizationJobs.JobId(bad.ContentHash, C.Model, new SummaryOptions())));
+        Assert.Equal(before, await Documents());
+
+        // HTML: the job summarizes the main text (navigation dropped), keyed by the file's bytes.
+        var html = System.Text.Encoding.UTF8.GetBytes(
+            "<html><head><title>T</title></head><body><nav>Home | About</nav><main><p>The mill grinds wheat every morning.</p></main></body></html>");
+        var good = new SubmitJob(C.Model, new SummaryOptions(), Source: "mill.html", Content: html);
+        var info = await SummarizationJobs.SubmitAsync(C.Client, good);
+        Assert.Equal(SummarizationJobs.JobId(SummarizationJobs.HashBytes(html), C.Model, new SummaryOptions()), info.JobId);
+        Assert.Equal(JobStatus.Succeeded, (await C.WatchAsync(info.JobId, TimeSpan.FromSeconds(30)))[^1].Status);
+        var result = await C.Job(info.JobId).GetResult();
+        var text = JobTestData.AssertFollowsPlan(C.Model, "The mill grinds wheat every morning.", new SummaryOptions(), result);
+        Assert.Equal("The mill grinds wheat every morning.", text[PlanStep.DirectId]);
+        Assert.Equal(before.Count + 2, (await Documents()).Count); // original and text, once
+        // The stored request keeps a reference to the ingested document, not the bytes.
+        var stored = C.StoredJob(info.JobId)!.Request!;
+        Assert.Null(stored.Content);
+        Assert.Equal(new DocumentRef(SummarizationJobs.HashBytes(html), $"documents/{SummarizationJobs.HashBytes(html)}.txt", "mill.html"), stored.Document);
+        // The same file again (bytes or the ingested reference): the same job.
+        Assert.Equal(info.JobId, (await SummarizationJobs.SubmitAsync(C.Client, good)).JobId);
+        Assert.Equal(info.JobId, (await SummarizationJobs.SubmitAsync(C.Client, new SubmitJob(C.Model, new SummaryOptions(), Document: stored.Document))).JobId);
+    }
 }
