@@ -190,6 +190,54 @@ public static class SummarizationJobs
     }
 
     /// <summary>
+    /// The job's progress until it is final, like <see cref="ISummarizationJobGrain.Watch"/>, but carried across the
+    /// death of the job's silo: a broken watch is opened again (which also resumes the job on a live silo) once a
+    /// second, for as long as calls keep failing for at most <paramref name="retryFor"/> (default 2 minutes) in a row.
+    /// After a reconnect the current progress is reported again. Bad ids and never-submitted jobs throw at once.
+    /// </summary>
+    public static async IAsyncEnumerable<JobProgress> FollowAsync(IGrainFactory grains, string jobId, TimeSpan? retryFor = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        ParseJobId(jobId);
+        var job = grains.GetGrain<ISummarizationJobGrain>(jobId);
+        var window = retryFor ?? TimeSpan.FromMinutes(2);
+        long? failingSince = null;
+        while (true)
+        {
+            var watch = job.Watch(cancellationToken).GetAsyncEnumerator(cancellationToken);
+            try
+            {
+                while (true)
+                {
+                    JobProgress progress;
+                    try
+                    {
+                        if (!await watch.MoveNextAsync()) yield break;
+                        progress = watch.Current;
+                        failingSince = null;
+                    }
+                    catch (Exception e) when (e is not (OperationCanceledException or ArgumentException or InvalidOperationException))
+                    {
+                        // The silo holding the job (or the gateway) went away: watch again, within the window.
+                        failingSince ??= System.Diagnostics.Stopwatch.GetTimestamp();
+                        if (System.Diagnostics.Stopwatch.GetElapsedTime(failingSince.Value) > window) throw;
+                        break;
+                    }
+                    yield return progress;
+                    if (progress.IsFinal) yield break;
+                }
+            }
+            finally
+            {
+                try { await watch.DisposeAsync(); }
+                catch (Exception) when (!cancellationToken.IsCancellationRequested) { /* the broken watch's silo is gone */ }
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+        }
+    }
+
+    /// <summary>
     /// Submits through the generation-0 job of the request's (document, model, options): returns the existing job
     /// (its latest generation) unless <see cref="SubmitJob.Force"/>, which starts a new generation.
     /// </summary>

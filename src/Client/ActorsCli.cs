@@ -148,7 +148,7 @@ public static class ActorsCli
             if (info.ModelRef.Length == 0) throw new CliException($"no job '{info.JobId}'");
             if (pr.GetValue(wait))
             {
-                await Follow(grain, stderr, stdout, stderr, ct);
+                await Follow(connection.Client, info.JobId, stderr, stdout, stderr, ct);
                 return;
             }
             stdout.WriteLine(JobProgressBar.Render(await grain.GetProgress()));
@@ -211,18 +211,20 @@ public static class ActorsCli
         stderr.WriteLine(info.Status is JobStatus.Pending
             ? $"job {info.JobId} submitted"
             : $"job {info.JobId} exists ({info.Status.ToString().ToLowerInvariant()}); --force starts a new one");
-        await Follow(client.GetGrain<ISummarizationJobGrain>(info.JobId), progress, stdout, stderr, ct);
+        await Follow(client, info.JobId, progress, stdout, stderr, ct);
     }
 
     /// <summary>
     /// Draws the job's progress until it ends, then prints the summary (stdout) and its numbers (stderr). Ctrl+C stops
     /// following; the job goes on in the cluster.
     /// </summary>
-    private static async Task Follow(ISummarizationJobGrain job, TextWriter? progress, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    private static async Task Follow(IGrainFactory grains, string jobId, TextWriter? progress, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
+        var job = grains.GetGrain<ISummarizationJobGrain>(jobId);
         var bar = new JobProgressBar(progress);
         JobProgress? last = null;
-        await foreach (var p in job.Watch(ct))
+        // Survives the job's silo dying: the watch is opened again and the job resumes elsewhere.
+        await foreach (var p in SummarizationJobs.FollowAsync(grains, jobId, cancellationToken: ct))
         {
             last = p;
             bar.Update(p);

@@ -86,4 +86,34 @@ public sealed class ClusterJobTests
         }
         Assert.Empty((await c.Reminders.ReadRows(job.GetGrainId())).Reminders);
     }
+
+    [Fact]
+    public async Task A_watcher_follows_the_job_across_the_death_of_its_silo()
+    {
+        await using var c = await JobCluster.StartAsync(3, contextLength: 4096, o => o.MaxConcurrentSteps = 3);
+        c.Hooks.TokenDelay = TimeSpan.FromMilliseconds(2);
+        var doc = JobTestData.Document(30_000, "follow");
+        var options = new SummaryOptions(ChunkTokens: 2048);
+        var info = await c.SubmitAsync(doc, options);
+        var job = c.Job(info.JobId);
+
+        var seen = new List<JobProgress>();
+        var killed = false;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+        await foreach (var p in SummarizationJobs.FollowAsync(c.Client, info.JobId, cancellationToken: timeout.Token))
+        {
+            seen.Add(p);
+            if (!killed && p.StepsDone >= 3)
+            {
+                killed = true;
+                await c.Cluster.KillSiloAsync(c.Cluster.Silos[c.HostOf(job)], TestContext.Current.CancellationToken);
+            }
+        }
+        Assert.True(killed);
+        Assert.Equal(JobStatus.Succeeded, seen[^1].Status);
+        Assert.All(seen.Zip(seen.Skip(1)), p => Assert.True(p.Second.StepsDone >= p.First.StepsDone, "steps done went down"));
+        Assert.True(c.StoredJob(info.JobId)!.Runs >= 2);
+        JobTestData.AssertFollowsPlan(c.Model, doc, options, await job.GetResult());
+    }
 }
