@@ -108,6 +108,15 @@ public sealed class RejectionTests : IngestionTestBase
     }
 
     [Fact]
+    public async Task Pdf_with_junk_after_its_final_eof_is_still_read()
+    {
+        // Some producers and upload paths append bytes after %%EOF; readers accept that, and so do we.
+        var pdf = TestDocuments.Pdf(null, ["Trailing junk is fine."]).Concat(Encoding.ASCII.GetBytes(new string('\n', 300) + "junk")).ToArray();
+        var doc = await IngestAsync(pdf, "junk.pdf");
+        Assert.Equal("Trailing junk is fine.", doc.Text);
+    }
+
+    [Fact]
     public async Task Encrypted_pdf()
     {
         var e = await RejectedAsync(TestDocuments.EncryptedPdf(), "secret.pdf", DocumentRejectionReason.Encrypted);

@@ -44,6 +44,16 @@ public sealed class StorageTests : IngestionTestBase
     }
 
     [Fact]
+    public async Task Concurrent_ingestions_of_one_document_store_it_once()
+    {
+        var docx = TestDocuments.Docx("Race", [new("Two uploads at once.")]);
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Ingestor().IngestAsync(docx, $"copy{i}.docx", null, Ct)));
+        Assert.All(results, r => Assert.Equal("Two uploads at once.", r.Text));
+        Assert.Single(results.Select(r => r.ContentHash).Distinct());
+        Assert.Equal(2, (await BlobNamesAsync()).Count);
+    }
+
+    [Fact]
     public async Task Different_documents_get_different_blobs()
     {
         var a = await IngestAsync("first document"u8.ToArray(), "a.txt");

@@ -168,6 +168,10 @@ public static class SummaryPlanner
     /// when they all fit one final prompt, else reduce steps over consecutive groups that each fit a reduce prompt
     /// (greedy, so the result depends only on the token counts). Level 1 follows the maps; call again with level + 1
     /// and the summaries of <see cref="PlanLevel.NextInputs"/> until the level is final.
+    /// <see cref="StepOutput.Tokens"/> is the number of tokens the step generated (at most its MaxNewTokens; a
+    /// longer count is refused). The budgets keep SafetyTokens free for a re-encoded text that differs by a token.
+    /// Plan and NextLevel are CPU-bound (Plan encodes the document about three times): run them off the grain's
+    /// scheduler for long documents.
     /// </summary>
     public static PlanLevel NextLevel(SummaryPlan plan, int level, IReadOnlyList<StepOutput> inputs)
     {
