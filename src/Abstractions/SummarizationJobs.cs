@@ -92,9 +92,12 @@ public sealed record JobInfo(
     [property: Id(8)] string? Error = null);
 
 /// <summary>
-/// A job's progress. <see cref="StepsTotal"/> is exact for the map steps and an estimate for the reduce levels until
-/// they are formed (it never counts down). <see cref="TokensProcessed"/>: prompt + generated tokens of checkpointed steps.
-/// <see cref="TokensPerSecond"/> over the job's running time; <see cref="Eta"/> null until a step has finished.
+/// A job's progress. <see cref="StepsDone"/> counts checkpointed steps only (it never goes down, across silos too).
+/// <see cref="StepsTotal"/> is 0 until planned, exact for the map steps, and until the final level is formed includes
+/// the plan's estimate of the levels to come (the tree if every summary used its whole budget), so it may shrink
+/// when a level turns out smaller. <see cref="TokensProcessed"/>: prompt + generated tokens of checkpointed steps.
+/// <see cref="TokensPerSecond"/> over the job's running time (all its runs); <see cref="Eta"/> null until a step has
+/// finished, then the running time per finished step times the steps left; zero once final.
 /// <see cref="Phase"/>: "planning", "map", "reduce-N", "final", or the final status in lower case.
 /// </summary>
 [GenerateSerializer, Immutable]

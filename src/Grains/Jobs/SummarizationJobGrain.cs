@@ -260,7 +260,8 @@ public sealed partial class SummarizationJobGrain(
             if (s.Plan is null)
             {
                 Phase("planning");
-                var planned = SummaryPlanner.Plan(generator, document, request.Options);
+                // CPU-bound (it encodes the document a few times): off the grain's scheduler.
+                var planned = await Task.Run(() => SummaryPlanner.Plan(generator, document, request.Options), ct);
                 await Checkpoint(() => s.Plan = planned);
                 LogPlanned(JobId, planned.Kind, planned.DocumentTokens, planned.Steps.Length, planned.EstimatedTotalSteps);
             }
@@ -284,8 +285,8 @@ public sealed partial class SummarizationJobGrain(
                     if (formed is null)
                     {
                         // Formed from checkpointed summaries only, and kept: a resumed job runs the same level.
-                        // A re-encoded summary can come out a token or two longer than generated: clamp to its budget.
-                        var outputs = inputs.Select(id => new StepOutput(id, Math.Min(s.Steps[id].SummaryTokens, plan.MaxSummaryTokens))).ToArray();
+                        // The planner sizes levels by generated tokens (never above the step's budget).
+                        var outputs = inputs.Select(id => new StepOutput(id, Math.Min(s.Steps[id].GeneratedTokens, plan.MaxSummaryTokens))).ToArray();
                         var next = SummaryPlanner.NextLevel(plan, level, outputs);
                         await Checkpoint(() => s.Levels.Add(next));
                         formed = next;

@@ -60,7 +60,8 @@ public static class JobTestData
             IReadOnlyList<string> inputs = [.. plan.Steps.Select(x => x.Id)];
             for (var level = 1; ; level++)
             {
-                var outputs = inputs.Select(id => new StepOutput(id, Math.Min(model.Encode(byId[id].Summary).Count, plan.MaxSummaryTokens))).ToArray();
+                var outputs = inputs.Select(id => new StepOutput(id, Math.Min(byId[id].GeneratedTokens, plan.MaxSummaryTokens))).ToArray();
+                Assert.All(outputs, o => Assert.Equal(model.Encode(byId[o.StepId].Summary).Count, o.Tokens)); // a byte per token
                 var next = SummaryPlanner.NextLevel(plan, level, outputs);
                 foreach (var step in next.Steps) Check(step);
                 if (next.IsFinal) { final = next.Steps[0].Id; break; }
