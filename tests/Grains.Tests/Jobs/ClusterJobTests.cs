@@ -116,4 +116,28 @@ public sealed class ClusterJobTests
         Assert.True(c.StoredJob(info.JobId)!.Runs >= 2);
         JobTestData.AssertFollowsPlan(c.Model, doc, options, await job.GetResult());
     }
+
+    [Fact]
+    public async Task A_job_resumes_by_itself_after_the_whole_cluster_restarts()
+    {
+        await using var c = await JobCluster.StartAsync(2, contextLength: 4096, o => o.MaxConcurrentSteps = 2);
+        c.Hooks.TokenDelay = TimeSpan.FromMilliseconds(2);
+        var doc = JobTestData.Document(24_000, "restart");
+        var options = new SummaryOptions(ChunkTokens: 2048);
+        var info = await c.SubmitAsync(doc, options);
+        await WaitUntil(async () => (await c.Job(info.JobId).GetProgress()).StepsDone >= 3, TimeSpan.FromSeconds(60), "3 checkpointed steps");
+        var before = await c.Job(info.JobId).GetResult();
+
+        await c.RestartAsync(); // graceful: the job's activation stops its steps and stays Running in storage
+        Assert.Equal(JobStatus.Running, c.StoredJob(info.JobId)!.Status);
+
+        await WaitUntil(() => Task.FromResult(c.StoredJob(info.JobId)?.Status is JobStatus.Succeeded or JobStatus.Failed),
+            TimeSpan.FromSeconds(120), "the job to finish after the restart");
+        var stored = c.StoredJob(info.JobId)!;
+        Assert.True(stored.Status == JobStatus.Succeeded, stored.Error);
+        var result = await c.Job(info.JobId).GetResult();
+        var users = JobTestData.AssertFollowsPlan(c.Model, doc, options, result);
+        foreach (var step in before.Steps)
+            Assert.True(c.Runs(users[step.StepId]) == 1, $"step {step.StepId}, checkpointed before the restart, ran {c.Runs(users[step.StepId])} times");
+    }
 }

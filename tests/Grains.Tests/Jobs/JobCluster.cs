@@ -36,25 +36,42 @@ public sealed class JobCluster : IAsyncDisposable
 
     public IClusterClient Client => Cluster.Client;
 
+    private short _silos;
+    private Action<SummarizationJobOptions>? _jobs;
+
     public static async Task<JobCluster> StartAsync(short silos, int contextLength = 4096, Action<SummarizationJobOptions>? jobs = null)
     {
-        var c = new JobCluster();
+        var c = new JobCluster { _silos = silos, _jobs = jobs };
         c.Model = c._h.MakeModel($"char-{contextLength}", contextLength);
-        var builder = new InProcessTestClusterBuilder(silos);
-        var options = new ActorsSiloOptions { DataDirectory = c._h.DataDirectory, UseLocalhostClustering = false };
+        await c.DeployAsync();
+        return c;
+    }
+
+    /// <summary>Stops every silo (gracefully: activations are deactivated) and starts a new cluster on the same data and reminder table.</summary>
+    public async Task RestartAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        await DeployAsync();
+    }
+
+    private async Task DeployAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(_silos);
+        var options = new ActorsSiloOptions { DataDirectory = _h.DataDirectory, UseLocalhostClustering = false };
         builder.ConfigureSilo((siloOptions, silo) =>
         {
             var name = siloOptions.SiloName;
             silo.ConfigureActorsSilo(options);
-            silo.Services.AddTextGeneratorFactory(dir => new RecordingModel(new CharModel(dir, c.Hooks), name, c.Executions));
-            silo.Services.AddSingleton<IReminderTable>(c.Reminders);
+            silo.Services.AddTextGeneratorFactory(dir => new RecordingModel(new CharModel(dir, Hooks), name, Executions));
+            silo.Services.AddSingleton<IReminderTable>(Reminders);
             silo.Services.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
             silo.Services.Configure<SummarizationJobOptions>(o =>
             {
                 o.ResumePeriod = TimeSpan.FromSeconds(1);
                 o.RetryDelay = TimeSpan.FromMilliseconds(200);
                 o.StepAttempts = 12;
-                jobs?.Invoke(o);
+                _jobs?.Invoke(o);
             });
             silo.Services.Configure<SimulatedDeviceOptions>(o => { o.TotalPages = 100_000; o.PageBytes = 4096; });
             silo.AddVramAwarePlacement(o =>
@@ -64,9 +81,8 @@ public sealed class JobCluster : IAsyncDisposable
                 o.StaleAfter = TimeSpan.FromSeconds(5);
             });
         });
-        c.Cluster = builder.Build();
-        await c.Cluster.DeployAsync();
-        return c;
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
     }
 
     public ISummarizationJobGrain Job(string jobId) => Client.GetGrain<ISummarizationJobGrain>(jobId);
