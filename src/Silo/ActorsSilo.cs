@@ -4,6 +4,7 @@ using Actors.Grains.Jobs;
 using Actors.Grains.Placement;
 using Actors.Grains.Storage;
 using Actors.Silo.Storage;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Actors.Silo;
 
@@ -24,10 +25,12 @@ public static class ActorsSilo
         var grainDirectory = options.GrainStorageDirectory;
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
         builder.AddFileGrainStorage(SummarizationJobGrain.StorageName, o => o.RootDirectory = grainDirectory);
-        // Reminders resume unfinished summarization jobs on a live silo. In memory: enough for the one-machine
-        // default (a job whose only silo restarts resumes when a client next calls it); a multi-machine cluster
-        // needs a persistent reminder table (e.g. Azure Table) to survive losing the silo that holds this one.
-        builder.UseInMemoryReminderService();
+        // Reminders resume unfinished summarization jobs on a live silo. The table is a file under the data directory:
+        // enough for the one-machine default (a job resumes by itself after the silo restarts); a multi-machine
+        // cluster needs a shared reminder table (e.g. Azure Table) instead.
+        builder.AddReminders();
+        var reminders = Path.Combine(options.DataDirectory, "reminders.json");
+        builder.Services.AddSingleton<IReminderTable>(_ => new FileReminderTable(reminders));
         builder.Services.AddActorsGrains();
         builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
         builder.Services.AddDocumentIngestion(); // files submitted to summarization jobs
