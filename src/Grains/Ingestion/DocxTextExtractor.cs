@@ -13,8 +13,20 @@ namespace Actors.Grains.Ingestion;
 /// </summary>
 internal static partial class DocxTextExtractor
 {
+    private static ReadOnlySpan<byte> Ole2Magic => [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
     public static ExtractedDocument Extract(ReadOnlyMemory<byte> content, string fileName, IngestionOptions options, CancellationToken ct)
     {
+        if (content.Span.StartsWith(Ole2Magic))
+        {
+            // Word saves a password-protected .docx as an OLE2 compound file holding a stream named
+            // "EncryptedPackage" (MS-OFFCRYPTO); directory entry names are UTF-16LE.
+            var encrypted = content.Span.IndexOf(System.Text.Encoding.Unicode.GetBytes("EncryptedPackage")) >= 0;
+            throw DocumentIngestor.Rejected(fileName, DocumentKind.Docx, encrypted ? DocumentRejectionReason.Encrypted : DocumentRejectionReason.Unsupported,
+                encrypted
+                    ? "a password-protected Word document (OLE2 container with an EncryptedPackage stream); remove the password and upload again"
+                    : "an OLE2 compound file (legacy .doc or another old Office format), not a .docx zip; save it as .docx");
+        }
         DocxZipGuard.Check(content, fileName, options, ct);
         try
         {

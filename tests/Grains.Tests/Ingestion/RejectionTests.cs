@@ -207,6 +207,31 @@ public sealed class RejectionTests : IngestionTestBase
         Assert.Equal(DocumentKind.Docx, e.Format);
     }
 
+    [Theory]
+    [InlineData(true, DocumentRejectionReason.Encrypted)]
+    [InlineData(false, DocumentRejectionReason.Unsupported)]
+    public async Task Ole2_file_named_docx_is_encrypted_or_legacy(bool withEncryptedPackage, DocumentRejectionReason reason)
+    {
+        // The 8-byte compound-file signature, padding, and (for the encrypted case) the UTF-16LE directory name
+        // "EncryptedPackage" that MS-OFFCRYPTO puts in a password-protected .docx.
+        var bytes = new byte[1536];
+        byte[] magic = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        magic.CopyTo(bytes, 0);
+        if (withEncryptedPackage) Encoding.Unicode.GetBytes("EncryptedPackage").CopyTo(bytes, 1024);
+        var e = await RejectedAsync(bytes, "locked.docx", reason);
+        Assert.Equal(DocumentKind.Docx, e.Format);
+    }
+
+    [Fact]
+    public async Task Ole2_file_without_a_docx_name_is_binary()
+    {
+        var bytes = new byte[600];
+        byte[] magic = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        magic.CopyTo(bytes, 0);
+        var e = await RejectedAsync(bytes, "old.doc", DocumentRejectionReason.Binary);
+        Assert.Contains("legacy .doc", e.Detail);
+    }
+
     [Fact]
     public async Task Truncated_docx_is_corrupt()
     {
