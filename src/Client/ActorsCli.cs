@@ -37,11 +37,30 @@ public static class ActorsCli
         var root = new RootCommand("Actors: long-document LLM serving on Orleans");
         root.Options.Add(gatewayPort);
 
-        var summarize = new Command("summarize", "Summarize a text file, printing the summary as it streams");
+        var words = new Option<int?>("--words") { Description = $"Summary length in words (default {SummaryOptions.DefaultTargetWords})" };
+        var style = new Option<string?>("--style") { Description = "abstract (prose, the default) or bullets" };
+        var language = new Option<string?>("--language") { Description = "Language to write the summary in (default: the document's)" };
+        var focus = new Option<string?>("--focus") { Description = "A question the summary should answer" };
+        var chunkTokens = new Option<int?>("--chunk-tokens") { Description = "Map-reduce chunk size in tokens (default: sized from the model's context)" };
+        var overlapTokens = new Option<int?>("--overlap-tokens") { Description = $"Tokens each chunk repeats from the previous one (default {SummaryOptions.DefaultOverlapTokens})" };
+        var force = new Option<bool>("--force") { Description = "Start a new job even when this document was summarized with these options before" };
+        var noProgress = new Option<bool>("--no-progress") { Description = "Do not draw the progress bar" };
+
+        var summarize = new Command("summarize",
+            "Summarize a text file as a summarization job (direct or map-reduce over the cluster), with a progress bar on stderr " +
+            "and the summary on stdout. With --session, summarize in one turn of that chat session instead (no job), to continue it with `actors chat`.");
         summarize.Arguments.Add(file);
         summarize.Options.Add(model);
         summarize.Options.Add(maxTokens);
         summarize.Options.Add(session);
+        summarize.Options.Add(words);
+        summarize.Options.Add(style);
+        summarize.Options.Add(language);
+        summarize.Options.Add(focus);
+        summarize.Options.Add(chunkTokens);
+        summarize.Options.Add(overlapTokens);
+        summarize.Options.Add(force);
+        summarize.Options.Add(noProgress);
         summarize.SetAction((pr, ct) => Guard(stderr, async () =>
         {
             var path = pr.GetValue(file)!;
@@ -50,15 +69,38 @@ public static class ActorsCli
             string prompt;
             try { prompt = Summaries.Prompt(text, path.FullName); }
             catch (ArgumentException e) { throw new CliException(TrimParam(e)); }
+            SummaryOptions? options = null;
+            if (pr.GetValue(session) is null)
+            {
+                try
+                {
+                    var styleValue = pr.GetValue(style)?.ToLowerInvariant() switch
+                    {
+                        null or "abstract" => SummaryStyle.Abstract,
+                        "bullets" => SummaryStyle.Bullets,
+                        var other => throw new ArgumentException($"--style must be abstract or bullets, got '{other}'"),
+                    };
+                    options = new SummaryOptions(pr.GetValue(words) ?? SummaryOptions.DefaultTargetWords, styleValue, pr.GetValue(language),
+                        pr.GetValue(focus), pr.GetValue(chunkTokens), pr.GetValue(overlapTokens) ?? SummaryOptions.DefaultOverlapTokens).Validate();
+                }
+                catch (ArgumentException e) { throw new CliException(TrimParam(e)); }
+            }
             var modelRef = pr.GetValue(model) ?? getEnv("ACTORS_MODEL") ?? DefaultModel;
             var resolved = await ModelResolver.ResolveAsync(modelRef, stderr, getEnv, ct);
-            var id = pr.GetValue(session) ?? "summarize-" + Guid.NewGuid().ToString("N");
             var max = pr.GetValue(maxTokens);
 
             await using var connection = await Connect(pr.GetValue(gatewayPort), getEnv, stderr, ct);
-            var grain = connection.Client.GetGrain<IDocumentGrain>(id);
-            await grain.Open(new OpenSession(resolved, Sampling: max is { } m ? SamplingOptions.Greedy(m) : null));
-            await Stream(grain, new AskRequest(prompt, max), stdout, stderr, ct);
+            if (options is null)
+            {
+                var grain = connection.Client.GetGrain<IDocumentGrain>(pr.GetValue(session)!);
+                await grain.Open(new OpenSession(resolved, Sampling: max is { } m ? SamplingOptions.Greedy(m) : null));
+                await Stream(grain, new AskRequest(prompt, max), stdout, stderr, ct);
+                return;
+            }
+            // The file's bytes: the job's silo ingests them (text, Markdown, HTML, PDF, DOCX) and stores them once by hash.
+            var bytes = await File.ReadAllBytesAsync(path.FullName, ct);
+            var request = new SubmitJob(resolved, options, Force: pr.GetValue(force), Source: path.Name, Content: bytes);
+            await RunJob(connection.Client, request, pr.GetValue(noProgress) ? null : stderr, stdout, stderr, ct);
         }));
 
         var chat = new Command("chat", "Chat in a persisted session; continues it when it exists");
@@ -92,6 +134,38 @@ public static class ActorsCli
             }
         }));
 
+        var job = new Command("job", "Look at or cancel a summarization job");
+        var jobId = new Argument<string>("JOB") { Description = "Job id (printed by `actors summarize`)" };
+        var status = new Command("status", "Print a job's progress; with --wait, follow it to the end and print the summary");
+        var wait = new Option<bool>("--wait") { Description = "Follow the job with a progress bar until it ends, then print the summary" };
+        status.Arguments.Add(jobId);
+        status.Options.Add(wait);
+        status.SetAction((pr, ct) => Guard(stderr, async () =>
+        {
+            await using var connection = await Connect(pr.GetValue(gatewayPort), getEnv, stderr, ct);
+            var grain = connection.Client.GetGrain<ISummarizationJobGrain>(ParseJob(pr.GetValue(jobId)!));
+            var info = await grain.GetInfo();
+            if (info.ModelRef.Length == 0) throw new CliException($"no job '{info.JobId}'");
+            if (pr.GetValue(wait))
+            {
+                await Follow(connection.Client, info.JobId, stderr, stdout, stderr, ct);
+                return;
+            }
+            stdout.WriteLine(JobProgressBar.Render(await grain.GetProgress()));
+        }));
+        var cancel = new Command("cancel", "Cancel a job: its running steps stop");
+        cancel.Arguments.Add(jobId);
+        cancel.SetAction((pr, ct) => Guard(stderr, async () =>
+        {
+            await using var connection = await Connect(pr.GetValue(gatewayPort), getEnv, stderr, ct);
+            var grain = connection.Client.GetGrain<ISummarizationJobGrain>(ParseJob(pr.GetValue(jobId)!));
+            if ((await grain.GetInfo()).ModelRef.Length == 0) throw new CliException($"no job '{pr.GetValue(jobId)}'");
+            var info = await grain.Cancel();
+            stdout.WriteLine($"job {info.JobId}: {info.Status.ToString().ToLowerInvariant()}");
+        }));
+        job.Subcommands.Add(status);
+        job.Subcommands.Add(cancel);
+
         var silo = new Command("silo", "Manage the local silo");
         var start = new Command("start", "Start the local silo when none answers");
         start.SetAction((pr, ct) => Guard(stderr, async () =>
@@ -111,6 +185,7 @@ public static class ActorsCli
 
         root.Subcommands.Add(summarize);
         root.Subcommands.Add(chat);
+        root.Subcommands.Add(job);
         root.Subcommands.Add(silo);
 
         var parsed = root.Parse(args);
@@ -119,6 +194,57 @@ public static class ActorsCli
 
     private static SiloLauncher Launcher(int port, Func<string, string?> getEnv, TextWriter stderr) =>
         new(port, SiloLauncher.DefaultDataDirectory(getEnv), getEnv, stderr);
+
+    private static string ParseJob(string id)
+    {
+        try { SummarizationJobs.ParseJobId(id); }
+        catch (ArgumentException e) { throw new CliException(TrimParam(e)); }
+        return id;
+    }
+
+    /// <summary>Submits the job (or finds the existing one), follows it with the progress bar, prints the summary.</summary>
+    private static async Task RunJob(IClusterClient client, SubmitJob request, TextWriter? progress, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        JobInfo info;
+        try { info = await SummarizationJobs.SubmitAsync(client, request); }
+        catch (ArgumentException e) { throw new CliException(TrimParam(e)); }
+        stderr.WriteLine(info.Status is JobStatus.Pending
+            ? $"job {info.JobId} submitted"
+            : $"job {info.JobId} exists ({info.Status.ToString().ToLowerInvariant()}); --force starts a new one");
+        await Follow(client, info.JobId, progress, stdout, stderr, ct);
+    }
+
+    /// <summary>
+    /// Draws the job's progress until it ends, then prints the summary (stdout) and its numbers (stderr). Ctrl+C stops
+    /// following; the job goes on in the cluster.
+    /// </summary>
+    private static async Task Follow(IGrainFactory grains, string jobId, TextWriter? progress, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        var job = grains.GetGrain<ISummarizationJobGrain>(jobId);
+        var bar = new JobProgressBar(progress);
+        JobProgress? last = null;
+        // Survives the job's silo dying: the watch is opened again and the job resumes elsewhere.
+        await foreach (var p in SummarizationJobs.FollowAsync(grains, jobId, cancellationToken: ct))
+        {
+            last = p;
+            bar.Update(p);
+        }
+        bar.Finish();
+        var result = await job.GetResult();
+        switch (result.Status)
+        {
+            case JobStatus.Succeeded:
+                stdout.WriteLine(result.Summary);
+                stdout.Flush();
+                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"[{result.Steps.Count} steps, {last?.TokensProcessed ?? 0} tokens in {JobProgressBar.Clock(last?.Elapsed ?? TimeSpan.Zero)}, {last?.TokensPerSecond ?? 0:F1} tokens/s; ask more: actors chat --session {result.FollowUpSessionId}]"));
+                break;
+            case JobStatus.Cancelled:
+                throw new CliException($"job {result.JobId} was cancelled", 1);
+            default:
+                throw new CliException($"job {result.JobId} failed: {result.Error}", 1);
+        }
+    }
 
     private static async Task Stream(IDocumentGrain grain, AskRequest request, TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {

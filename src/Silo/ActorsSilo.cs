@@ -1,7 +1,10 @@
 using Actors.Grains;
+using Actors.Grains.Ingestion;
+using Actors.Grains.Jobs;
 using Actors.Grains.Placement;
 using Actors.Grains.Storage;
 using Actors.Silo.Storage;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Actors.Silo;
 
@@ -21,8 +24,16 @@ public static class ActorsSilo
             builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
         var grainDirectory = options.GrainStorageDirectory;
         builder.AddFileGrainStorage(ActorsStorage.SessionStore, o => o.RootDirectory = grainDirectory);
+        builder.AddFileGrainStorage(SummarizationJobGrain.StorageName, o => o.RootDirectory = grainDirectory);
+        // Reminders resume unfinished summarization jobs on a live silo. The table is a file under the data directory:
+        // enough for the one-machine default (a job resumes by itself after the silo restarts); a multi-machine
+        // cluster needs a shared reminder table (e.g. Azure Table) instead.
+        builder.AddReminders();
+        var reminders = Path.Combine(options.DataDirectory, "reminders.json");
+        builder.Services.AddSingleton<IReminderTable>(_ => new FileReminderTable(reminders));
         builder.Services.AddActorsGrains();
         builder.Services.AddActorsBlobStore(options.BlobConnectionString, options.BlobStorageDirectory);
+        builder.Services.AddDocumentIngestion(); // files submitted to summarization jobs
         // Sessions go where their KV is or where the GPU memory is; devices are simulated until the engine reports its pools.
         builder.AddVramAwarePlacement();
         return builder;
