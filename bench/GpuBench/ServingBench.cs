@@ -24,7 +24,10 @@ using Microsoft.Extensions.Logging;
 ///   drives it (blob: read and check the snapshot, import to host, swap in, prefill the new turn).
 /// --grains: 32 sessions decoding together at 8K context, through the engine alone and through DocumentGrains on an
 ///   in-process Orleans silo hosting the same engine; tokens/s of each and the ratio.
-/// Usage: actors-gpubench --serving [--tiers] [--grains] [--quick] [--out result.json] [--device 0]
+/// --mapreduce: a 128K-token document summarized by a SummarizationJobGrain (map-reduce over an 8K context) on the same
+///   silo, its wall time beside the sum of its steps' prefill and decode run one at a time on the engine alone, and the
+///   engine's busy fraction (time inside engine steps / wall time) during the job.
+/// Usage: actors-gpubench --serving [--tiers] [--grains] [--mapreduce] [--quick] [--out result.json] [--device 0]
 /// </summary>
 internal static class ServingBench
 {
@@ -33,8 +36,8 @@ internal static class ServingBench
     public static async Task<int> RunAsync(string[] args)
     {
         bool quick = args.Contains("--quick");
-        bool tiers = args.Contains("--tiers"), grains = args.Contains("--grains");
-        if (!tiers && !grains) tiers = grains = true;
+        bool tiers = args.Contains("--tiers"), grains = args.Contains("--grains"), mapReduce = args.Contains("--mapreduce");
+        if (!tiers && !grains && !mapReduce) tiers = grains = mapReduce = true;
         string? outPath = Arg(args, "--out");
         int ordinal = int.Parse(Arg(args, "--device") ?? "0", CultureInfo.InvariantCulture);
         var results = new Dictionary<string, object>();
@@ -63,6 +66,12 @@ internal static class ServingBench
         {
             try { await GrainsAsync(dev, config, weights, compiler, ek, quick ? 2048 : 8192, quick ? 4 : 32, results); }
             catch (Exception e) { errors["grains"] = $"{e.GetType().Name}: {e.Message}"; Console.WriteLine($"grains: FAILED {e}"); }
+        }
+
+        if (mapReduce)
+        {
+            try { await MapReduceAsync(dev, weights, compiler, ek, quick ? 16384 : 131072, results); }
+            catch (Exception e) { errors["mapreduce"] = $"{e.GetType().Name}: {e.Message}"; Console.WriteLine($"mapreduce: FAILED {e}"); }
         }
 
         Console.WriteLine();
@@ -285,6 +294,112 @@ internal static class ServingBench
             await host.StopAsync();
             try { Directory.Delete(data, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>Random prose: words of 2-9 letters, sentences of 6-20 words, paragraphs of 3-8 sentences.</summary>
+    internal static string RandomProse(Random rng, int bytes)
+    {
+        var sb = new StringBuilder(bytes + 64);
+        while (sb.Length < bytes)
+        {
+            int sentences = rng.Next(3, 9);
+            for (int s = 0; s < sentences && sb.Length < bytes; s++)
+            {
+                int words = rng.Next(6, 21);
+                for (int w = 0; w < words; w++)
+                {
+                    int len = rng.Next(2, 10);
+                    for (int c = 0; c < len; c++) sb.Append((char)('a' + rng.Next(26)));
+                    sb.Append(w == words - 1 ? ". " : " ");
+                }
+            }
+            sb.Append("\n\n");
+        }
+        return sb.ToString(0, bytes);
+    }
+
+    private static async Task MapReduceAsync(CudaDevice dev, CudaWeights weights, KernelCompiler compiler, EngineKernels ek, int documentTokens, Dictionary<string, object> results)
+    {
+        var options = new EngineOptions
+        {
+            PageSize = 16, MaxSequences = 32, ContextLength = 8192, PrefillChunkTokens = 8192, MaxBatchTokens = 8192, HostKvBytes = 0,
+        };
+        using var engine = Engine(dev, weights, compiler, ek, options);
+        var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
+        Console.WriteLine($"mapreduce: {engine.BackendDescription}");
+        var document = RandomProse(new Random(17), documentTokens);
+
+        // Engine busy time: the engine's step durations, summed while the job runs.
+        double stepMs = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Actors.Engine" && instrument.Name == "actors.engine.step.duration") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, _, _) => { lock (listener) stepMs += value; });
+        listener.Start();
+
+        var data = Path.Combine(Path.GetTempPath(), "actors-bench-job-" + Guid.NewGuid().ToString("N"));
+        var modelDir = Path.Combine(data, "model");
+        Directory.CreateDirectory(modelDir);
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleans(silo => silo.ConfigureActorsSilo(new ActorsSiloOptions { DataDirectory = data, SiloPort = 21112, GatewayPort = 40001 }));
+        builder.Services.AddTextGeneratorFactory(_ => gen);
+        using var host = builder.Build();
+        await host.StartAsync();
+        JobResult result;
+        double wall, busy;
+        try
+        {
+            var client = host.Services.GetRequiredService<IClusterClient>();
+            // Warm-up: a small job compiles the kernels and plans the GEMM shapes of prefill chunks and decode batches.
+            var warm = await SummarizationJobs.SubmitAsync(client, new SubmitJob(modelDir, new SummaryOptions(TargetWords: 20), Text: RandomProse(new Random(3), 20000)));
+            await foreach (var _ in client.GetGrain<ISummarizationJobGrain>(warm.JobId).Watch()) { }
+
+            lock (listener) stepMs = 0;
+            var sw = Stopwatch.StartNew();
+            var info = await SummarizationJobs.SubmitAsync(client, new SubmitJob(modelDir, new SummaryOptions(), Text: document));
+            var job = client.GetGrain<ISummarizationJobGrain>(info.JobId);
+            JobProgress? last = null;
+            await foreach (var p in job.Watch())
+            {
+                if (last is null || p.StepsDone != last.StepsDone)
+                    Console.WriteLine($"  {sw.Elapsed.TotalSeconds,6:F1} s  {p.Phase,-10} {p.StepsDone}/{p.StepsTotal} steps, {p.TokensProcessed} tokens, {p.TokensPerSecond:F0} tokens/s");
+                last = p;
+            }
+            wall = sw.Elapsed.TotalMilliseconds;
+            lock (listener) busy = stepMs;
+            result = await job.GetResult();
+            if (result.Status != JobStatus.Succeeded) throw new InvalidOperationException($"the job ended {result.Status}: {result.Error}");
+        }
+        finally
+        {
+            await host.StopAsync();
+            try { Directory.Delete(data, recursive: true); } catch (IOException) { }
+        }
+
+        // Each step alone: a fresh prompt of the step's length (random tokens: no prefix cache) and its decode.
+        var rng = new Random(19);
+        double alone = 0;
+        foreach (var step in result.Steps)
+        {
+            var prompt = Enumerable.Range(0, step.PromptTokens).Select(_ => ByteTextGenerator.ByteBase + rng.Next(256)).ToArray();
+            var sw = Stopwatch.StartNew();
+            int n = 0;
+            await foreach (var _ in engine.GenerateAsync(prompt, SamplingParams.Greedy(Math.Max(1, step.GeneratedTokens)), NoStop)) n++;
+            alone += sw.Elapsed.TotalMilliseconds;
+        }
+        int maps = result.Steps.Count(s => s.StepId.StartsWith("map-", StringComparison.Ordinal));
+        results[$"mapreduce_{documentTokens}_steps"] = (double)result.Steps.Count;
+        results[$"mapreduce_{documentTokens}_map_steps"] = (double)maps;
+        results[$"mapreduce_{documentTokens}_wall_ms"] = wall;
+        results[$"mapreduce_{documentTokens}_steps_alone_ms"] = alone;
+        results[$"mapreduce_{documentTokens}_wall_over_steps_alone"] = wall / alone;
+        results[$"mapreduce_{documentTokens}_engine_busy_fraction"] = busy / wall;
+        results[$"mapreduce_{documentTokens}_prompt_tokens"] = (double)result.Steps.Sum(s => s.PromptTokens);
+        results[$"mapreduce_{documentTokens}_generated_tokens"] = (double)result.Steps.Sum(s => s.GeneratedTokens);
+        Console.WriteLine($"map-reduce of {documentTokens} tokens: {result.Steps.Count} steps ({maps} maps), wall {wall / 1000:F1} s; the steps alone {alone / 1000:F1} s (ratio {wall / alone:F2}); engine busy {busy / wall:P0} of the wall time");
     }
 
     private static string? Arg(string[] args, string name)
