@@ -1,6 +1,7 @@
 using System.Globalization;
 using Actors.Engine.Runtime;
 using Actors.Grains;
+using Actors.Grains.Placement;
 using Actors.Silo;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -23,6 +24,11 @@ builder.UseOrleans(silo => silo.ConfigureActorsSilo(options));
 // Each model directory a session names is loaded once per silo into the engine (CPU backend; its loop runs on
 // its own thread and batches every session of the device).
 builder.Services.AddTextGeneratorFactory(modelDirectory => TextGenerator.Load(modelDirectory));
+// Placement reads the loaded engines' page pools (one device per silo, ordinal 0) instead of a simulated device.
+builder.Services.AddEngineDeviceStats();
+// A graceful stop deactivates every session, and each writes its KV snapshot to blob (bounded by
+// SessionKvOptions.SnapshotSaveTimeout) before the engines are disposed with the service provider; give it room.
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
 
 using var host = builder.Build();
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Actors.Silo");
