@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -15,6 +16,19 @@ namespace Actors.Engine.Paging;
 /// (<see cref="MarkComputed"/>), so a page being prefilled in chunks is never handed to another sequence half
 /// written. Pages whose count drops to zero go back to the free list but stay findable by hash until the list hands
 /// them out again; the list gives out unhashed pages first, then the least recently freed.
+/// <para>
+/// Tiers (ARCHITECTURE.md §3): with a <see cref="LowerTier"/> (the host page pool) a cached page about to be handed
+/// out again is first copied down (spilled) instead of being forgotten, and the prefix lookup goes on past the device
+/// hits into that tier: pages found there get fresh device pages filled from it (swap-in) before the caller computes
+/// anything, and count as computed.
+/// </para>
+/// <para>
+/// Copy-on-write without copies: only full pages whose KV is computed are ever shared (found by hash), and a full
+/// page is never written again (a sequence writes only at positions ≥ its computed length, which lie past its shared
+/// prefix because the last prompt token is never served from the cache); the page a sequence grows into, including its
+/// last partial page, is always a fresh page of its own. So no write ever lands on a page another table holds, and two
+/// sequences diverging in the middle of a page each have their own copy of that page from the start.
+/// </para>
 /// Not thread-safe: the engine loop owns it.
 /// </summary>
 public sealed class BlockManager
@@ -29,6 +43,10 @@ public sealed class BlockManager
     private readonly Dictionary<UInt128, int> _byHash = [];
     private readonly UInt128 _root;
     private readonly byte[] _hashInput;
+    // Cached pages handed out by TakeFresh during the current operation: their KV is still in the pool until the
+    // caller's next forward, so they are spilled to the lower tier at the end of the operation in one batch.
+    private readonly List<int> _spillPages = [];
+    private readonly List<UInt128> _spillHashes = [];
 
     public BlockManager(int totalPages, int pageSize, string modelId, string ropeProfile)
     {
@@ -54,6 +72,12 @@ public sealed class BlockManager
     public int FreePages { get; private set; }
     public int UsedPages => TotalPages - FreePages;
 
+    /// <summary>Free pages still findable by hash (their KV is reusable until handed out again).</summary>
+    public int CachedFreePages { get; private set; }
+
+    /// <summary>The tier below the device pool (the host page pool); null when there is none.</summary>
+    internal ILowerKvTier? LowerTier { get; set; }
+
     /// <summary>Number of page tables holding <paramref name="page"/>.</summary>
     public int RefCount(int page) => _refCount[page];
 
@@ -68,8 +92,10 @@ public sealed class BlockManager
 
     /// <summary>
     /// Gives an empty table pages for all of <paramref name="tokens"/>: leading full pages found by hash are shared
-    /// (their KV is already computed; <see cref="PageTable.CachedTokens"/> says how many tokens), the rest are fresh.
-    /// The last token is never taken from the cache, so the caller always computes at least one position (its logits).
+    /// (their KV is already computed), pages found after them in the lower tier get fresh pages filled from it, the
+    /// rest are fresh. <see cref="PageTable.CachedTokens"/> says how many leading tokens need no compute,
+    /// <see cref="PageTable.HostHitTokens"/> how many of them came from the lower tier.
+    /// The last token is never taken from a cache, so the caller always computes at least one position (its logits).
     /// </summary>
     public void Allocate(PageTable table, IReadOnlyList<int> tokens, bool reusePrefix = true)
     {
@@ -79,15 +105,42 @@ public sealed class BlockManager
         int needed = FreePagesNeeded(table, tokens, reusePrefix, out var hits);
         if (needed > FreePages)
             throw new InvalidOperationException($"{tokens.Count} tokens need {needed} free KV pages; {FreePages} of {TotalPages} are free.");
-        foreach (var (page, hash) in hits)
+        var lower = LowerTier;
+        int lowerHits = 0;
+        // Claim the device hits before any fresh page is taken, so a free cached hit is never handed out as fresh.
+        foreach (var (page, _) in hits)
         {
+            if (page < 0) { lowerHits++; continue; }
             if (_isFree[page]) { Unlink(page); _refCount[page] = 1; }
             else _refCount[page]++;
-            table.PageList.Add(page);
-            table.ChainHashes.Add(hash);
+        }
+        Span<UInt128> lowerHashes = lowerHits == 0 ? [] : new UInt128[lowerHits];
+        Span<int> lowerPages = lowerHits == 0 ? [] : new int[lowerHits];
+        for (int i = 0, j = 0; i < hits.Count; i++)
+            if (hits[i].Page < 0) { lowerHashes[j++] = hits[i].Hash; lower!.Pin(hits[i].Hash); }
+        try
+        {
+            for (int i = 0, j = 0; i < hits.Count; i++)
+            {
+                int page = hits[i].Page;
+                if (page < 0) lowerPages[j++] = page = TakeFresh();
+                table.PageList.Add(page);
+                table.ChainHashes.Add(hits[i].Hash);
+            }
+            for (int i = hits.Count, n = PagesFor(tokens.Count); i < n; i++) table.PageList.Add(TakeFresh());
+            FlushSpills(); // before the swap-in below overwrites any page that was handed out cached
+            if (lowerHits > 0)
+            {
+                lower!.Load(lowerHashes, lowerPages);
+                for (int j = 0; j < lowerHits; j++) Register(lowerPages[j], lowerHashes[j]);
+            }
+        }
+        finally
+        {
+            foreach (var h in lowerHashes) lower!.Unpin(h);
         }
         table.CachedTokens = hits.Count * PageSize;
-        for (int i = hits.Count, n = PagesFor(tokens.Count); i < n; i++) table.PageList.Add(TakeFresh());
+        table.HostHitTokens = lowerHits * PageSize;
     }
 
     /// <summary>Releases every page of the table (each once); pages nobody holds return to the free list.</summary>
@@ -107,6 +160,7 @@ public sealed class BlockManager
         table.PageList.Clear();
         table.ChainHashes.Clear();
         table.CachedTokens = 0;
+        table.HostHitTokens = 0;
     }
 
     /// <summary>Whether the table can grow to hold <paramref name="length"/> tokens.</summary>
@@ -118,6 +172,7 @@ public sealed class BlockManager
         if (!CanAppend(table, length))
             throw new InvalidOperationException($"growing to {length} tokens needs {PagesFor(length) - table.Count} free KV pages; {FreePages} are free.");
         while (table.Count < PagesFor(length)) table.PageList.Add(TakeFresh());
+        FlushSpills();
     }
 
     /// <summary>
@@ -134,8 +189,71 @@ public sealed class BlockManager
             int page = table.PageList[i];
             if (_hashed[page]) continue; // a shared page is already registered (under this same hash)
             // First writer wins: an identical page computed concurrently by another sequence stays unregistered.
-            if (_byHash.TryAdd(h, page)) { _pageHash[page] = h; _hashed[page] = true; }
+            Register(page, h);
         }
+    }
+
+    /// <summary>Chain hashes of the first <paramref name="pages"/> full pages of <paramref name="tokens"/> under <paramref name="variant"/>.</summary>
+    internal UInt128[] ChainHashes(IReadOnlyList<int> tokens, string variant, int pages)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (pages < 0 || (long)pages * PageSize > tokens.Count)
+            throw new ArgumentOutOfRangeException(nameof(pages), pages, $"{tokens.Count} tokens hold {tokens.Count / PageSize} full pages");
+        var result = new UInt128[pages];
+        var h = Root(variant);
+        for (int i = 0; i < pages; i++) result[i] = h = Chain(h, tokens, i);
+        return result;
+    }
+
+    /// <summary>The device page registered under <paramref name="hash"/>, or −1.</summary>
+    internal int Find(UInt128 hash) => _byHash.TryGetValue(hash, out int page) ? page : -1;
+
+    /// <summary>
+    /// Leading full pages of <paramref name="tokens"/> on the device (registered), then, after those, in the lower tier.
+    /// </summary>
+    public (int DevicePages, int LowerPages) Probe(IReadOnlyList<int> tokens, string variant)
+    {
+        var hashes = ChainHashes(tokens, variant, tokens.Count / PageSize);
+        int device = 0, lower = 0;
+        while (device < hashes.Length && _byHash.ContainsKey(hashes[device])) device++;
+        if (LowerTier is { } tier)
+            while (device + lower < hashes.Length && tier.Contains(hashes[device + lower])) lower++;
+        return (device, lower);
+    }
+
+    /// <summary>
+    /// Copies the free (no table holds them) cached device pages of the prefix of <paramref name="tokens"/> to the lower
+    /// tier and forgets them on the device, so the free list hands them out first. The walk goes on while each page is
+    /// on the device or already in the lower tier. Returns the pages moved.
+    /// </summary>
+    public int Offload(IReadOnlyList<int> tokens, string variant)
+    {
+        if (LowerTier is not { } lower) return 0;
+        var hashes = ChainHashes(tokens, variant, tokens.Count / PageSize);
+        var pages = new List<int>();
+        var moved = new List<UInt128>();
+        foreach (var h in hashes)
+        {
+            if (_byHash.TryGetValue(h, out int page))
+            {
+                if (_refCount[page] == 0) { pages.Add(page); moved.Add(h); }
+            }
+            else if (!lower.Contains(h)) break;
+        }
+        if (pages.Count == 0) return 0;
+        var stored = new bool[pages.Count];
+        lower.Spill(CollectionsMarshal.AsSpan(pages), CollectionsMarshal.AsSpan(moved), stored);
+        int count = 0;
+        for (int i = 0; i < pages.Count; i++)
+        {
+            if (!stored[i]) continue; // the lower tier had no room: the page stays cached on the device
+            int page = pages[i];
+            Unlink(page);
+            Unregister(page);
+            PushHead(page);
+            count++;
+        }
+        return count;
     }
 
     /// <summary>Pages in the free list, head first (for invariant checks).</summary>
@@ -155,20 +273,25 @@ public sealed class BlockManager
         {
             int matchable = (tokens.Count - 1) / PageSize;
             var h = Root(table);
+            var lower = LowerTier;
             for (int i = 0; i < matchable; i++)
             {
                 h = Chain(h, tokens, i);
-                if (!_byHash.TryGetValue(h, out int page)) break;
-                hits.Add((page, h));
+                // Device first; a page the device has lost may still be in the lower tier (page −1: swap in).
+                if (_byHash.TryGetValue(h, out int page)) hits.Add((page, h));
+                else if (lower is not null && lower.Contains(h)) hits.Add((-1, h));
+                else break;
             }
         }
-        int needed = pages - hits.Count;
-        foreach (var (page, _) in hits) if (_isFree[page]) needed++;
+        int needed = pages;
+        foreach (var (page, _) in hits) if (page >= 0 && !_isFree[page]) needed--; // held pages are shared, not taken
         return needed;
     }
 
-    private UInt128 Root(PageTable table) =>
-        table.Variant.Length == 0 ? _root : Chain(_root, Encoding.UTF8.GetBytes(table.Variant));
+    private UInt128 Root(PageTable table) => Root(table.Variant);
+
+    private UInt128 Root(string variant) =>
+        variant.Length == 0 ? _root : Chain(_root, Encoding.UTF8.GetBytes(variant));
 
     private UInt128 Chain(UInt128 previous, IReadOnlyList<int> tokens, int pageIndex)
     {
@@ -202,15 +325,42 @@ public sealed class BlockManager
         Unlink(page);
         if (_hashed[page])
         {
-            if (_byHash.TryGetValue(_pageHash[page], out int owner) && owner == page) _byHash.Remove(_pageHash[page]);
-            _hashed[page] = false;
+            if (LowerTier is not null) { _spillPages.Add(page); _spillHashes.Add(_pageHash[page]); }
+            Unregister(page);
         }
         _refCount[page] = 1;
         return page;
     }
 
+    private void Register(int page, UInt128 hash)
+    {
+        if (_byHash.TryAdd(hash, page)) { _pageHash[page] = hash; _hashed[page] = true; }
+    }
+
+    private void Unregister(int page)
+    {
+        if (_byHash.TryGetValue(_pageHash[page], out int owner) && owner == page) _byHash.Remove(_pageHash[page]);
+        _hashed[page] = false;
+    }
+
+    /// <summary>Copies the cached pages handed out by this operation down to the lower tier (their KV is still intact).</summary>
+    private void FlushSpills()
+    {
+        if (_spillPages.Count == 0) return;
+        try
+        {
+            LowerTier!.Spill(CollectionsMarshal.AsSpan(_spillPages), CollectionsMarshal.AsSpan(_spillHashes), new bool[_spillPages.Count]);
+        }
+        finally
+        {
+            _spillPages.Clear();
+            _spillHashes.Clear();
+        }
+    }
+
     private void PushTail(int page)
     {
+        if (_hashed[page]) CachedFreePages++;
         _prev[page] = _tail; _next[page] = -1;
         if (_tail >= 0) _next[_tail] = page; else _head = page;
         _tail = page;
@@ -219,6 +369,7 @@ public sealed class BlockManager
 
     private void PushHead(int page)
     {
+        if (_hashed[page]) CachedFreePages++;
         _next[page] = _head; _prev[page] = -1;
         if (_head >= 0) _prev[_head] = page; else _tail = page;
         _head = page;
@@ -228,6 +379,7 @@ public sealed class BlockManager
     private void Unlink(int page)
     {
         if (!_isFree[page]) throw new InvalidOperationException($"page {page} is not free");
+        if (_hashed[page]) CachedFreePages--;
         if (_prev[page] >= 0) _next[_prev[page]] = _next[page]; else _head = _next[page];
         if (_next[page] >= 0) _prev[_next[page]] = _prev[page]; else _tail = _prev[page];
         _isFree[page] = false; FreePages--;

@@ -28,6 +28,12 @@ public sealed class PageTable
     /// <summary>Leading tokens whose KV was found in cached pages at allocation (prefix reuse); always whole pages.</summary>
     public int CachedTokens { get; internal set; }
 
+    /// <summary>Of <see cref="CachedTokens"/>, the tokens whose pages were swapped in from the lower (host) tier.</summary>
+    public int HostHitTokens { get; internal set; }
+
+    /// <summary>Of <see cref="CachedTokens"/>, the tokens whose pages were found on the device.</summary>
+    public int DeviceHitTokens => CachedTokens - HostHitTokens;
+
     /// <summary>The page ids as a span, for kernels; valid until the table next changes.</summary>
     public ReadOnlySpan<int> AsSpan() => CollectionsMarshal.AsSpan(PageList);
 }

@@ -28,6 +28,19 @@ public sealed record EngineOptions
     /// <summary>Size of the KV pool in bytes of KV (f32 on the CPU, bf16 on CUDA), when <see cref="KvPages"/> is not set.</summary>
     public long? KvMemoryBytes { get; init; }
 
+    /// <summary>Most bytes of host memory the host KV tier takes when <see cref="HostKvBytes"/> is not set.</summary>
+    public const long DefaultMaxHostKvBytes = 16L << 30;
+
+    /// <summary>Share of the memory available to the process the host KV tier takes at most when <see cref="HostKvBytes"/> is not set.</summary>
+    public const double DefaultHostKvMemoryFraction = 0.25;
+
+    /// <summary>
+    /// Budget of the host KV page pool (ARCHITECTURE.md §3), pinned memory on CUDA, allocated as pages arrive: device
+    /// pages handed out again spill there and come back on a prefix hit. 0 disables the tier. When null:
+    /// min(<see cref="DefaultMaxHostKvBytes"/>, <see cref="DefaultHostKvMemoryFraction"/> of available memory).
+    /// </summary>
+    public long? HostKvBytes { get; init; }
+
     /// <summary>Most tokens per sequence; the model's max_position_embeddings when null.</summary>
     public int? ContextLength { get; init; }
 
@@ -52,6 +65,10 @@ public sealed record EngineOptions
     /// <summary>CUDA: replay decode-only steps from CUDA graphs captured per batch size (experimental, off by default).</summary>
     public bool CudaGraphs { get; init; }
 
+    /// <summary>The host tier budget in bytes: <see cref="HostKvBytes"/> or the default.</summary>
+    public long ResolveHostKvBytes() =>
+        HostKvBytes ?? Math.Min(DefaultMaxHostKvBytes, (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * DefaultHostKvMemoryFraction));
+
     internal void Validate()
     {
         static void Positive(int value, string name)
@@ -65,6 +82,7 @@ public sealed record EngineOptions
         if (KvPages is { } pages) Positive(pages, nameof(KvPages));
         if (KvMemoryBytes is < 1) throw new ArgumentOutOfRangeException(nameof(KvMemoryBytes), KvMemoryBytes, "EngineOptions.KvMemoryBytes must be ≥ 1");
         if (ContextLength is { } ctx) Positive(ctx, nameof(ContextLength));
+        if (HostKvBytes is < 0) throw new ArgumentOutOfRangeException(nameof(HostKvBytes), HostKvBytes, "EngineOptions.HostKvBytes must be ≥ 0 (0 disables the host KV tier)");
         if (!(KvMemoryFraction > 0 && KvMemoryFraction <= 1))
             throw new ArgumentOutOfRangeException(nameof(KvMemoryFraction), KvMemoryFraction, "EngineOptions.KvMemoryFraction must be in (0, 1]");
 

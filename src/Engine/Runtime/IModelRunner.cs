@@ -37,6 +37,30 @@ public interface IModelRunner : IDisposable
     /// on CUDA computed on the device, so the rows of logits never cross to the host.
     /// </summary>
     int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch);
+
+    /// <summary>Element type of the pool's KV: "f32" (CPU) or "bf16" (CUDA).</summary>
+    string KvDType { get; }
+
+    /// <summary>Bytes of one page: KvLayout.PageStride elements of <see cref="KvDType"/>.</summary>
+    long PageBytes { get; }
+
+    /// <summary>
+    /// Copies pages <paramref name="pages"/>[i] (each one contiguous block of <see cref="PageBytes"/>) into
+    /// <paramref name="destination"/> back to back, complete on return. Runs after the work already enqueued on the pool.
+    /// </summary>
+    void ReadPages(ReadOnlySpan<int> pages, Span<byte> destination);
+
+    /// <summary>Copies <see cref="PageBytes"/> each from <paramref name="source"/> back to back into <paramref name="pages"/>, complete on return.</summary>
+    void WritePages(ReadOnlySpan<int> pages, ReadOnlySpan<byte> source);
+
+    /// <summary>As <see cref="ReadPages(ReadOnlySpan{int}, Span{byte})"/> into a buffer per page (host pool slots): one batch, one wait.</summary>
+    void ReadPages(ReadOnlySpan<int> pages, Paging.PageBuffer destination);
+
+    /// <summary>As <see cref="WritePages(ReadOnlySpan{int}, ReadOnlySpan{byte})"/> from a buffer per page.</summary>
+    void WritePages(ReadOnlySpan<int> pages, Paging.PageBuffer source);
+
+    /// <summary>Host memory for the host page pool: pinned on CUDA (copies at PCIe speed), an array on the CPU.</summary>
+    Paging.IHostBuffer AllocateHost(int bytes);
 }
 
 /// <summary>The f32 CPU backend: <see cref="Transformer"/> over a <see cref="Paging.KvCache"/>.</summary>
@@ -61,6 +85,59 @@ public sealed class CpuModelRunner : IModelRunner
     public string Description { get; }
     public string RopeVariant(int seqLen) => _model.RopeVariant(seqLen);
     public float[] Forward(IReadOnlyList<ForwardChunk> batch) => _model.Forward(batch, _cache);
+
+    public string KvDType => "f32";
+
+    public long PageBytes => (long)KvLayout.PageStride * sizeof(float);
+
+    public void ReadPages(ReadOnlySpan<int> pages, Span<byte> destination)
+    {
+        CheckBytes(pages.Length, destination.Length, nameof(destination));
+        for (int i = 0; i < pages.Length; i++) PageBytesOf(pages[i]).CopyTo(destination.Slice((int)(i * PageBytes), (int)PageBytes));
+    }
+
+    public void WritePages(ReadOnlySpan<int> pages, ReadOnlySpan<byte> source)
+    {
+        CheckBytes(pages.Length, source.Length, nameof(source));
+        for (int i = 0; i < pages.Length; i++) source.Slice((int)(i * PageBytes), (int)PageBytes).CopyTo(PageBytesOf(pages[i]));
+    }
+
+    public void ReadPages(ReadOnlySpan<int> pages, Paging.PageBuffer destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        for (int i = 0; i < pages.Length; i++)
+        {
+            var d = destination(i);
+            CheckBytes(1, d.Length, $"destination({i})");
+            PageBytesOf(pages[i]).CopyTo(d);
+        }
+    }
+
+    public void WritePages(ReadOnlySpan<int> pages, Paging.PageBuffer source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        for (int i = 0; i < pages.Length; i++)
+        {
+            var s = source(i);
+            CheckBytes(1, s.Length, $"source({i})");
+            s.CopyTo(PageBytesOf(pages[i]));
+        }
+    }
+
+    public Paging.IHostBuffer AllocateHost(int bytes) => new Paging.ArrayHostBuffer(bytes);
+
+    // One page of the f32 pool as bytes: (layers, {K,V}, pageSize, kvHeads, headDim).
+    private Span<byte> PageBytesOf(int page)
+    {
+        if ((uint)page >= (uint)_cache.Pages) throw new ArgumentOutOfRangeException(nameof(page), page, $"the KV pool has {_cache.Pages} pages");
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(_cache.Pool.AsSpan(page * KvLayout.PageStride, KvLayout.PageStride));
+    }
+
+    private void CheckBytes(int pages, int bytes, string argument)
+    {
+        if (bytes != pages * PageBytes)
+            throw new ArgumentException($"{argument} has {bytes} bytes; {pages} KV pages of {PageBytes} bytes need {pages * PageBytes}", argument);
+    }
 
     public int[] ForwardArgmax(IReadOnlyList<ForwardChunk> batch)
     {

@@ -12,8 +12,14 @@ namespace Actors.Engine.Runtime;
 /// thread whose loop is schedule → run the model over the step's batch → sample and stream tokens. Sequences are
 /// batched continuously (decode tokens and prefill chunks of many sequences in one step); when KV pages run out new
 /// requests wait in the queue and running ones are preempted, never failed. Thread-safe to call.
+/// <para>
+/// KV tiers (<see cref="IKvTiers"/>, ARCHITECTURE.md §3): below the device pool a host page pool of
+/// <see cref="EngineOptions.HostKvBytes"/> (pinned on CUDA) catches every cached page the device hands out again;
+/// admission finds a prompt's pages on the device, then in the host pool (swapped in before the step computes), and
+/// computes the rest. Export, import, offload and probes run on the engine loop between steps.
+/// </para>
 /// </summary>
-public sealed class InferenceEngine : IDisposable
+public sealed class InferenceEngine : IDisposable, IKvTiers
 {
     private readonly IWeightSource _weights;
     private readonly IModelRunner _model;
@@ -24,6 +30,12 @@ public sealed class InferenceEngine : IDisposable
     private readonly AutoResetEvent _wake = new(false);
     private readonly ConcurrentQueue<Sequence> _incoming = new();
     private readonly ConcurrentQueue<Action> _actions = new();
+    private readonly ConcurrentQueue<LoopWork> _work = new();
+    private readonly HostTier? _host;
+    private readonly EngineMeters _meters;
+    private KvTierStats _tierStats;
+    // Totals last reported to the meters (the meters take deltas).
+    private long _reportedDeviceHits, _reportedHostHits, _reportedSpilled, _reportedSwappedIn, _reportedEvictions, _reportedGenerated, _reportedPreemptions;
     private readonly IReadOnlySet<int> _eos;
     private readonly object _metricsLock = new();
     private EngineMetrics _metrics;
@@ -45,6 +57,17 @@ public sealed class InferenceEngine : IDisposable
         if (ContextLength < 1) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be ≥ 1 (EngineOptions.ContextLength or max_position_embeddings)");
         _model = CreateRunner(config, weights, options, ContextLength);
         _blocks = new BlockManager(_model.KvPages, options.PageSize, modelId, RopeProfile(config));
+        PageFormat = new KvPageFormat(modelId, RopeProfile(config), _model.KvDType, options.PageSize,
+            _model.KvLayout.Layers, _model.KvLayout.KvHeads, _model.KvLayout.HeadDim);
+        if (PageFormat.PageBytes != _model.PageBytes)
+            throw new InvalidOperationException($"the runner's pages are {_model.PageBytes} bytes; the page format says {PageFormat.PageBytes}");
+        long hostPages = Math.Min(int.MaxValue, options.ResolveHostKvBytes() / _model.PageBytes);
+        if (hostPages > 0 && _model.PageBytes <= HostPagePool.MaxSlabBytes)
+        {
+            _host = new HostTier(new HostPagePool((int)hostPages, _model.PageBytes, _model.AllocateHost), _model);
+            _blocks.LowerTier = _host;
+        }
+        _meters = new EngineMeters(modelId);
         _scheduler = new Scheduler(_blocks, options, _model.RopeVariant);
         _eos = new HashSet<int>(config.EosTokenIds);
         PublishMetrics();
@@ -69,9 +92,41 @@ public sealed class InferenceEngine : IDisposable
 
     public EngineMetrics Metrics { get { lock (_metricsLock) return _metrics; } }
 
+    /// <summary>The format of this engine's KV pages (model id, RoPE profile, "f32"/"bf16", geometry).</summary>
+    public KvPageFormat PageFormat { get; }
+
+    /// <summary>Device and host page counts as the loop last published them.</summary>
+    public KvTierStats TierStats { get { lock (_metricsLock) return _tierStats; } }
+
+    /// <summary>Prompt tokens swapped in from the host tier at admission, since creation.</summary>
+    public long HostHitTokens { get { lock (_metricsLock) return _reportedHostHits; } }
+
+    /// <summary>Pages copied device → host, host → device, and dropped from the host pool, since creation.</summary>
+    public (long Spilled, long SwappedIn, long HostEvictions) PageMoves
+    {
+        get { lock (_metricsLock) return (_reportedSpilled, _reportedSwappedIn, _reportedEvictions); }
+    }
+
     /// <summary>Generates with the model's end-of-sequence ids as stop tokens.</summary>
     public IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, CancellationToken cancellationToken = default) =>
-        GenerateAsync(prompt, sampling, _eos, cancellationToken);
+        GenerateAsync(prompt, sampling, _eos, null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="GenerateAsync(IReadOnlyList{int}, SamplingParams, IReadOnlySet{int}, CancellationToken)"/>, and
+    /// calls <paramref name="onAdmitted"/> once, on the engine thread, when the request is first admitted, with how
+    /// its prompt's KV was found (device prefix hit, host swap-in, computed). It must not block; if it throws, the
+    /// request ends with that exception.
+    /// </summary>
+    public IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, IReadOnlySet<int> stopTokenIds,
+        Action<KvAdmission>? onAdmitted, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(sampling);
+        ArgumentNullException.ThrowIfNull(stopTokenIds);
+        ValidatePrompt(prompt);
+        var sequence = new Sequence(Interlocked.Increment(ref _nextId), prompt, sampling, stopTokenIds) { OnAdmitted = onAdmitted };
+        return Stream(sequence, cancellationToken);
+    }
 
     /// <summary>
     /// Streams the tokens generated after <paramref name="prompt"/> until a stop token (not yielded),
@@ -80,15 +135,8 @@ public sealed class InferenceEngine : IDisposable
     /// Throws ArgumentException at once for an empty prompt, a prompt longer than the context or the KV pool,
     /// or a token id outside the vocabulary.
     /// </summary>
-    public IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, IReadOnlySet<int> stopTokenIds, CancellationToken cancellationToken = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(sampling);
-        ArgumentNullException.ThrowIfNull(stopTokenIds);
-        ValidatePrompt(prompt);
-        var sequence = new Sequence(Interlocked.Increment(ref _nextId), prompt, sampling, stopTokenIds);
-        return Stream(sequence, cancellationToken);
-    }
+    public IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, IReadOnlySet<int> stopTokenIds, CancellationToken cancellationToken = default) =>
+        GenerateAsync(prompt, sampling, stopTokenIds, null, cancellationToken);
 
     /// <summary>
     /// Test hook: logits (tokens × vocab) for every position of <paramref name="tokens"/>, computed through the same
@@ -119,7 +167,10 @@ public sealed class InferenceEngine : IDisposable
         _wake.Set();
         if (Thread.CurrentThread != _thread) _thread.Join();
         while (_incoming.TryDequeue(out var late)) late.Output.Writer.TryComplete(new ObjectDisposedException(nameof(InferenceEngine)));
+        while (_work.TryDequeue(out var work)) work.Fail(new ObjectDisposedException(nameof(InferenceEngine)));
         _wake.Dispose();
+        _meters.Dispose();
+        _host?.Pool.Dispose(); // pinned host memory goes before the device context
         _model.Dispose();
         _weights.Dispose();
     }
@@ -175,6 +226,7 @@ public sealed class InferenceEngine : IDisposable
                 else _scheduler.Add(s);
             }
             while (_actions.TryDequeue(out var action)) action();
+            while (_work.TryDequeue(out var work)) work.Run();
             if (_disposed) break;
             if (_scheduler.IsIdle) { PublishMetrics(); _wake.WaitOne(); continue; }
             try
@@ -192,14 +244,22 @@ public sealed class InferenceEngine : IDisposable
         foreach (var s in _scheduler.All.ToList()) Finish(s, shutdown);
         while (_incoming.TryDequeue(out var s)) s.Output.Writer.TryComplete(shutdown);
         while (_actions.TryDequeue(out var action)) action();
+        while (_work.TryDequeue(out var work)) work.Fail(shutdown);
     }
 
     private void Step()
     {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         foreach (var s in _scheduler.All.Where(s => s.Cancelled).ToList()) Finish(s, null);
         var exhausted = new List<Sequence>();
         var batch = _scheduler.Schedule(exhausted);
         foreach (var s in exhausted) Finish(s, null); // alone and the pool is full: it ends as if its context were full
+        foreach (var s in _scheduler.FirstAdmissions)
+        {
+            if (s.OnAdmitted is not { } callback) continue;
+            try { callback(s.Admission!.Value); }
+            catch (Exception e) { s.Fault = e; } // ends the request after this step; the loop goes on
+        }
         if (batch.Count == 0) return;
 
         var chunks = new ForwardChunk[batch.Count];
@@ -225,6 +285,12 @@ public sealed class InferenceEngine : IDisposable
             var (s, n) = batch[i];
             s.Computed += n;
             if (_options.EnablePrefixCaching) _blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
+            if (s.Fault is { } fault)
+            {
+                if (chunks[i].Rows == LogitsRows.Last) row++;
+                Finish(s, fault);
+                continue;
+            }
             if (chunks[i].Rows != LogitsRows.Last) continue;
             int token = argmax is not null ? argmax[row++] : s.Sampler.Sample(logits.AsSpan(row++ * vocab, vocab));
             if (s.StopTokenIds.Contains(token)) { Finish(s, null); continue; }
@@ -234,6 +300,9 @@ public sealed class InferenceEngine : IDisposable
             s.Output.Writer.TryWrite(token);
             if (s.Generated >= s.Sampling.MaxNewTokens || s.Length >= ContextLength) Finish(s, null);
         }
+        _meters.Step(batch.Count, EngineMeters.Milliseconds(start), _generated - _reportedGenerated, _scheduler.Preemptions - _reportedPreemptions);
+        _reportedGenerated = _generated;
+        _reportedPreemptions = _scheduler.Preemptions;
     }
 
     private float[] RunLogits(int[] tokens, int chunkSize)
@@ -272,7 +341,175 @@ public sealed class InferenceEngine : IDisposable
     {
         var m = new EngineMetrics(_blocks.TotalPages, _blocks.FreePages, _scheduler.WaitingCount, _scheduler.RunningCount,
             _scheduler.PrefixHitTokens, _steps, _scheduler.Preemptions, _generated);
-        lock (_metricsLock) _metrics = m;
+        var pool = _host?.Pool;
+        var tiers = new KvTierStats(_blocks.TotalPages, _blocks.FreePages, _blocks.CachedFreePages, pool?.Count ?? 0, pool?.Capacity ?? 0, _model.PageBytes);
+        long deviceHits = _scheduler.PrefixHitTokens, hostHits = _scheduler.HostHitTokens;
+        long spilled = _host?.PagesSpilled ?? 0, swappedIn = _host?.PagesSwappedIn ?? 0, evictions = pool?.Evictions ?? 0;
+        _meters.PrefixHits(deviceHits - _reportedDeviceHits, hostHits - _reportedHostHits);
+        _meters.Moves(spilled - _reportedSpilled, swappedIn - _reportedSwappedIn, evictions - _reportedEvictions);
+        _meters.SetPages(_blocks.UsedPages, _blocks.FreePages, tiers.HostPagesUsed, tiers.HostPagesCapacity - tiers.HostPagesUsed);
+        lock (_metricsLock)
+        {
+            _metrics = m;
+            _tierStats = tiers;
+            _reportedDeviceHits = deviceHits;
+            _reportedHostHits = hostHits;
+            _reportedSpilled = spilled;
+            _reportedSwappedIn = swappedIn;
+            _reportedEvictions = evictions;
+        }
+    }
+
+    // ---- IKvTiers: every operation runs on the engine loop between steps ----
+
+    public KvResidency Probe(IReadOnlyList<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var copy = tokens.ToArray();
+        return RunOnLoop(() =>
+        {
+            var (device, host) = _blocks.Probe(copy, _model.RopeVariant(copy.Length));
+            return new KvResidency(device * PageSize, host * PageSize);
+        }, CancellationToken.None).GetAwaiter().GetResult();
+    }
+
+    public Task<KvExport?> ExportAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var copy = tokens.ToArray();
+        return RunOnLoop(() => Export(copy), cancellationToken);
+    }
+
+    public Task<int> ImportAsync(KvExport export, CancellationToken cancellationToken = default)
+    {
+        ValidateImport(export);
+        var tokens = export.Tokens.ToArray();
+        var pages = export.Pages.ToArray();
+        return RunOnLoop(() => Import(tokens, pages), cancellationToken);
+    }
+
+    public Task<int> OffloadAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var copy = tokens.ToArray();
+        return RunOnLoop(() => _blocks.Offload(copy, _model.RopeVariant(copy.Length)) * PageSize, cancellationToken);
+    }
+
+    /// <summary>Full pages of the prefix held on the device (read in one batch) or, failing that, in the host pool.</summary>
+    private KvExport? Export(int[] tokens)
+    {
+        var hashes = _blocks.ChainHashes(tokens, _model.RopeVariant(tokens.Length), tokens.Length / PageSize);
+        var pages = new List<byte[]>();
+        var devicePages = new List<int>();
+        var deviceIndex = new List<int>();
+        int pageBytes = checked((int)_model.PageBytes);
+        foreach (var h in hashes)
+        {
+            int page = _blocks.Find(h);
+            var bytes = new byte[pageBytes];
+            if (page >= 0) { devicePages.Add(page); deviceIndex.Add(pages.Count); }
+            else if (_host is not null && _host.Pool.TryGet(h, out var held)) held.CopyTo(bytes);
+            else break;
+            pages.Add(bytes);
+        }
+        if (pages.Count == 0) return null;
+        if (devicePages.Count > 0) _model.ReadPages(CollectionsMarshal.AsSpan(devicePages), i => pages[deviceIndex[i]]);
+        return new KvExport(PageFormat, tokens[..(pages.Count * PageSize)], pages.Select(p => (ReadOnlyMemory<byte>)p).ToArray());
+    }
+
+    /// <summary>Puts the pages not on the device already into the host pool, in order, until it has no room.</summary>
+    private int Import(int[] tokens, ReadOnlyMemory<byte>[] pages)
+    {
+        var hashes = _blocks.ChainHashes(tokens, _model.RopeVariant(tokens.Length), pages.Length);
+        var pinned = new List<UInt128>();
+        int accepted = 0;
+        try
+        {
+            for (; accepted < hashes.Length; accepted++)
+            {
+                var h = hashes[accepted];
+                if (_blocks.Find(h) >= 0) continue; // the device holds it already
+                if (_host is null || !_host.Pool.TryReserve(h, out var slot, out bool existed)) break;
+                if (!existed) pages[accepted].Span.CopyTo(slot);
+                _host.Pool.Pin(h); // a later page of this import must not evict an earlier one
+                pinned.Add(h);
+            }
+        }
+        finally
+        {
+            foreach (var h in pinned) _host!.Pool.Unpin(h);
+        }
+        return accepted * PageSize;
+    }
+
+    private void ValidateImport(KvExport export)
+    {
+        ArgumentNullException.ThrowIfNull(export);
+        var f = export.Format ?? throw new ArgumentException("export.Format is null", nameof(export));
+        var mine = PageFormat;
+        void Same<T>(T theirs, T ours, string field)
+        {
+            if (!EqualityComparer<T>.Default.Equals(theirs, ours))
+                throw new ArgumentException($"export.Format.{field} is '{theirs}'; this engine's KV pages have {field} '{ours}'", nameof(export));
+        }
+        Same(f.ModelId, mine.ModelId, nameof(KvPageFormat.ModelId));
+        Same(f.RopeProfile, mine.RopeProfile, nameof(KvPageFormat.RopeProfile));
+        Same(f.DType, mine.DType, nameof(KvPageFormat.DType));
+        Same(f.PageSize, mine.PageSize, nameof(KvPageFormat.PageSize));
+        Same(f.LayerCount, mine.LayerCount, nameof(KvPageFormat.LayerCount));
+        Same(f.KvHeads, mine.KvHeads, nameof(KvPageFormat.KvHeads));
+        Same(f.HeadDim, mine.HeadDim, nameof(KvPageFormat.HeadDim));
+        if (export.Tokens is null) throw new ArgumentException("export.Tokens is null", nameof(export));
+        if (export.Pages is null) throw new ArgumentException("export.Pages is null", nameof(export));
+        if (export.Tokens.Count != (long)export.Pages.Count * PageSize)
+            throw new ArgumentException($"export.Tokens has {export.Tokens.Count} tokens; {export.Pages.Count} pages of {PageSize} tokens hold {(long)export.Pages.Count * PageSize}", nameof(export));
+        for (int i = 0; i < export.Tokens.Count; i++)
+            if ((uint)export.Tokens[i] >= (uint)Config.VocabSize)
+                throw new ArgumentException($"export.Tokens[{i}] is {export.Tokens[i]}, outside the vocabulary (size {Config.VocabSize})", nameof(export));
+        for (int i = 0; i < export.Pages.Count; i++)
+            if (export.Pages[i].Length != mine.PageBytes)
+                throw new ArgumentException($"export.Pages[{i}] has {export.Pages[i].Length} bytes; a page of format {mine.DType} has PageBytes {mine.PageBytes}", nameof(export));
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the engine loop between steps (inline when already on it).</summary>
+    private Task<T> RunOnLoop<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        T Publishing()
+        {
+            var result = work();
+            PublishMetrics(); // TierStats reflects the work when the caller resumes
+            return result;
+        }
+        if (Thread.CurrentThread == _thread) return Task.FromResult(Publishing());
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<T>(cancellationToken);
+        var item = new LoopWork<T>(Publishing, cancellationToken);
+        _work.Enqueue(item);
+        Wake();
+        if (_disposed && !_thread.IsAlive && _work.TryDequeue(out var late)) late.Fail(new ObjectDisposedException(nameof(InferenceEngine)));
+        return item.Task;
+    }
+
+    private abstract class LoopWork
+    {
+        public abstract void Run();
+        public abstract void Fail(Exception error);
+    }
+
+    private sealed class LoopWork<T>(Func<T> work, CancellationToken cancellationToken) : LoopWork
+    {
+        private readonly TaskCompletionSource<T> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<T> Task => _done.Task;
+
+        public override void Run()
+        {
+            if (cancellationToken.IsCancellationRequested) { _done.TrySetCanceled(cancellationToken); return; }
+            try { _done.TrySetResult(work()); }
+            catch (Exception e) { _done.TrySetException(e); }
+        }
+
+        public override void Fail(Exception error) => _done.TrySetException(error);
     }
 
     /// <summary>

@@ -6,8 +6,10 @@ namespace Actors.Engine.Runtime;
 /// Decides each step's work (after nano-vllm's scheduler, with chunked prefill): running sequences first, oldest
 /// first, each computing its next chunk (a single decode token, or up to PrefillChunkTokens of prompt), then new
 /// sequences admitted from the queue while pages, the token budget and MaxSequences allow. A sequence that needs a
-/// page when none is free preempts the newest running sequence, which gives back its pages and waits at the head of
-/// the queue to be recomputed from its tokens. Owned by the engine loop.
+/// page when none is free preempts the newest running sequence, which registers its computed full pages (so they stay
+/// findable on the device and spill to the host tier when handed out again), gives back its pages and waits at the
+/// head of the queue; on re-admission its pages are found again (device, host) and only the rest is recomputed.
+/// Owned by the engine loop.
 /// </summary>
 internal sealed class Scheduler(BlockManager blocks, EngineOptions options, Func<int, string> pageVariant)
 {
@@ -17,7 +19,14 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, Func
     public int WaitingCount => _waiting.Count;
     public int RunningCount => _running.Count;
     public bool IsIdle => _waiting.Count == 0 && _running.Count == 0;
+    /// <summary>Prompt tokens found on the device at admission (prefix hits), since creation.</summary>
     public long PrefixHitTokens { get; private set; }
+
+    /// <summary>Prompt tokens swapped in from the host tier at admission, since creation.</summary>
+    public long HostHitTokens { get; private set; }
+
+    /// <summary>Sequences admitted for the first time by the last <see cref="Schedule"/> call.</summary>
+    public List<Sequence> FirstAdmissions { get; } = [];
     public long Preemptions { get; private set; }
 
     public IEnumerable<Sequence> All => _running.Concat(_waiting);
@@ -31,6 +40,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, Func
     public List<(Sequence Sequence, int Tokens)> Schedule(List<Sequence> exhausted)
     {
         var batch = new List<(Sequence, int)>();
+        FirstAdmissions.Clear();
         int budget = options.MaxBatchTokens;
         for (int i = 0; i < _running.Count && budget > 0; i++)
         {
@@ -61,7 +71,13 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, Func
             s.Pages = table;
             s.Computed = table.CachedTokens;
             s.PrefillLength = s.Length;
-            PrefixHitTokens += table.CachedTokens;
+            PrefixHitTokens += table.DeviceHitTokens;
+            HostHitTokens += table.HostHitTokens;
+            if (s.Admission is null)
+            {
+                s.Admission = new KvAdmission(s.PromptLength, table.DeviceHitTokens, table.HostHitTokens);
+                FirstAdmissions.Add(s);
+            }
             _waiting.RemoveFirst();
             _running.Add(s);
             int chunk = Math.Min(Math.Min(s.Length - s.Computed, options.PrefillChunkTokens), budget);
@@ -81,6 +97,8 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, Func
 
     private void Preempt(Sequence s)
     {
+        // Its full computed pages become findable first, so they are cached (and spill to host) instead of dropped.
+        if (options.EnablePrefixCaching) blocks.MarkComputed(s.Pages, s.Tokens, s.Computed);
         blocks.Deallocate(s.Pages);
         s.Computed = 0;
         _waiting.AddFirst(s);

@@ -30,6 +30,15 @@ internal sealed class Sequence(long id, IReadOnlyList<int> prompt, SamplingParam
 
     public int Generated { get; set; }
 
+    /// <summary>Called once, on the engine thread, at the first admission (null: nobody asked).</summary>
+    public Action<KvAdmission>? OnAdmitted { get; init; }
+
+    /// <summary>How the prompt's KV was found at the first admission; null until admitted.</summary>
+    public KvAdmission? Admission { get; set; }
+
+    /// <summary>An error to end the sequence with after the current step (its admission callback threw).</summary>
+    public Exception? Fault { get; set; }
+
     public volatile bool Cancelled;
 
     public int Length => Tokens.Count;

@@ -95,5 +95,13 @@ public sealed class TextGenerator : ITextGenerator
         CancellationToken cancellationToken = default) =>
         _engine.GenerateAsync(prompt, sampling, _stopTokens, cancellationToken);
 
+    /// <summary>Generates with this model's stop tokens and reports the admission (engine thread; must not block).</summary>
+    public IAsyncEnumerable<int> GenerateAsync(IReadOnlyList<int> prompt, SamplingParams sampling, Action<KvAdmission>? onAdmitted,
+        CancellationToken cancellationToken = default) =>
+        _engine.GenerateAsync(prompt, sampling, _stopTokens, onAdmitted, cancellationToken);
+
+    /// <summary>The engine's KV tiers (device and host page pools).</summary>
+    public IKvTiers KvTiers => _engine;
+
     public void Dispose() => _engine.Dispose();
 }
