@@ -269,7 +269,7 @@ public sealed class BlockManager
     {
         hits = [];
         int pages = PagesFor(tokens.Count);
-        if (reusePrefix && _byHash.Count > 0)
+        if (reusePrefix && (_byHash.Count > 0 || LowerTier is not null))
         {
             int matchable = (tokens.Count - 1) / PageSize;
             var h = Root(table);

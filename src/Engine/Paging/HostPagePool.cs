@@ -47,17 +47,20 @@ public sealed class HostPagePool : IDisposable
     /// <param name="capacity">Pages the pool holds at most (≥ 0; 0 holds nothing).</param>
     /// <param name="pageBytes">Bytes of one page.</param>
     /// <param name="allocate">Host memory of the given number of bytes (pinned on CUDA).</param>
-    public HostPagePool(int capacity, long pageBytes, Func<int, IHostBuffer> allocate)
+    /// <param name="maxSlabBytes">Largest single allocation (<see cref="MaxSlabBytes"/> unless a test says otherwise).</param>
+    public HostPagePool(int capacity, long pageBytes, Func<int, IHostBuffer> allocate, long maxSlabBytes = MaxSlabBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSlabBytes, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxSlabBytes, MaxSlabBytes);
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageBytes, 1);
         ArgumentNullException.ThrowIfNull(allocate);
-        if (pageBytes > MaxSlabBytes)
-            throw new ArgumentOutOfRangeException(nameof(pageBytes), pageBytes, $"a KV page of {pageBytes} bytes is larger than a host slab ({MaxSlabBytes} bytes)");
+        if (pageBytes > maxSlabBytes)
+            throw new ArgumentOutOfRangeException(nameof(pageBytes), pageBytes, $"a KV page of {pageBytes} bytes is larger than a host slab ({maxSlabBytes} bytes)");
         Capacity = capacity;
         PageBytes = pageBytes;
         _allocate = allocate;
-        _pagesPerSlab = (int)Math.Max(1, Math.Min(capacity, MaxSlabBytes / pageBytes));
+        _pagesPerSlab = (int)Math.Max(1, Math.Min(capacity, maxSlabBytes / pageBytes));
         _hash = new UInt128[capacity];
         _pins = new int[capacity];
         _prev = new int[capacity];
