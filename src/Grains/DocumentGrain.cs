@@ -189,7 +189,9 @@ public sealed partial class DocumentGrain(
                 : prompt.Count + generated.Count >= generator.ContextLength ? FinishReason.ContextFull
                 : FinishReason.EndOfSequence;
             var elapsed = Stopwatch.GetElapsedTime(started);
-            KvResumeTier? tier = admission is { } a ? SessionKvSnapshots.Classify(a, restore.Imported) : null;
+            KvResumeTier? tier = admission is { } a && tiers is not null
+                ? SessionKvSnapshots.Classify(a, restore.Imported, SessionKvSnapshots.ResumableTokens(prompt, tokenIdsBefore, tiers.PageFormat.PageSize))
+                : null;
             metrics.Turn(tier, resumed, firstToken ?? elapsed, elapsed, generated.Count);
             LogAnswered(SessionId, prompt.Count, generated.Count, elapsed.TotalMilliseconds, reason, tier?.ToString() ?? "n/a",
                 admission is null ? 0 : admission.DeviceHitTokens + admission.HostHitTokens);

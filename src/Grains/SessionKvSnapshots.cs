@@ -188,11 +188,30 @@ public sealed partial class SessionKvSnapshots(
         return i / pageSize;
     }
 
-    /// <summary>The tier that served a turn's prompt: from the engine's admission report and whether a snapshot was imported for it.</summary>
-    public static KvResumeTier Classify(PromptKvReport admission, bool snapshotImported) =>
-        admission.HostHitTokens > 0 ? (snapshotImported ? KvResumeTier.Blob : KvResumeTier.Host)
-        : admission.DeviceHitTokens > 0 ? KvResumeTier.Device
-        : KvResumeTier.Recompute;
+    /// <summary>
+    /// The tier that served a turn's prompt: the slowest tier that had to contribute to the session's own history.
+    /// <paramref name="resumableTokens"/> are the leading prompt tokens, in whole pages, that the session already had
+    /// before this turn (its persisted tokens; 0 for a first turn). When the tiers gave fewer than those, part of the
+    /// history was prefilled again: Recompute, even if other sessions' pages (a shared system prompt or document)
+    /// were found on the device. Otherwise Blob when a snapshot was imported for the turn and the host pool served
+    /// pages, Host when it served pages without one, Device when the device alone did, Recompute when nothing was found.
+    /// </summary>
+    public static KvResumeTier Classify(PromptKvReport admission, bool snapshotImported, int resumableTokens)
+    {
+        var cached = admission.DeviceHitTokens + admission.HostHitTokens;
+        if (cached == 0 || cached < resumableTokens) return KvResumeTier.Recompute;
+        if (admission.HostHitTokens > 0) return snapshotImported ? KvResumeTier.Blob : KvResumeTier.Host;
+        return KvResumeTier.Device;
+    }
+
+    /// <summary>Leading tokens of <paramref name="prompt"/> shared with <paramref name="previous"/>, in whole pages.</summary>
+    public static int ResumableTokens(IReadOnlyList<int> prompt, IReadOnlyList<int> previous, int pageSize)
+    {
+        var n = Math.Min(prompt.Count, previous.Count);
+        var i = 0;
+        while (i < n && prompt[i] == previous[i]) i++;
+        return i / pageSize * pageSize;
+    }
 
     [LoggerMessage(1, LogLevel.Information, "Session {SessionId}: imported {Accepted} of {SnapshotTokens} snapshot tokens into the host pool (device held {DeviceTokens}, host {HostTokens})")]
     private partial void LogRestored(string sessionId, int accepted, int snapshotTokens, int deviceTokens, int hostTokens);

@@ -152,11 +152,19 @@ public sealed class SessionKvSnapshotsTests : IDisposable
     [Fact]
     public void Classify_follows_the_resume_order()
     {
-        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 0), snapshotImported: false));
-        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 0), snapshotImported: true));
-        Assert.Equal(KvResumeTier.Device, SessionKvSnapshots.Classify(new PromptKvReport(40, 32, 0), snapshotImported: false));
-        Assert.Equal(KvResumeTier.Host, SessionKvSnapshots.Classify(new PromptKvReport(40, 16, 16), snapshotImported: false));
-        Assert.Equal(KvResumeTier.Blob, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 32), snapshotImported: true));
+        // First turns (nothing to resume): whatever the tiers found.
+        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 0), false, 0));
+        Assert.Equal(KvResumeTier.Device, SessionKvSnapshots.Classify(new PromptKvReport(40, 32, 0), false, 0));
+        // Resumes: the slowest tier that served the session's own 32 tokens.
+        Assert.Equal(KvResumeTier.Device, SessionKvSnapshots.Classify(new PromptKvReport(40, 32, 0), false, 32));
+        Assert.Equal(KvResumeTier.Host, SessionKvSnapshots.Classify(new PromptKvReport(40, 16, 16), false, 32));
+        Assert.Equal(KvResumeTier.Blob, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 32), true, 32));
+        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 0), true, 32));
+        // A shared system prompt page found on the device does not make a recomputed history a device hit.
+        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 16, 0), false, 32));
+        Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 16), true, 32));
+        Assert.Equal(32, SessionKvSnapshots.ResumableTokens([.. Enumerable.Range(0, 40)], [.. Enumerable.Range(0, 35), 99], 16));
+        Assert.Equal(0, SessionKvSnapshots.ResumableTokens([1, 2, 3], [], 16));
         Assert.Equal(3, SessionKvSnapshots.MatchedFullPages([1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 9], 2));
         Assert.Equal(0, SessionKvSnapshots.MatchedFullPages([1], [1, 2], 2));
         Assert.Equal(KvDType.BF16, SessionKvSnapshots.DTypeOf("bf16"));
