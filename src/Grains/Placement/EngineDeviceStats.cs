@@ -120,7 +120,8 @@ public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceSt
             }
             for (var node = _lru.Last; node is not null && !truncated; node = node.Previous)
             {
-                counted += (node.Value.Tokens + TokensPerPage - 1) / TokensPerPage;
+                // Full pages only: a partial last page is never cached under its hash, so it is not held after the turn.
+                counted += node.Value.Tokens / TokensPerPage;
                 if (counted > held) break;
                 if (sessions.Count == maxSessions) { truncated = true; break; }
                 sessions.Add(node.Value.Id);
