@@ -6,8 +6,8 @@ namespace Actors.Engine.Runtime;
 /// <summary>
 /// The engine's instruments on the <see cref="MeterName"/> meter, every measurement tagged with the model id
 /// ("model"): KV pages per tier (observable, tier=device|host, state=used|free), prefix-hit tokens per tier, pages
-/// spilled and swapped in, host evictions, generated tokens, preemptions, and per step the batch size (sequences)
-/// and step time. Counters are added by the engine loop; the gauges read the snapshot the loop last published.
+/// spilled and swapped in, host evictions, generated tokens, preemptions, per step the batch size (sequences)
+/// and step time, and per request the time to first token by tier (device|host|recompute). Counters are added by the engine loop; the gauges read the snapshot the loop last published.
 /// </summary>
 public sealed class EngineMeters : IDisposable
 {
@@ -22,12 +22,13 @@ public sealed class EngineMeters : IDisposable
     public const string Preemptions = "actors.engine.preemptions";
     public const string BatchSize = "actors.engine.batch.size";
     public const string StepDuration = "actors.engine.step.duration";
+    public const string TimeToFirstToken = "actors.engine.time_to_first_token";
 
     private readonly Meter _meter;
     private readonly KeyValuePair<string, object?> _model;
     private readonly Counter<long> _prefixHits, _spilled, _swappedIn, _evictions, _generated, _preemptions;
     private readonly Histogram<int> _batch;
-    private readonly Histogram<double> _step;
+    private readonly Histogram<double> _step, _ttft;
     private volatile TierPages _pages;
 
     private sealed record TierPages(int DeviceUsed, int DeviceFree, int HostUsed, int HostFree);
@@ -47,6 +48,8 @@ public sealed class EngineMeters : IDisposable
         _preemptions = _meter.CreateCounter<long>(Preemptions, "{sequence}", "running sequences preempted for KV pages");
         _batch = _meter.CreateHistogram<int>(BatchSize, "{sequence}", "sequences in one engine step");
         _step = _meter.CreateHistogram<double>(StepDuration, "ms", "time of one engine step (schedule, page moves, forward, sampling)");
+        _ttft = _meter.CreateHistogram<double>(TimeToFirstToken, "ms",
+            "from a request's enqueue to its first token, by where its prompt's KV came from (tier=device|host|recompute)");
     }
 
     private IEnumerable<Measurement<int>> ObservePages()
@@ -84,6 +87,13 @@ public sealed class EngineMeters : IDisposable
         _step.Record(milliseconds, _model);
         if (generated > 0) _generated.Add(generated, _model);
         if (preemptions > 0) _preemptions.Add(preemptions, _model);
+    }
+
+    /// <summary>Records a first token; the tier is host when any page was swapped in, else device on any prefix hit, else recompute.</summary>
+    internal void FirstToken(double milliseconds, KvAdmission admission)
+    {
+        string tier = admission.HostHitTokens > 0 ? "host" : admission.DeviceHitTokens > 0 ? "device" : "recompute";
+        _ttft.Record(milliseconds, _model, new("tier", tier));
     }
 
     internal static double Milliseconds(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;

@@ -179,6 +179,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
+        sequence.EnqueuedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _incoming.Enqueue(sequence);
         Wake();
         // The loop drains the queue when it stops; one that stopped just before the enqueue never sees it.
@@ -297,6 +298,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
             s.Tokens.Add(token);
             s.Generated++;
             _generated++;
+            if (s.Generated == 1 && s.Admission is { } admitted) _meters.FirstToken(EngineMeters.Milliseconds(s.EnqueuedAt), admitted);
             s.Output.Writer.TryWrite(token);
             if (s.Generated >= s.Sampling.MaxNewTokens || s.Length >= ContextLength) Finish(s, null);
         }
@@ -360,8 +362,14 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
         }
     }
 
-    // ---- IKvTiers: every operation runs on the engine loop between steps ----
+    // ---- IKvTiers: every operation runs on the engine loop between steps (inline when called on it, e.g. from an
+    // admission callback). Pages are identified by the hash chain of the tokens under RopeVariant(tokens.Count), the
+    // variant an admission of exactly these tokens would use (always "" unless RoPE is dynamic NTK). ----
 
+    /// <summary>
+    /// Leading tokens of <paramref name="tokens"/> held on the device, then in the host pool (full pages only). Blocks
+    /// until the engine loop has run it: at most one step.
+    /// </summary>
     public KvResidency Probe(IReadOnlyList<int> tokens)
     {
         ArgumentNullException.ThrowIfNull(tokens);

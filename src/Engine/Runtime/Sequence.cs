@@ -30,6 +30,9 @@ internal sealed class Sequence(long id, IReadOnlyList<int> prompt, SamplingParam
 
     public int Generated { get; set; }
 
+    /// <summary>Stopwatch timestamp of the enqueue (time to first token).</summary>
+    public long EnqueuedAt { get; set; }
+
     /// <summary>Called once, on the engine thread, at the first admission (null: nobody asked).</summary>
     public Action<KvAdmission>? OnAdmitted { get; init; }
 

@@ -103,6 +103,15 @@ public class EngineMetersTests
         Assert.Equal(m.Steps, steps.Count);
         Assert.All(steps, s => Assert.True(s > 0));
 
+        // One first token per request: the session and the short ones recomputed, the resumed one came from host.
+        lock (recorder.Measurements)
+        {
+            var ttft = recorder.Measurements.Where(x => x.Name == EngineMeters.TimeToFirstToken).ToList();
+            Assert.Equal(7, ttft.Count);
+            Assert.Single(ttft, x => x.Tags["tier"] == "host");
+            Assert.All(ttft, x => Assert.True(x.Value > 0));
+        }
+
         recorder.Observe();
         var stats = engine.TierStats;
         Assert.Equal(stats.DevicePagesTotal - stats.DevicePagesFree, recorder.Gauge("device", "used"));

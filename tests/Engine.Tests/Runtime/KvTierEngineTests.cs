@@ -140,7 +140,11 @@ public class KvTierEngineTests
     {
         KvExport export;
         using (var first = TightEngine())
+        {
             export = (await first.ExportAsync(await FirstTurn(first), Ct))!;
+            Assert.Equal(20, await first.ImportAsync(export, Ct)); // all on the device already: accepted, nothing copied
+            Assert.Equal(0, first.TierStats.HostPagesUsed);
+        }
         using (var small = TightEngine(hostPages: 2))
         {
             Assert.Equal(8, await small.ImportAsync(export, Ct));

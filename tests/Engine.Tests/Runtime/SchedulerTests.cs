@@ -64,4 +64,50 @@ public class SchedulerTests
         Assert.True(scheduler.IsIdle);
         Assert.Equal(pages, blocks.FreePages);
     }
+
+    /// <summary>A lower tier that keeps a hash set: what spilled can be found and "loaded" again.</summary>
+    private sealed class SetTier : ILowerKvTier
+    {
+        public readonly HashSet<UInt128> Held = [];
+        public int Spilled, Loaded;
+        public bool Contains(UInt128 hash) => Held.Contains(hash);
+        public void Pin(UInt128 hash) { }
+        public void Unpin(UInt128 hash) { }
+        public void Spill(ReadOnlySpan<int> pages, ReadOnlySpan<UInt128> hashes, Span<bool> stored)
+        {
+            for (int i = 0; i < hashes.Length; i++) { stored[i] = true; if (Held.Add(hashes[i])) Spilled++; }
+        }
+        public void Load(ReadOnlySpan<UInt128> hashes, ReadOnlySpan<int> pages) => Loaded += hashes.Length;
+    }
+
+    [Fact]
+    public void A_preempted_sequence_registers_its_computed_pages_so_they_spill_and_come_back()
+    {
+        // The driver below never registers pages itself (no MarkComputed): only preemption does.
+        var options = new EngineOptions { PageSize = 4, KvPages = 8, MaxBatchTokens = 64 };
+        var blocks = new BlockManager(8, 4, "m", "rope");
+        var tier = new SetTier();
+        blocks.LowerTier = tier;
+        var scheduler = new Scheduler(blocks, options, _ => "");
+        var seqs = Enumerable.Range(0, 3).Select(i => new Sequence(i, TestModels.Tokens(8, 40 + i), SamplingParams.Greedy(), new HashSet<int>())).ToArray();
+        foreach (var s in seqs) scheduler.Add(s);
+        for (int step = 0; step < 400 && !scheduler.IsIdle; step++)
+        {
+            var exhausted = new List<Sequence>();
+            var batch = scheduler.Schedule(exhausted);
+            Assert.Empty(exhausted);
+            foreach (var (s, n) in batch)
+            {
+                s.Computed += n;
+                if (s.Computed < s.Length) continue;
+                if (s.Length >= 20) scheduler.Remove(s);
+                else s.Tokens.Add(7);
+            }
+        }
+        Assert.True(scheduler.IsIdle);
+        Assert.True(scheduler.Preemptions > 0, "3 sequences of 20 tokens need 15 pages of the 8");
+        Assert.True(tier.Spilled > 0, "registered pages of preempted sequences were handed out again: spilled");
+        Assert.True(scheduler.PrefixHitTokens + scheduler.HostHitTokens > 0, "re-admitted sequences found their pages");
+        Assert.Equal(tier.Loaded * 4, scheduler.HostHitTokens);
+    }
 }
