@@ -40,6 +40,7 @@ public sealed partial class DocumentGrain(
 
     private string SessionId => this.GetPrimaryKeyString();
 
+    // One device per silo: the worker of ordinal 0 fronts this silo's engine (EngineDeviceStats reports it as device 0).
     private IGpuWorkerGrain LocalWorker => GrainFactory.GetGrain<IGpuWorkerGrain>(GpuWorkerKey.For(silo.SiloAddress, 0));
 
     public async Task<SessionInfo> Open(OpenSession request)
@@ -183,7 +184,7 @@ public sealed partial class DocumentGrain(
             await state.WriteStateAsync();
             completed = true;
             // This silo's device now holds the session's KV (prompt + answer); placement reads it from the device report.
-            kv.RecordTokens(SessionId, s.TokenIds.Count);
+            kv.RecordTokenIds(SessionId, s.TokenIds);
 
             var reason = generated.Count >= sampling.MaxNewTokens ? FinishReason.MaxTokens
                 : prompt.Count + generated.Count >= generator.ContextLength ? FinishReason.ContextFull

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Actors.Engine.Runtime;
 using Actors.Grains;
-using Actors.Grains.Placement;
 using Actors.Silo;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -20,15 +19,10 @@ catch (ArgumentException e)
 
 Directory.CreateDirectory(options.DataDirectory);
 var builder = Host.CreateApplicationBuilder();
-builder.UseOrleans(silo => silo.ConfigureActorsSilo(options));
-// Each model directory a session names is loaded once per silo into the engine (CPU backend; its loop runs on
-// its own thread and batches every session of the device).
-builder.Services.AddTextGeneratorFactory(modelDirectory => TextGenerator.Load(modelDirectory));
-// Placement reads the loaded engines' page pools (one device per silo, ordinal 0) instead of a simulated device.
-builder.Services.AddEngineDeviceStats();
-// A graceful stop deactivates every session, and each writes its KV snapshot to blob (bounded by
-// SessionKvOptions.SnapshotSaveTimeout) before the engines are disposed with the service provider; give it room.
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+// Each model directory a session names is loaded once per silo into the engine (its loop runs on its own thread and
+// batches every session of the device); placement reads the engines' page pools; a graceful stop lets every session
+// store its KV snapshot before the engines are disposed (ActorsSilo.AddActorsSilo).
+builder.AddActorsSilo(options, modelDirectory => TextGenerator.Load(modelDirectory));
 
 using var host = builder.Build();
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Actors.Silo");

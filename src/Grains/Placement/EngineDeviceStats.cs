@@ -30,8 +30,9 @@ public sealed class EngineDeviceStatsOptions
 /// has loaded, summed into one device (ordinal 0: one device per silo; the GPU worker of ordinal 0 fronts it).
 /// Free pages are the pools' free pages (cached prefix pages that no request holds count as free: the engine hands them
 /// out again) less the pages of sessions placed here that have not run yet. The session list is the sessions that ran
-/// here, most recently used first, while their pages fit in what the tiers hold (device in use + cached + host): an
-/// estimate, since the engine addresses pages by tokens, not sessions, and shared prefixes make it list fewer.
+/// here, most recently used first, while their distinct full pages fit in what the tiers hold (device in use + cached +
+/// host); pages are told apart by a hash chain over their tokens (as the engine does), so sessions sharing a system
+/// prompt or document count its pages once. It is an estimate: the pools evict by page recency, not by session.
 /// Thread-safe.
 /// </summary>
 public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceStatsOptions> options, IOptions<VramAwarePlacementOptions> placement)
@@ -39,8 +40,10 @@ public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceSt
 {
     private readonly Lock _sync = new();
     // Session -> tokens recorded after its last turn; most recently used last.
-    private readonly Dictionary<string, LinkedListNode<(string Id, int Tokens)>> _sessions = new(StringComparer.Ordinal);
-    private readonly LinkedList<(string Id, int Tokens)> _lru = new();
+    // Pages: the chain hash of each full page of the session's tokens (unique stand-ins when only a count was recorded).
+    private readonly Dictionary<string, LinkedListNode<(string Id, ulong[] Pages)>> _sessions = new(StringComparer.Ordinal);
+    private readonly LinkedList<(string Id, ulong[] Pages)> _lru = new();
+    private ulong _unique;
     // Sessions placed here with an estimate that have not recorded a turn yet: pages they will need.
     private readonly Dictionary<string, int> _expected = new(StringComparer.Ordinal);
     private int _queue;
@@ -51,11 +54,39 @@ public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceSt
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
+        var pages = new ulong[tokens / TokensPerPage];
+        // Without token ids nothing is known to be shared: odd stand-ins never equal a chain hash (those are even).
+        lock (_sync) for (var i = 0; i < pages.Length; i++) pages[i] = (++_unique << 1) | 1;
+        Record(sessionId, pages);
+    }
+
+    public void RecordTokenIds(string sessionId, IReadOnlyList<int> tokenIds)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(tokenIds);
+        var pages = new ulong[tokenIds.Count / TokensPerPage];
+        Span<byte> block = stackalloc byte[8 + 4 * 64];
+        var buffer = TokensPerPage <= 64 ? block[..(8 + 4 * TokensPerPage)] : new byte[8 + 4 * TokensPerPage];
+        ulong h = 0;
+        for (var p = 0; p < pages.Length; p++)
+        {
+            // h_p = XxHash64(h_{p-1}, tokens of page p): a page is the same only after the same prefix.
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(buffer, h);
+            for (var i = 0; i < TokensPerPage; i++)
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(buffer[(8 + 4 * i)..], tokenIds[p * TokensPerPage + i]);
+            h = System.IO.Hashing.XxHash64.HashToUInt64(buffer);
+            pages[p] = h & ~1UL;
+        }
+        Record(sessionId, pages);
+    }
+
+    private void Record(string sessionId, ulong[] pages)
+    {
         lock (_sync)
         {
             _expected.Remove(sessionId);
             if (_sessions.Remove(sessionId, out var node)) _lru.Remove(node);
-            _sessions[sessionId] = _lru.AddLast((sessionId, tokens));
+            _sessions[sessionId] = _lru.AddLast((sessionId, pages));
         }
     }
 
@@ -112,7 +143,7 @@ public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceSt
             free = Math.Max(0, freeInPool - _expected.Values.Sum());
             // Pages the tiers hold for sessions: in use, cached on the device, on host.
             long held = (total - freeInPool) + t.DevicePagesCached + t.HostPagesUsed;
-            long counted = 0;
+            var counted = new HashSet<ulong>();
             foreach (var id in _expected.Keys)
             {
                 if (sessions.Count == maxSessions) { truncated = true; break; }
@@ -121,8 +152,8 @@ public sealed class EngineDeviceStats(IModelHost models, IOptions<EngineDeviceSt
             for (var node = _lru.Last; node is not null && !truncated; node = node.Previous)
             {
                 // Full pages only: a partial last page is never cached under its hash, so it is not held after the turn.
-                counted += node.Value.Tokens / TokensPerPage;
-                if (counted > held) break;
+                foreach (var page in node.Value.Pages) counted.Add(page);
+                if (counted.Count > held) break;
                 if (sessions.Count == maxSessions) { truncated = true; break; }
                 sessions.Add(node.Value.Id);
             }

@@ -65,7 +65,7 @@ public sealed class EngineDeviceStatsTests
         await foreach (var t in g.GenerateAsync(prompt, SamplingParams.Greedy(4), TestContext.Current.CancellationToken)) tokens.Add(t);
         stats.ExpectTokens("s1", 500);
         Assert.Equal(KvCluster.KvPages - 32, stats.Capture(10).Devices[0].FreePages); // 500 tokens = 32 pages reserved
-        stats.RecordTokens("s1", tokens.Count); // it ran: the reservation is replaced by its pages in the pool
+        stats.RecordTokenIds("s1", tokens); // it ran: the reservation is replaced by its pages in the pool
 
         var t0 = g.KvTiers.TierStats;
         var snap = stats.Capture(10);
@@ -83,9 +83,14 @@ public sealed class EngineDeviceStatsTests
         Assert.Equal(moved / KvCluster.PageSize, snap.Devices[0].PagesOnHost);
         Assert.Equal(["s1"], snap.Sessions);
 
-        // A session whose pages cannot all be held here is not listed (placement must not count on its KV).
-        stats.RecordTokens("huge", 100_000);
-        Assert.DoesNotContain("huge", stats.Capture(10).Sessions);
+        // Sessions sharing pages count them once; a session known only by its size shares nothing known, and the
+        // pools hold only one copy of these pages, so it is not listed (placement must not count on its KV).
+        stats.RecordTokens("count-only", tokens.Count);
+        stats.RecordTokenIds("s1", tokens);
+        stats.RecordTokenIds("s2", tokens);
+        Assert.Equal(["s2", "s1"], stats.Capture(10).Sessions);
+        Assert.Equal(["s2"], stats.Capture(1).Sessions);
+        Assert.True(stats.Capture(1).SessionsTruncated);
     }
 
     [Fact]
