@@ -260,6 +260,9 @@ public sealed class MetricsRecorder : IDisposable
 
     public void Listen(Meter meter) => _meters.TryAdd(meter, 0);
 
+    /// <summary>Reads every observable instrument (gauges) once into the measurements.</summary>
+    public void Observe() => _listener.RecordObservableInstruments();
+
     private void Add(Instrument i, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         var d = new Dictionary<string, string?>();

@@ -48,6 +48,10 @@ public sealed class KvResumeClusterTests
         var moved = await tiers.OffloadAsync(tokens, TestContext.Current.CancellationToken);
         Assert.Equal(tokens.Count / KvCluster.PageSize * KvCluster.PageSize, moved);
         Assert.Equal(new KvResidency(0, moved), tiers.Probe(tokens));
+        // The pages-per-tier gauge of the silos sees them on host.
+        c.Metrics.Observe();
+        Assert.Equal(moved / KvCluster.PageSize, c.Metrics.Sum(GrainMetrics.PagesName, "host"));
+        Assert.Equal(0, c.Metrics.Sum(GrainMetrics.PagesName, "device_cached"));
 
         var (a2, st2) = await KvCluster.AskAsync(s, Lamp[1]);
         Assert.Equal(expected[1], a2);
