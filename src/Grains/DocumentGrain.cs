@@ -21,8 +21,9 @@ namespace Actors.Grains;
 /// prompt by the page hash chain; when those cover fewer of the session's persisted full pages than the blob snapshot
 /// could give, the snapshot is downloaded and imported into the host pool first; whatever no tier holds is recomputed.
 /// The tier that served the prompt goes into <see cref="GenerationStats.KvTier"/> and the <see cref="GrainMetrics"/>.
-/// On deactivation (idle collection, graceful silo shutdown) the pages the engine still holds are stored as the
-/// session's snapshot, bounded in time; failures are logged, never thrown, since the tokens are always persisted.
+/// On deactivation (idle collection, graceful silo shutdown), and right after a turn while the host pool is nearly full
+/// (SessionKvOptions.SnapshotAtHostPressure), the pages the engine still holds are stored as the session's snapshot,
+/// bounded in time; failures are logged, never thrown, since the tokens are always persisted.
 /// </para>
 /// </summary>
 [VramAwarePlacement]
@@ -185,6 +186,7 @@ public sealed partial class DocumentGrain(
             completed = true;
             // This silo's device now holds the session's KV (prompt + answer); placement reads it from the device report.
             kv.RecordTokenIds(SessionId, s.TokenIds);
+            if (tiers is not null && UnderHostPressure(tiers)) SchedulePressureSnapshot();
 
             var reason = generated.Count >= sampling.MaxNewTokens ? FinishReason.MaxTokens
                 : prompt.Count + generated.Count >= generator.ContextLength ? FinishReason.ContextFull
@@ -222,18 +224,67 @@ public sealed partial class DocumentGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        await SnapshotAsync(reason.ReasonCode.ToString(), cancellationToken);
+        _pressureTimer?.Dispose();
+        if (snapshots.Options.SnapshotOnDeactivation) await SnapshotAsync(reason.ReasonCode.ToString(), cancellationToken);
         await base.OnDeactivateAsync(reason, cancellationToken);
+    }
+
+    private IGrainTimer? _pressureTimer;
+
+    private bool UnderHostPressure(IKvTiers tiers)
+    {
+        var fraction = snapshots.Options.SnapshotAtHostPressure;
+        if (!(fraction > 0 && fraction <= 1)) return false;
+        var t = tiers.TierStats;
+        return t.HostPagesCapacity > 0 && t.HostPagesUsed >= fraction * t.HostPagesCapacity;
+    }
+
+    /// <summary>
+    /// Stores the snapshot in a grain timer tick right after this turn, so the answer's last chunk does not wait for the
+    /// upload. The tick interleaves (it only waits for the turn lock), since the turn that scheduled it still holds that
+    /// lock until the caller finishes enumerating.
+    /// </summary>
+    private void SchedulePressureSnapshot()
+    {
+        if (_pressureTimer is not null) return;
+        _pressureTimer = this.RegisterGrainTimer(static (grain, ct) => grain.PressureSnapshotAsync(ct), this,
+            new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan, Interleave = true, KeepAlive = false });
+    }
+
+    private async Task PressureSnapshotAsync(CancellationToken cancellationToken)
+    {
+        // The timer is disposed only after the work: disposing it first would cancel this very tick.
+        try
+        {
+            await _turnLock.WaitAsync(cancellationToken);
+            try
+            {
+                await SnapshotAsync("host pressure", cancellationToken);
+            }
+            finally
+            {
+                _turnLock.Release();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Deactivating: OnDeactivateAsync stores the snapshot instead.
+        }
+        finally
+        {
+            _pressureTimer?.Dispose();
+            _pressureTimer = null;
+        }
     }
 
     /// <summary>
     /// Stores the KV the engine still holds for the session as its blob snapshot (when there is more than the blob has).
-    /// Uses only a model this silo already loaded: deactivating never loads one. Never throws.
+    /// Uses only a model this silo already loaded: a snapshot never loads one. Never throws.
     /// </summary>
     private async Task SnapshotAsync(string why, CancellationToken cancellationToken)
     {
         var s = state.State;
-        if (!snapshots.Options.SnapshotOnDeactivation || s.ModelRef is null || s.TokenIds.Count == 0) return;
+        if (s.ModelRef is null || s.TokenIds.Count == 0) return;
         try
         {
             if (!models.TryGetLoaded(s.ModelRef, out var generator) || generator.KvTiers is not { } tiers) return;
@@ -280,10 +331,10 @@ public sealed partial class DocumentGrain(
     [LoggerMessage(2, LogLevel.Information, "Session {SessionId} answered: {PromptTokens} prompt tokens ({CachedTokens} cached, tier {KvTier}), {GeneratedTokens} generated in {ElapsedMs:F0} ms ({FinishReason})")]
     private partial void LogAnswered(string sessionId, int promptTokens, int generatedTokens, double elapsedMs, FinishReason finishReason, string kvTier, int cachedTokens);
 
-    [LoggerMessage(4, LogLevel.Information, "Session {SessionId} deactivating ({Reason}): KV snapshot: {Outcome}")]
+    [LoggerMessage(4, LogLevel.Information, "Session {SessionId} ({Reason}): KV snapshot: {Outcome}")]
     private partial void LogSnapshot(string sessionId, string reason, string outcome);
 
-    [LoggerMessage(5, LogLevel.Warning, "Session {SessionId} deactivating ({Reason}): KV snapshot failed")]
+    [LoggerMessage(5, LogLevel.Warning, "Session {SessionId} ({Reason}): KV snapshot failed")]
     private partial void LogSnapshotFailed(Exception e, string sessionId, string reason);
 
     [LoggerMessage(3, LogLevel.Warning, "Session {SessionId}: turn failed or was cancelled; rolled back")]

@@ -20,6 +20,15 @@ public sealed class SessionKvOptions
 
     /// <summary>Write a snapshot when a session deactivates (idle collection, graceful silo shutdown, explicit).</summary>
     public bool SnapshotOnDeactivation { get; set; } = true;
+
+    public const double DefaultSnapshotAtHostPressure = 0.9;
+
+    /// <summary>
+    /// Host pool fill (pages used / capacity) at or above which a session also stores its snapshot right after each
+    /// turn: the host pool drops its least recently used pages when full, and those pages should reach blob first.
+    /// 0 (or anything outside (0, 1]) turns it off.
+    /// </summary>
+    public double SnapshotAtHostPressure { get; set; } = DefaultSnapshotAtHostPressure;
 }
 
 /// <summary>What <see cref="SessionKvSnapshots.RestoreAsync"/> did: pages imported into the host pool, or why not.</summary>

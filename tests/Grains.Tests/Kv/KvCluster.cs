@@ -53,11 +53,18 @@ public sealed class KvCluster : IAsyncDisposable
         MaxSequences = 64,
     };
 
-    private KvCluster(string? azureConnectionString) => _azure = azureConnectionString;
+    private readonly Action<ISiloBuilder>? _configure;
 
-    public static async Task<KvCluster> StartAsync(short silos = 3, string? azureConnectionString = null)
+    private KvCluster(string? azureConnectionString, Action<ISiloBuilder>? configure)
     {
-        var c = new KvCluster(azureConnectionString);
+        _azure = azureConnectionString;
+        _configure = configure;
+    }
+
+    /// <param name="configure">Extra silo configuration, applied after the defaults.</param>
+    public static async Task<KvCluster> StartAsync(short silos = 3, string? azureConnectionString = null, Action<ISiloBuilder>? configure = null)
+    {
+        var c = new KvCluster(azureConnectionString, configure);
         Directory.CreateDirectory(c.Root);
         await c.DeployAsync(silos);
         return c;
@@ -70,6 +77,7 @@ public sealed class KvCluster : IAsyncDisposable
         var store = Store;
         var azure = _azure;
         var container = _container;
+        var configure = _configure;
         builder.ConfigureSilo((_, silo) =>
         {
             silo.ConfigureActorsSilo(options);
@@ -90,6 +98,7 @@ public sealed class KvCluster : IAsyncDisposable
                 ConfigureAzure = o => { o.MaxRetries = 1; o.RetryDelay = TimeSpan.FromMilliseconds(50); o.NetworkTimeout = TimeSpan.FromSeconds(3); },
             };
             silo.Services.AddSingleton<IBlobStore>(_ => store.Wrap(settings.Create()));
+            configure?.Invoke(silo);
         });
         Cluster = builder.Build();
         await Cluster.DeployAsync();

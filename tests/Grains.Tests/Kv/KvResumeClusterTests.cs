@@ -73,6 +73,33 @@ public sealed class KvResumeClusterTests
     }
 
     [Fact]
+    public async Task Under_host_pool_pressure_a_session_stores_its_snapshot_after_the_turn_without_deactivating()
+    {
+        // Pressure at any host use: the session's pages in the host pool make the next turn store a snapshot.
+        await using var c = await KvCluster.StartAsync(configure: silo =>
+            silo.Services.Configure<SessionKvOptions>(o => o.SnapshotAtHostPressure = 0.01));
+        var s = c.Session("pressure-1");
+        await s.Open(new OpenSession(KvCluster.Model));
+        await KvCluster.AskAsync(s, Lamp[0]);
+        Assert.False(await c.Snapshots().ExistsAsync("pressure-1", TestContext.Current.CancellationToken)); // no host use yet
+
+        var silo = c.SiloOf("pressure-1")!;
+        var tiers = KvCluster.EngineOf(silo)!.KvTiers!;
+        await tiers.OffloadAsync(c.StoredState("pressure-1")!.TokenIds, TestContext.Current.CancellationToken);
+        var (_, st) = await KvCluster.AskAsync(s, Lamp[1]);
+        Assert.Equal(KvResumeTier.Host, st.KvTier);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!await c.Snapshots().ExistsAsync("pressure-1", TestContext.Current.CancellationToken) && DateTime.UtcNow < deadline)
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        Assert.True(await c.Snapshots().ExistsAsync("pressure-1", TestContext.Current.CancellationToken), $"no snapshot; tiers {tiers.TierStats}");
+        Assert.Same(silo, c.SiloOf("pressure-1")); // still active: the snapshot did not need a deactivation
+        // The next turn runs after the snapshot (same lock) and the stored state records what the blob holds.
+        await KvCluster.AskAsync(s, Lamp[2]);
+        Assert.True(c.StoredState("pressure-1")!.SnapshotTokens >= KvCluster.PageSize);
+    }
+
+    [Fact]
     public async Task A_session_whose_KV_went_to_blob_resumes_with_identical_tokens_and_the_blob_tier_is_reported()
     {
         using var reference = new ReferenceConversations();
