@@ -85,7 +85,8 @@ public sealed partial class SessionKvSnapshots(
         try
         {
             format = tiers.PageFormat;
-            fullTokens = tokenIds.Count / format.PageSize * format.PageSize;
+            // The last token's KV is not computed when the turn stopped at MaxNewTokens (sampled, never fed back).
+            fullTokens = CachedPagesTokens(tokenIds.Count, format.PageSize);
             if (fullTokens == 0) return new(false, 0, null, "the session has no full page");
             held = tiers.Probe(tokenIds);
         }
@@ -153,7 +154,7 @@ public sealed partial class SessionKvSnapshots(
         {
             var format = tiers.PageFormat;
             if (tokenIds.Count < format.PageSize) return new(false, 0, "the session has no full page");
-            if (tokenIds.Count / format.PageSize * format.PageSize <= storedTokens) return new(false, 0, $"the blob already holds {storedTokens} tokens");
+            if (CachedPagesTokens(tokenIds.Count, format.PageSize) <= storedTokens) return new(false, 0, $"the blob already holds {storedTokens} tokens");
             var export = await tiers.ExportAsync(tokenIds, timeout.Token);
             if (export is null || export.Tokens.Count == 0) return new(false, 0, "the engine holds no page of the session");
             if (export.Tokens.Count <= storedTokens) return new(false, 0, $"the engine holds {export.Tokens.Count} tokens, the blob already {storedTokens}");
@@ -187,6 +188,13 @@ public sealed partial class SessionKvSnapshots(
             return new(false, 0, e.Message);
         }
     }
+
+    /// <summary>
+    /// Tokens in the full pages an engine surely holds for a session of <paramref name="tokenCount"/> persisted tokens
+    /// when nothing was evicted: the KV of the last token is not computed when a turn stopped at MaxNewTokens (it was
+    /// sampled, never fed back), so only the pages before it count (one page short at worst after an end-of-sequence).
+    /// </summary>
+    public static int CachedPagesTokens(int tokenCount, int pageSize) => tokenCount <= 0 ? 0 : (tokenCount - 1) / pageSize * pageSize;
 
     /// <summary>How many leading full pages of <paramref name="snapshot"/> hold exactly the session's tokens.</summary>
     public static int MatchedFullPages(IReadOnlyList<int> snapshot, IReadOnlyList<int> session, int pageSize)

@@ -46,7 +46,7 @@ public sealed class KvResumeClusterTests
         var tiers = KvCluster.EngineOf(silo)!.KvTiers!;
         var tokens = c.StoredState("host-1")!.TokenIds;
         var moved = await tiers.OffloadAsync(tokens, TestContext.Current.CancellationToken);
-        Assert.Equal(tokens.Count / KvCluster.PageSize * KvCluster.PageSize, moved);
+        Assert.Equal(SessionKvSnapshots.CachedPagesTokens(tokens.Count, KvCluster.PageSize), moved);
         Assert.Equal(new KvResidency(0, moved), tiers.Probe(tokens));
         // The pages-per-tier gauge of the silos sees them on host.
         c.Metrics.Observe();
@@ -114,7 +114,7 @@ public sealed class KvResumeClusterTests
         // Deactivation writes the snapshot (and records how much of the session it holds).
         await c.Cluster.DeactivateAsync(s);
         Assert.True(await c.Snapshots().ExistsAsync("blob-1", TestContext.Current.CancellationToken));
-        Assert.Equal(tokens.Count / KvCluster.PageSize * KvCluster.PageSize, c.StoredState("blob-1")!.SnapshotTokens);
+        Assert.Equal(SessionKvSnapshots.CachedPagesTokens(tokens.Count, KvCluster.PageSize), c.StoredState("blob-1")!.SnapshotTokens);
         Assert.Equal(1, c.Metrics.CountTagged(GrainMetrics.SnapshotsName, "outcome", "saved"));
 
         // New engines everywhere: neither device nor host holds a page; only the blob does.
@@ -123,7 +123,7 @@ public sealed class KvResumeClusterTests
         var (a3, st3) = await KvCluster.AskAsync(again, Lamp[2]);
         Assert.Equal(expected[2], a3);
         Assert.Equal(KvResumeTier.Blob, st3.KvTier);
-        Assert.True(st3.CachedPromptTokens >= tokens.Count / KvCluster.PageSize * KvCluster.PageSize - KvCluster.PageSize,
+        Assert.True(st3.CachedPromptTokens >= SessionKvSnapshots.CachedPagesTokens(tokens.Count, KvCluster.PageSize),
             $"{st3.CachedPromptTokens} cached of {st3.PromptTokens}");
         Assert.Equal(1, c.Metrics.Sum(GrainMetrics.ResumesName, "blob"));
         Assert.Equal(1, c.Metrics.Count(GrainMetrics.TimeToFirstTokenName, "blob"));

@@ -48,7 +48,7 @@ public sealed class SessionKvSnapshotsTests : IDisposable
     {
         using var a = TextGenerator.Load(KvCluster.Model, KvCluster.Engine);
         var tokens = await RunAsync(a, Question);
-        var full = tokens.Count / KvCluster.PageSize * KvCluster.PageSize;
+        var full = SessionKvSnapshots.CachedPagesTokens(tokens.Count, KvCluster.PageSize);
         Assert.True(full >= 2 * KvCluster.PageSize, $"the question should fill at least two pages, got {tokens.Count} tokens");
 
         var saved = await Snapshots().SaveAsync("s1", a.KvTiers, tokens, storedTokens: 0, TestContext.Current.CancellationToken);
@@ -165,6 +165,9 @@ public sealed class SessionKvSnapshotsTests : IDisposable
         Assert.Equal(KvResumeTier.Recompute, SessionKvSnapshots.Classify(new PromptKvReport(40, 0, 16), true, 32));
         Assert.Equal(32, SessionKvSnapshots.ResumableTokens([.. Enumerable.Range(0, 40)], [.. Enumerable.Range(0, 35), 99], 16));
         Assert.Equal(0, SessionKvSnapshots.ResumableTokens([1, 2, 3], [], 16));
+        Assert.Equal(0, SessionKvSnapshots.CachedPagesTokens(16, 16)); // the 16th token's KV may not exist
+        Assert.Equal(16, SessionKvSnapshots.CachedPagesTokens(17, 16));
+        Assert.Equal(0, SessionKvSnapshots.CachedPagesTokens(0, 16));
         Assert.Equal(3, SessionKvSnapshots.MatchedFullPages([1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 9], 2));
         Assert.Equal(0, SessionKvSnapshots.MatchedFullPages([1], [1, 2], 2));
         Assert.Equal(KvDType.BF16, SessionKvSnapshots.DTypeOf("bf16"));
