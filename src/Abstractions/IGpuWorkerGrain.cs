@@ -11,4 +11,10 @@ public interface IGpuWorkerGrain : IGrainWithStringKey
 
     /// <summary>Generates token ids after the prompt until end-of-sequence, MaxNewTokens or a full context.</summary>
     IAsyncEnumerable<int> Generate(GenerateRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="Generate"/>, and first reports how the prompt's KV was found (device hit, host swap-in, prefill)
+    /// when the engine has KV tiers: one event with <see cref="GenerationEvent.Admission"/> set, then one per token.
+    /// </summary>
+    IAsyncEnumerable<GenerationEvent> GenerateReporting(GenerateRequest request, CancellationToken cancellationToken = default);
 }

@@ -43,14 +43,37 @@ public enum FinishReason
     ContextFull = 2,
 }
 
-/// <summary>Numbers of one answered turn, sent with the last chunk.</summary>
+/// <summary>
+/// Where the KV of a turn's prompt came from (ARCHITECTURE.md §3, resume order). Mirrors the Engine's KvTier because
+/// Abstractions may not reference the Engine.
+/// </summary>
+[GenerateSerializer]
+public enum KvResumeTier
+{
+    /// <summary>The prompt's leading pages were still in the device page pool (a prefix hit).</summary>
+    Device = 0,
+    /// <summary>Pages were swapped in from the host page pool.</summary>
+    Host = 1,
+    /// <summary>Pages came from the session's blob snapshot (imported into the host pool, then swapped in).</summary>
+    Blob = 2,
+    /// <summary>No tier held any page of the prompt: it was prefilled from the persisted tokens.</summary>
+    Recompute = 3,
+}
+
+/// <summary>
+/// Numbers of one answered turn, sent with the last chunk. <paramref name="KvTier"/> is the tier that served the
+/// prompt's KV (null when the engine has no KV tiers, e.g. a test double); <paramref name="CachedPromptTokens"/> are
+/// the prompt tokens whose KV was found (device + host), so PromptTokens − CachedPromptTokens were prefilled.
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record GenerationStats(
     [property: Id(0)] int PromptTokens,
     [property: Id(1)] int GeneratedTokens,
     [property: Id(2)] TimeSpan TimeToFirstToken,
     [property: Id(3)] TimeSpan Elapsed,
-    [property: Id(4)] FinishReason FinishReason);
+    [property: Id(4)] FinishReason FinishReason,
+    [property: Id(5)] KvResumeTier? KvTier = null,
+    [property: Id(6)] int CachedPromptTokens = 0);
 
 /// <summary>
 /// A piece of streamed answer text. The last chunk of a turn has <see cref="Stats"/> set (its Text may be empty);

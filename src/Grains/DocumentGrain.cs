@@ -4,6 +4,7 @@ using Actors.Abstractions;
 using Actors.Engine;
 using Actors.Engine.Chat;
 using Actors.Grains.Placement;
+using Actors.Grains.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Actors.Grains;
@@ -15,6 +16,15 @@ namespace Actors.Grains;
 /// through the model's chat template, so a session resumes on any silo after any restart.
 /// Tokenization runs on this silo's copy of the model (IModelHost); generation runs on this silo's GPU worker.
 /// Placed by <see cref="VramAwarePlacement"/>: where its KV pages are, else where the GPU memory is.
+/// <para>
+/// KV resume order for each turn (ARCHITECTURE.md §3): the engine finds what its device and host tiers hold of the
+/// prompt by the page hash chain; when those cover fewer of the session's persisted full pages than the blob snapshot
+/// could give, the snapshot is downloaded and imported into the host pool first; whatever no tier holds is recomputed.
+/// The tier that served the prompt goes into <see cref="GenerationStats.KvTier"/> and the <see cref="GrainMetrics"/>.
+/// On deactivation (idle collection, graceful silo shutdown), and right after a turn while the host pool is nearly full
+/// (SessionKvOptions.SnapshotAtHostPressure), the pages the engine still holds are stored as the session's snapshot,
+/// bounded in time; failures are logged, never thrown, since the tokens are always persisted.
+/// </para>
 /// </summary>
 [VramAwarePlacement]
 public sealed partial class DocumentGrain(
@@ -22,6 +32,8 @@ public sealed partial class DocumentGrain(
     IModelHost models,
     ILocalSiloDetails silo,
     ISessionKvTracker kv,
+    SessionKvSnapshots snapshots,
+    GrainMetrics metrics,
     ILogger<DocumentGrain> logger) : Grain, IDocumentGrain
 {
     // Enumeration of Ask interleaves with other calls (each MoveNext is a call), so turns are serialized here.
@@ -29,6 +41,7 @@ public sealed partial class DocumentGrain(
 
     private string SessionId => this.GetPrimaryKeyString();
 
+    // One device per silo: the worker of ordinal 0 fronts this silo's engine (EngineDeviceStats reports it as device 0).
     private IGpuWorkerGrain LocalWorker => GrainFactory.GetGrain<IGpuWorkerGrain>(GpuWorkerKey.For(silo.SiloAddress, 0));
 
     public async Task<SessionInfo> Open(OpenSession request)
@@ -55,6 +68,7 @@ public sealed partial class DocumentGrain(
             {
                 s.ModelRef = modelRef;
                 s.TokenIds = []; // token ids belong to the old model's vocabulary
+                s.SnapshotTokens = 0; // and the snapshot to its KV (a later load finds it foreign and deletes it)
                 changed = true;
             }
             if (request.SystemPrompt is not null && !string.Equals(s.SystemPrompt, request.SystemPrompt, StringComparison.Ordinal))
@@ -116,6 +130,8 @@ public sealed partial class DocumentGrain(
             if (request.MaxNewTokens is { } max) sampling = sampling with { MaxNewTokens = max };
             Validate(sampling);
 
+            var tiers = generator.KvTiers;
+            var resumed = s.TokenIds.Count > 0;
             var userTurn = new Turn(Turn.UserRole, request.Message);
             var prompt = generator.EncodeChat(Messages(s, userTurn), addGenerationPrompt: true);
             if (prompt.Count >= generator.ContextLength)
@@ -130,14 +146,28 @@ public sealed partial class DocumentGrain(
             stored = true;
             await state.WriteStateAsync();
 
+            // Blob before recompute: only when device and host miss pages the snapshot may hold. Never fails the turn.
+            var restore = tiers is not null && resumed
+                ? await snapshots.RestoreAsync(SessionId, tiers, s.TokenIds, cancellationToken)
+                : default;
+            if (restore.Status is KvSnapshotLoadStatus.Corrupt or KvSnapshotLoadStatus.Foreign) s.SnapshotTokens = 0; // deleted by the store
+            else if (restore.Imported) s.SnapshotTokens = Math.Max(s.SnapshotTokens, restore.ImportedTokens);
+
             var decoder = generator.CreateStreamDecoder();
             var generated = new List<int>();
             var answer = new System.Text.StringBuilder();
             TimeSpan? firstToken = null;
+            PromptKvReport? admission = null;
             var request2 = new GenerateRequest(modelRef, [.. prompt], sampling);
             using var queued = kv.BeginGeneration(SessionId);
-            await foreach (var token in LocalWorker.Generate(request2, cancellationToken))
+            await foreach (var e in LocalWorker.GenerateReporting(request2, cancellationToken))
             {
+                if (!e.IsToken)
+                {
+                    admission = e.Admission;
+                    continue;
+                }
+                var token = e.Token;
                 firstToken ??= Stopwatch.GetElapsedTime(started);
                 generated.Add(token);
                 var piece = decoder.Push(token);
@@ -155,14 +185,21 @@ public sealed partial class DocumentGrain(
             await state.WriteStateAsync();
             completed = true;
             // This silo's device now holds the session's KV (prompt + answer); placement reads it from the device report.
-            kv.RecordTokens(SessionId, s.TokenIds.Count);
+            kv.RecordTokenIds(SessionId, s.TokenIds);
+            if (tiers is not null && UnderHostPressure(tiers)) SchedulePressureSnapshot();
 
             var reason = generated.Count >= sampling.MaxNewTokens ? FinishReason.MaxTokens
                 : prompt.Count + generated.Count >= generator.ContextLength ? FinishReason.ContextFull
                 : FinishReason.EndOfSequence;
             var elapsed = Stopwatch.GetElapsedTime(started);
-            LogAnswered(SessionId, prompt.Count, generated.Count, elapsed.TotalMilliseconds, reason);
-            yield return new TokenChunk(tail, new GenerationStats(prompt.Count, generated.Count, firstToken ?? elapsed, elapsed, reason));
+            KvResumeTier? tier = admission is { } a && tiers is not null
+                ? SessionKvSnapshots.Classify(a, restore.Imported, SessionKvSnapshots.ResumableTokens(prompt, tokenIdsBefore, tiers.PageFormat.PageSize))
+                : null;
+            metrics.Turn(tier, resumed, firstToken ?? elapsed, elapsed, generated.Count);
+            LogAnswered(SessionId, prompt.Count, generated.Count, elapsed.TotalMilliseconds, reason, tier?.ToString() ?? "n/a",
+                admission is null ? 0 : admission.DeviceHitTokens + admission.HostHitTokens);
+            yield return new TokenChunk(tail, new GenerationStats(prompt.Count, generated.Count, firstToken ?? elapsed, elapsed, reason,
+                tier, admission is null ? 0 : admission.DeviceHitTokens + admission.HostHitTokens));
         }
         finally
         {
@@ -182,6 +219,85 @@ public sealed partial class DocumentGrain(
             {
                 _turnLock.Release();
             }
+        }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _pressureTimer?.Dispose();
+        if (snapshots.Options.SnapshotOnDeactivation) await SnapshotAsync(reason.ReasonCode.ToString(), cancellationToken);
+        await base.OnDeactivateAsync(reason, cancellationToken);
+    }
+
+    private IGrainTimer? _pressureTimer;
+
+    private bool UnderHostPressure(IKvTiers tiers)
+    {
+        var fraction = snapshots.Options.SnapshotAtHostPressure;
+        if (!(fraction > 0 && fraction <= 1)) return false;
+        var t = tiers.TierStats;
+        return t.HostPagesCapacity > 0 && t.HostPagesUsed >= fraction * t.HostPagesCapacity;
+    }
+
+    /// <summary>
+    /// Stores the snapshot in a grain timer tick right after this turn, so the answer's last chunk does not wait for the
+    /// upload. The tick interleaves (it only waits for the turn lock), since the turn that scheduled it still holds that
+    /// lock until the caller finishes enumerating.
+    /// </summary>
+    private void SchedulePressureSnapshot()
+    {
+        if (_pressureTimer is not null) return;
+        _pressureTimer = this.RegisterGrainTimer(static (grain, ct) => grain.PressureSnapshotAsync(ct), this,
+            new GrainTimerCreationOptions { DueTime = TimeSpan.Zero, Period = Timeout.InfiniteTimeSpan, Interleave = true, KeepAlive = false });
+    }
+
+    private async Task PressureSnapshotAsync(CancellationToken cancellationToken)
+    {
+        // The timer is disposed only after the work: disposing it first would cancel this very tick.
+        try
+        {
+            await _turnLock.WaitAsync(cancellationToken);
+            try
+            {
+                await SnapshotAsync("host pressure", cancellationToken);
+            }
+            finally
+            {
+                _turnLock.Release();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Deactivating: OnDeactivateAsync stores the snapshot instead.
+        }
+        finally
+        {
+            _pressureTimer?.Dispose();
+            _pressureTimer = null;
+        }
+    }
+
+    /// <summary>
+    /// Stores the KV the engine still holds for the session as its blob snapshot (when there is more than the blob has).
+    /// Uses only a model this silo already loaded: a snapshot never loads one. Never throws.
+    /// </summary>
+    private async Task SnapshotAsync(string why, CancellationToken cancellationToken)
+    {
+        var s = state.State;
+        if (s.ModelRef is null || s.TokenIds.Count == 0) return;
+        try
+        {
+            if (!models.TryGetLoaded(s.ModelRef, out var generator) || generator.KvTiers is not { } tiers) return;
+            var saved = await snapshots.SaveAsync(SessionId, tiers, s.TokenIds, s.SnapshotTokens, cancellationToken);
+            LogSnapshot(SessionId, why, saved.Reason);
+            if (!saved.Saved) return;
+            s.SnapshotTokens = saved.Tokens;
+            // A hint only (a shorter export must not replace this snapshot later); losing it costs at most a smaller snapshot.
+            await state.WriteStateAsync(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            LogSnapshotFailed(e, SessionId, why);
         }
     }
 
@@ -212,8 +328,14 @@ public sealed partial class DocumentGrain(
     [LoggerMessage(1, LogLevel.Information, "Session {SessionId} opened on model {ModelRef} with {TurnCount} turns")]
     private partial void LogOpened(string sessionId, string modelRef, int turnCount);
 
-    [LoggerMessage(2, LogLevel.Information, "Session {SessionId} answered: {PromptTokens} prompt tokens, {GeneratedTokens} generated in {ElapsedMs:F0} ms ({FinishReason})")]
-    private partial void LogAnswered(string sessionId, int promptTokens, int generatedTokens, double elapsedMs, FinishReason finishReason);
+    [LoggerMessage(2, LogLevel.Information, "Session {SessionId} answered: {PromptTokens} prompt tokens ({CachedTokens} cached, tier {KvTier}), {GeneratedTokens} generated in {ElapsedMs:F0} ms ({FinishReason})")]
+    private partial void LogAnswered(string sessionId, int promptTokens, int generatedTokens, double elapsedMs, FinishReason finishReason, string kvTier, int cachedTokens);
+
+    [LoggerMessage(4, LogLevel.Information, "Session {SessionId} ({Reason}): KV snapshot: {Outcome}")]
+    private partial void LogSnapshot(string sessionId, string reason, string outcome);
+
+    [LoggerMessage(5, LogLevel.Warning, "Session {SessionId} ({Reason}): KV snapshot failed")]
+    private partial void LogSnapshotFailed(Exception e, string sessionId, string reason);
 
     [LoggerMessage(3, LogLevel.Warning, "Session {SessionId}: turn failed or was cancelled; rolled back")]
     private partial void LogRolledBack(string sessionId);

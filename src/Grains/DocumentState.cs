@@ -19,6 +19,11 @@ public sealed class DocumentState
     [Id(4)] public List<int> TokenIds { get; set; } = [];
     [Id(5)] public DateTimeOffset CreatedAt { get; set; }
     [Id(6)] public DateTimeOffset UpdatedAt { get; set; }
+    /// <summary>
+    /// Leading tokens of <see cref="TokenIds"/> whose KV the session's blob snapshot is known to hold (0: none or unknown).
+    /// A deactivation stores a snapshot only when the engine holds more, so a shorter export never replaces a longer one.
+    /// </summary>
+    [Id(7)] public int SnapshotTokens { get; set; }
 }
 
 /// <summary>Names of the grain storages the grains use; the silo registers a provider under each.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Actors.Abstractions;
+using Actors.Engine;
 using Orleans.Concurrency;
 using Orleans.Placement;
 
@@ -36,5 +37,35 @@ public sealed class GpuWorkerGrain(IModelHost models, ILocalSiloDetails silo) : 
         // Disposing this enumerator (caller gone or cancelled) disposes the engine's, which drops the sequence.
         await foreach (var token in generator.GenerateAsync(request.PromptTokens, request.Sampling.ToEngine(), cancellationToken))
             yield return token;
+    }
+
+    public async IAsyncEnumerable<GenerationEvent> GenerateReporting(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var generator = await models.GetAsync(request.ModelRef);
+        // The engine calls back on its own loop when it admits the request, before the first token is produced; the
+        // box carries the report across to this enumerator, which sends it ahead of the first token.
+        var box = new AdmissionBox();
+        var sent = false;
+        await foreach (var token in generator.GenerateAsync(request.PromptTokens, request.Sampling.ToEngine(), box.Set, cancellationToken))
+        {
+            if (!sent && box.Report is { } report)
+            {
+                sent = true;
+                yield return new GenerationEvent(-1, report);
+            }
+            yield return new GenerationEvent(token);
+        }
+        if (!sent && box.Report is { } last) yield return new GenerationEvent(-1, last);
+    }
+
+    private sealed class AdmissionBox
+    {
+        private PromptKvReport? _report;
+
+        public PromptKvReport? Report => Volatile.Read(ref _report);
+
+        public void Set(KvAdmission a) =>
+            Volatile.Write(ref _report, new PromptKvReport(a.PromptTokens, a.DeviceHitTokens, a.HostHitTokens));
     }
 }

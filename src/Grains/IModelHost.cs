@@ -13,6 +13,12 @@ public interface IModelHost
     /// Throws ArgumentException for a ref that names no directory; the factory's own exception for a bad model.
     /// </summary>
     ValueTask<ITextGenerator> GetAsync(string modelRef, CancellationToken cancellationToken = default);
+
+    /// <summary>The model for <paramref name="modelRef"/> if this silo has loaded it (never loads); false otherwise.</summary>
+    bool TryGetLoaded(string modelRef, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ITextGenerator? generator);
+
+    /// <summary>The models loaded now (for device accounting).</summary>
+    IReadOnlyList<ITextGenerator> Loaded { get; }
 }
 
 /// <summary>Loads a model from a resolved model directory (absolute path). Registered in DI by the silo host.</summary>

@@ -53,6 +53,19 @@ public sealed partial class ModelHost : IModelHost, IDisposable
         }
     }
 
+    public bool TryGetLoaded(string modelRef, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ITextGenerator? generator)
+    {
+        generator = null;
+        if (_disposed || string.IsNullOrWhiteSpace(modelRef) || modelRef.StartsWith("hf:", StringComparison.Ordinal)) return false;
+        var directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelRef));
+        if (_models.TryGetValue(directory, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully)
+            generator = lazy.Value.Result;
+        return generator is not null;
+    }
+
+    public IReadOnlyList<ITextGenerator> Loaded =>
+        _disposed ? [] : [.. _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result)];
+
     private ITextGenerator Load(string directory)
     {
         LogLoading(directory);

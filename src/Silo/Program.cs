@@ -19,10 +19,10 @@ catch (ArgumentException e)
 
 Directory.CreateDirectory(options.DataDirectory);
 var builder = Host.CreateApplicationBuilder();
-builder.UseOrleans(silo => silo.ConfigureActorsSilo(options));
-// Each model directory a session names is loaded once per silo into the engine (CPU backend; its loop runs on
-// its own thread and batches every session of the device).
-builder.Services.AddTextGeneratorFactory(modelDirectory => TextGenerator.Load(modelDirectory));
+// Each model directory a session names is loaded once per silo into the engine (its loop runs on its own thread and
+// batches every session of the device); placement reads the engines' page pools; a graceful stop lets every session
+// store its KV snapshot before the engines are disposed (ActorsSilo.AddActorsSilo).
+builder.AddActorsSilo(options, modelDirectory => TextGenerator.Load(modelDirectory));
 
 using var host = builder.Build();
 var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Actors.Silo");

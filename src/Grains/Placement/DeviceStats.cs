@@ -57,6 +57,12 @@ public interface ISessionKvTracker
     void RecordTokens(string sessionId, int tokens);
 
     /// <summary>
+    /// As <see cref="RecordTokens"/>, with the token ids themselves, so a tracker can tell the pages sessions share
+    /// (a common system prompt or document) from their own.
+    /// </summary>
+    void RecordTokenIds(string sessionId, IReadOnlyList<int> tokenIds) => RecordTokens(sessionId, tokenIds.Count);
+
+    /// <summary>
     /// The session was placed here expecting to need <paramref name="tokens"/> tokens of KV: the device counts (and
     /// lists) that many pages for it from now on, unless it already holds more, so every silo's next report shows them.
     /// </summary>
