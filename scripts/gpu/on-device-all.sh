@@ -32,6 +32,11 @@ if [[ " $STAGES " == *" tests "* ]]; then
   grep -oE "(worst relative error|greedy identical)[^<]*" "$OUT/engine-tests.xml" | sort -u | head -80
 fi
 if [[ " $STAGES " == *" serving "* ]]; then
+  echo "== disk: what the local-disk blob tier can read and write (direct I/O, 2 GiB)"
+  d="$(mktemp -d)"
+  dd if=/dev/zero of="$d/x" bs=4M count=512 oflag=direct 2>&1 | tail -1
+  dd if="$d/x" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1
+  rm -rf "$d"
   echo "== serving: KV tiers, grains, map-reduce job"
   timeout 280 "$b/bin/actors-gpubench" --serving --out "$OUT/serving.json" "$@" 2>&1 | tee "$OUT/serving.log" || status=1
 fi
