@@ -284,28 +284,6 @@ public sealed partial class CudaModelRunner : IModelRunner
         for (; i < src.Length; i++) d[i] = (uint)src[i] << 16;
     }
 
-    /// <summary>Short chunks (≤ this many tokens) over a context of at least <see cref="ShortChunkMinContext"/> attend as decode rows.</summary>
-    public const int ShortChunkMaxTokens = 16;
-
-    /// <summary>Default of <see cref="ShortChunkMinContext"/>.</summary>
-    public const int DefaultShortChunkMinContext = 1024;
-
-    /// <summary>
-    /// Cached tokens before a chunk of at most <see cref="ShortChunkMaxTokens"/> from which it attends as decode rows
-    /// (int.MaxValue: never; tests compare both paths).
-    /// </summary>
-    public int ShortChunkMinContext { get; set; } = DefaultShortChunkMinContext;
-
-    /// <summary>
-    /// Whether a chunk's attention runs as decode rows (split-K over the keys, one query per token with its own causal
-    /// length) rather than through the prefill kernel: single tokens, and short chunks over a long cached context — a
-    /// new turn on a long session. The prefill kernel spreads a chunk's work over its query rows only (one block per KV
-    /// head for a few rows), so 15 new tokens over 32K cached keys would keep 8 multiprocessors busy for every layer;
-    /// split-K spreads the keys over the whole device.
-    /// </summary>
-    private bool AttendsAsDecode(ForwardChunk ch) =>
-        ch.Tokens.Length == 1 || (ch.Tokens.Length <= ShortChunkMaxTokens && ch.FirstPosition >= ShortChunkMinContext);
-
     /// <summary>
     /// Enqueues one step; with <paramref name="download"/> waits and leaves the bf16 logits in the pinned host buffer.
     /// Without it the step stays in flight on <see cref="Stream"/> (benchmarks time it with events).
@@ -343,32 +321,28 @@ public sealed partial class CudaModelRunner : IModelRunner
         int qDim = nh * d, kvDim = nkv * d, qkvDim = qDim + 2 * kvDim;
         float eps = c.RmsNormEps, scale = 1f / MathF.Sqrt(d);
 
-        // Internal order: chunks attended as decode rows first (single tokens, and short chunks over a long cached
-        // context: see AttendsAsDecode), so their q rows are contiguous for one split-K decode launch.
-        var order = Enumerable.Range(0, batch.Count).Where(i => AttendsAsDecode(batch[i]))
-            .Concat(Enumerable.Range(0, batch.Count).Where(i => !AttendsAsDecode(batch[i]))).ToArray();
-        int decodeChunks = order.TakeWhile(i => AttendsAsDecode(batch[i])).Count();
-        int decodes = 0; // decode rows: one per token of those chunks, each attending its keys 0 .. its position
-        for (int j = 0; j < decodeChunks; j++) decodes += batch[order[j]].Tokens.Length;
+        // Internal order: single-token chunks (decode) first, so their q rows are contiguous for one decode launch.
+        var order = Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length == 1)
+            .Concat(Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length > 1)).ToArray();
+        int decodes = order.TakeWhile(i => batch[i].Tokens.Length == 1).Count();
         // A decode-only step can replay a CUDA graph captured for its batch size: its kernel parameters must not change
         // between steps, so page tables get the stride of a full context and the decode grid covers the whole context
         // (splits beyond a sequence's length exit at once).
-        bool graph = UseDecodeGraphs && decodes == batch.Count && decodeChunks == batch.Count && outRows == batch.Count;
+        bool graph = UseDecodeGraphs && decodes == batch.Count && outRows == batch.Count;
         int stride = 1, maxContext = 1;
         if (graph)
         {
             stride = (_contextLength + layout.PageSize - 1) / layout.PageSize;
             maxContext = _contextLength;
         }
-        for (int j = 0; j < decodeChunks; j++)
+        for (int j = 0; j < decodes; j++)
         {
             var ch = batch[order[j]];
-            int lastPosition = ch.FirstPosition + ch.Tokens.Length - 1;
-            stride = Math.Max(stride, lastPosition / layout.PageSize + 1);
-            maxContext = Math.Max(maxContext, lastPosition + 1);
+            stride = Math.Max(stride, (ch.FirstPosition + layout.PageSize) / layout.PageSize);
+            maxContext = Math.Max(maxContext, ch.FirstPosition + 1);
         }
         int prefillTables = 0;
-        for (int j = decodeChunks; j < order.Length; j++)
+        for (int j = decodes; j < order.Length; j++)
         {
             var ch = batch[order[j]];
             prefillTables += (ch.FirstPosition + ch.Tokens.Length - 1) / layout.PageSize + 1;
@@ -400,16 +374,11 @@ public sealed partial class CudaModelRunner : IModelRunner
                 m[(int)(oPos + row + t)] = pos;
                 m[(int)(oSlots + row + t)] = table[pos / layout.PageSize] * layout.PageSize + pos % layout.PageSize;
             }
-            if (j < decodeChunks)
+            if (j < decodes)
             {
-                // One decode row per token (rows are contiguous from `row`): the chunk's table and its causal length.
-                for (int t = 0; t < toks.Length; t++)
-                {
-                    long r = row + t;
-                    for (int pg = 0; pg < stride; pg++)
-                        m[(int)(oTables + r * stride + pg)] = pg < table.Length ? table[pg] : 0;
-                    m[(int)(oLens + r)] = ch.FirstPosition + t + 1;
-                }
+                for (int pg = 0; pg < stride; pg++)
+                    m[(int)(oTables + (long)j * stride + pg)] = pg < table.Length ? table[pg] : 0;
+                m[(int)(oLens + j)] = ch.FirstPosition + 1;
             }
             else
             {
@@ -505,7 +474,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
-                for (int j = decodeChunks; j < order.Length; j++)
+                for (int j = decodes; j < order.Length; j++)
                 {
                     var ch = batch[order[j]];
                     int r0 = chunkRow[order[j]], len = ch.Tokens.Length;

@@ -24,8 +24,8 @@ public sealed class AttentionKernels
     private const int FlashShared64 = 2 * 64 * 136 * 2;
     /// <summary>Shared memory of the 128-row prefills (paged_prefill_fa128 and paged_prefill_fa128g): 3 stages of K and V tiles of 64 keys × 136 bf16.</summary>
     private const int FlashShared128 = 3 * 2 * 64 * 136 * 2;
-    /// <summary>Blocks the vectorised decode aims for (about 8 per SM of a 132-SM H100/H200: 512 left one sequence at 8K at 40 % of the bandwidth), see <see cref="VectorDecodeSplitSize"/>.</summary>
-    private const int DecodeTargetBlocks = 1024;
+    /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200; 1024 was slower on an H100: one sequence at 8K 29 % of the bandwidth instead of 40 %), see <see cref="VectorDecodeSplitSize"/>.</summary>
+    private const int DecodeTargetBlocks = 512;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa;
