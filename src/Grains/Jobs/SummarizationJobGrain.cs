@@ -286,7 +286,7 @@ public sealed partial class SummarizationJobGrain(
                     {
                         // Formed from checkpointed summaries only, and kept: a resumed job runs the same level.
                         // The planner sizes levels by generated tokens (never above the step's budget).
-                        var outputs = inputs.Select(id => new StepOutput(id, Math.Min(s.Steps[id].GeneratedTokens, plan.MaxSummaryTokens))).ToArray();
+                        var outputs = inputs.Select(id => new StepOutput(id, Math.Min(s.Steps[id].SummaryTokens, plan.MaxSummaryTokens))).ToArray();
                         var next = SummaryPlanner.NextLevel(plan, level, outputs);
                         await Checkpoint(() => s.Levels.Add(next));
                         formed = next;
@@ -470,8 +470,32 @@ public sealed partial class SummarizationJobGrain(
         }
     }
 
-    private static StepCheckpoint Checkpoint(PlanStep step, string summary, int promptTokens, int generatedTokens, TimeSpan elapsed, string sessionId, ITextGenerator generator) =>
-        new(step.Id, summary, generator.Encode(summary).Count, promptTokens, generatedTokens, elapsed, sessionId, DateTimeOffset.UtcNow);
+    private static StepCheckpoint Checkpoint(PlanStep step, string summary, int promptTokens, int generatedTokens, TimeSpan elapsed, string sessionId, ITextGenerator generator)
+    {
+        summary = FitSummary(summary, step.MaxNewTokens, generator);
+        return new(step.Id, summary, generator.Encode(summary).Count, promptTokens, generatedTokens, elapsed, sessionId, DateTimeOffset.UtcNow);
+    }
+
+    /// <summary>
+    /// The summary cut to at most <paramref name="maxTokens"/> tokens as the next step's prompt will encode it. The model
+    /// generated at most that many tokens, but its text re-encodes to more when it is not what the tokenizer would
+    /// produce for that text (skipped special tokens, odd byte sequences): the plan's reduce budgets count the text.
+    /// </summary>
+    public static string FitSummary(string summary, int maxTokens, ITextGenerator generator)
+    {
+        var ids = generator.Encode(summary);
+        if (ids.Count <= maxTokens) return summary;
+        // Decoding a prefix may itself re-encode longer (a cut inside a character): shorten by the excess until it fits.
+        for (int keep = maxTokens; keep > 0;)
+        {
+            // A cut inside a character decodes to U+FFFD at the end: drop it rather than carry it into the next prompt.
+            var cut = generator.Decode(ids.Take(keep).ToArray()).TrimEnd('\uFFFD');
+            int n = generator.Encode(cut).Count;
+            if (n <= maxTokens) return cut;
+            keep -= n - maxTokens;
+        }
+        return "";
+    }
 
     /// <summary>Applies <paramref name="change"/> and writes the state; only then does progress count it.</summary>
     private async Task Checkpoint(Action change)
