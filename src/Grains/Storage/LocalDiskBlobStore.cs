@@ -8,8 +8,8 @@ namespace Actors.Grains.Storage;
 /// Blobs as files under a root directory: {root}/data/{name}~ (the '~', never legal in a name, keeps blob "a" and
 /// the folder of blob "a/b" apart). Each file is [8-byte magic "ACTBLOB1"][u32 LE meta length][meta JSON][content],
 /// so content and metadata change together in one rename. Writes go to {root}/tmp first, then rename into place:
-/// a reader sees the old blob or the whole new one. If-not-exists uses File.Move without overwrite, which on Unix
-/// fails atomically when the target exists; if-match is serialised inside this process only (one silo per data dir).
+/// a reader sees the old blob or the whole new one. If-not-exists and if-match are serialised inside this process (one
+/// silo per data dir); across processes if-not-exists relies on File.Move without overwrite.
 /// </summary>
 public sealed class LocalDiskBlobStore : IBlobStore
 {
@@ -76,8 +76,17 @@ public sealed class LocalDiskBlobStore : IBlobStore
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             if (ifNotExists)
             {
-                try { File.Move(tmp, path, overwrite: false); }
-                catch (IOException) when (File.Exists(path)) { return null; }
+                // File.Move without overwrite is atomic only where .NET can use link(2); where the filesystem refuses
+                // hard links it checks and renames, and two writers could both win (seen on CI). Within this process
+                // (one silo per data directory) the lock makes check-and-move one step.
+                await _conditionalLock.WaitAsync(ct);
+                try
+                {
+                    if (File.Exists(path)) return null;
+                    try { File.Move(tmp, path, overwrite: false); }
+                    catch (IOException) when (File.Exists(path)) { return null; }
+                }
+                finally { _conditionalLock.Release(); }
             }
             else if (options?.IfMatch is { } ifMatch)
             {

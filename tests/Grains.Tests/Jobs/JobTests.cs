@@ -115,7 +115,7 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
     {
         var doc = JobTestData.Document(20_000, "cancel");
         var options = new SummaryOptions(ChunkTokens: 1024, OverlapTokens: 0);
-        C.Hooks.TokenDelay = TimeSpan.FromMilliseconds(20); // a 256-token step takes over 5 s
+        C.Hooks.TokenDelay = TimeSpan.FromMilliseconds(60); // a 256-token step takes over 15 s
         try
         {
             var info = await C.SubmitAsync(doc, options);
@@ -124,8 +124,9 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
 
             var cancelled = await job.Cancel();
             Assert.Equal(JobStatus.Cancelled, cancelled.Status);
-            // Running generations stop within a moment, far sooner than a step would finish by itself.
-            await WaitUntil(() => Volatile.Read(ref C.Hooks.Active) == 0, TimeSpan.FromSeconds(3), "running steps to stop");
+            // Running generations stop far sooner than a step would finish by itself (10 s leaves room for a loaded CI
+            // machine; on a quiet one they stop within a few hundred ms).
+            await WaitUntil(() => Volatile.Read(ref C.Hooks.Active) == 0, TimeSpan.FromSeconds(10), "running steps to stop");
             var started = C.Executions.Count;
             await Task.Delay(1500, TestContext.Current.CancellationToken);
             Assert.Equal(started, C.Executions.Count); // and no step starts after
