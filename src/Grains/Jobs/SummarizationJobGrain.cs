@@ -473,8 +473,14 @@ public sealed partial class SummarizationJobGrain(
     private static StepCheckpoint Checkpoint(PlanStep step, string summary, int promptTokens, int generatedTokens, TimeSpan elapsed, string sessionId, ITextGenerator generator)
     {
         summary = FitSummary(summary, step.MaxNewTokens, generator);
+        // A step whose model wrote nothing (only special tokens, or an immediate end of sequence) still feeds the next
+        // level: an empty part would leave a reduce or final prompt with no text at all, which a session refuses.
+        if (string.IsNullOrWhiteSpace(summary)) summary = EmptySummary;
         return new(step.Id, summary, generator.Encode(summary).Count, promptTokens, generatedTokens, elapsed, sessionId, DateTimeOffset.UtcNow);
     }
+
+    /// <summary>What a step's summary reads when its model wrote nothing.</summary>
+    public const string EmptySummary = "(nothing to summarize in this part)";
 
     /// <summary>
     /// The summary cut to at most <paramref name="maxTokens"/> tokens as the next step's prompt will encode it. The model
@@ -488,8 +494,9 @@ public sealed partial class SummarizationJobGrain(
         // Decoding a prefix may itself re-encode longer (a cut inside a character): shorten by the excess until it fits.
         for (int keep = maxTokens; keep > 0;)
         {
-            // A cut inside a character decodes to U+FFFD at the end: drop it rather than carry it into the next prompt.
-            var cut = generator.Decode(ids.Take(keep).ToArray()).TrimEnd('\uFFFD');
+            // A cut inside a character decodes to one U+FFFD at the end: drop it rather than carry it into the next prompt.
+            var cut = generator.Decode(ids.Take(keep).ToArray());
+            if (cut.EndsWith('\uFFFD')) cut = cut[..^1];
             int n = generator.Encode(cut).Count;
             if (n <= maxTokens) return cut;
             keep -= n - maxTokens;

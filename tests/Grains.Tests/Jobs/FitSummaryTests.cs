@@ -26,12 +26,21 @@ public class FitSummaryTests
 
     [Theory]
     [InlineData("ééé", 4, "éé")]     // 6 bytes: a cut on a character boundary
-    [InlineData("ééé", 3, "é")]      // a cut inside the second é: its U+FFFD (3 bytes) is dropped, not carried
+    [InlineData("ééé", 3, "é")]      // a cut inside the second é: its one U+FFFD (3 bytes) is dropped, not carried
     [InlineData("abc", 0, "")]
     public void A_long_summary_is_cut_to_what_encodes_within_budget(string summary, int budget, string expected)
     {
         var cut = SummarizationJobGrain.FitSummary(summary, budget, Model);
         Assert.Equal(expected, cut);
         Assert.True(Model.Encode(cut).Count <= budget);
+    }
+
+    [Fact]
+    public void Text_that_is_all_replacement_characters_is_cut_not_emptied()
+    {
+        // A random model's bytes decode to U+FFFD runs; only the one a cut makes goes, the rest is the model's text.
+        var summary = new string('�', 4); // 12 bytes
+        var cut = SummarizationJobGrain.FitSummary(summary, 7, Model);
+        Assert.Equal(new string('�', 2), cut);
     }
 }
