@@ -99,7 +99,21 @@ public class AttentionCudaTests
         { 16, 3, 2, 128, 61, 97, 0 },   // group 2: 64-position blocks, 97 = 64 + 33
         { 5, 2, 1, 128, 37, 150, 1 },   // group 1 (the grid is over KV heads = heads), page size 5
         { 16, 1, 4, 128, 200, 31, 0 },  // fewer queries than a 32-position block after a long prefix
+        // split-KV (paged_prefill_fa128g_split + prefill_split_reduce): few row blocks over many key tiles
+        { 16, 8, 4, 128, 4000, 19, 0 }, // a new turn on a long session: 8 blocks, 63 tiles -> 15 splits
+        { 5, 2, 4, 128, 3001, 7, 1 },   // page size 5, 7 rows: later splits lie wholly after the early rows
+        { 16, 1, 8, 128, 1000, 40, 0 }, // GQA 8: 3 row blocks, 16 tiles -> 4 splits
+        { 16, 2, 2, 128, 2100, 70, 1 }, // group 2: a second row block with 6 rows
     });
+
+    [Theory]
+    [InlineData(8, 63, 19, 32, 132, 15)]      // few blocks, many tiles: at least 4 tiles a split
+    [InlineData(8, 512, 19, 32, 132, 33)]     // 32K: two blocks per multiprocessor
+    [InlineData(132, 512, 4096, 32, 132, 1)]  // the blocks fill the device: no split
+    [InlineData(8, 7, 19, 32, 132, 1)]        // too few tiles to split
+    [InlineData(8, 512, 2000, 32, 132, 1)]    // two splits of 2000 rows x 32 heads would overflow the 32 MiB workspace
+    public void Prefill_split_choice(int blocks, int tiles, int queries, int heads, int sms, int expected) =>
+        Assert.Equal(expected, AttentionKernels.PrefillSplits(blocks, tiles, queries, heads, sms));
 
     [Theory]
     [MemberData(nameof(PrefillCases))]

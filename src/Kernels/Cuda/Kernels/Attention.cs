@@ -28,7 +28,29 @@ public sealed class AttentionKernels
     private const int DecodeTargetBlocks = 512;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
-    private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa;
+    private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
+    private readonly CudaDevice? _device;
+    private DeviceBuffer<float>? _splitWorkspace; // split-KV prefill partials, allocated at first use, never resized
+
+    /// <summary>Floats of the split-KV prefill workspace (32 MiB): (queries, heads, splits) x (128 + 2) must fit.</summary>
+    public const long PrefillSplitWorkspaceFloats = 8L << 20;
+
+    /// <summary>Split-KV prefill for few query rows over long contexts (default on; tests compare both paths).</summary>
+    public bool UseSplitPrefill { get; set; } = Environment.GetEnvironmentVariable("ACTORS_SPLIT_PREFILL") != "0";
+
+    /// <summary>
+    /// Key splits for a GQA prefill of <paramref name="blocks"/> blocks over <paramref name="tiles"/> 64-key tiles: 1
+    /// (no split) when the blocks fill the device already; else enough splits for two blocks per multiprocessor, each at
+    /// least 4 tiles, within the workspace.
+    /// </summary>
+    public static int PrefillSplits(int blocks, int tiles, int queries, int heads, int multiprocessors)
+    {
+        if (blocks >= multiprocessors || tiles < 8) return 1;
+        int splits = Math.Min((2 * multiprocessors + blocks - 1) / blocks, tiles / 4);
+        long perSplit = (long)queries * heads * (128 + 2);
+        splits = (int)Math.Min(splits, PrefillSplitWorkspaceFloats / perSplit);
+        return Math.Max(1, splits);
+    }
     private readonly int _maxSharedOptin;
     private int _flashRows;
     private readonly Dictionary<(int HeadDim, int Group), CudaFunction>? _decodeVector;
@@ -70,6 +92,9 @@ public sealed class AttentionKernels
         _prefillFlash = fast.Function("paged_prefill_fa");
         _prefillFlash128 = fast.Function("paged_prefill_fa128");
         _prefillFlashGqa = fast.Function("paged_prefill_fa128g");
+        _prefillSplit = fast.Function("paged_prefill_fa128g_split");
+        _prefillSplitReduce = fast.Function("prefill_split_reduce");
+        _device = compiler.Device;
         UseGqaPrefill = GqaPrefillByDefault && !Flash128Requested;
         _flashRows = _maxSharedOptin >= FlashShared128 && !Flash64Requested ? 128 : 64;
         _decodeVector = [];
@@ -284,7 +309,28 @@ public sealed class AttentionKernels
             {
                 // group query heads of one KV head x (128 / group) positions per block
                 int rows = 128 / (heads / layout.KvHeads);
-                _prefillFlashGqa!.Launch(stream, ((uint)((queries + rows - 1) / rows), (uint)layout.KvHeads, 1), 256, FlashShared128, p);
+                int qBlocks = (queries + rows - 1) / rows;
+                int tiles = (firstPosition + queries - 1) / 64 + 1;
+                int splits = UseSplitPrefill ? PrefillSplits(qBlocks * layout.KvHeads, tiles, queries, heads, _device!.MultiprocessorCount) : 1;
+                if (splits > 1)
+                {
+                    // A few rows over a long cached context: the key tiles are spread over `splits` blocks per row block
+                    // and merged by prefill_split_reduce (see attention_fast.cu).
+                    int perSplit = (tiles + splits - 1) / splits;
+                    splits = (tiles + perSplit - 1) / perSplit;
+                    _splitWorkspace ??= _device!.Allocate<float>(PrefillSplitWorkspaceFloats);
+                    long part = (long)queries * heads * splits;
+                    var ws = _splitWorkspace.Span;
+                    var sp = new PrefillSplitParams
+                    {
+                        P = p, Acc = ws.Pointer, Max = ws.Slice(part * 128).Pointer, Sum = ws.Slice(part * 129).Pointer,
+                        Splits = splits, TilesPerSplit = perSplit,
+                    };
+                    _prefillSplit!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)splits), 256, FlashShared128, sp);
+                    _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
+                    return;
+                }
+                _prefillFlashGqa!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, 1), 256, FlashShared128, p);
             }
             else if (_flashRows == 128 && scale > 0)
                 _prefillFlash128!.Launch(stream, ((uint)((queries + 127) / 128), (uint)heads, 1), 256, FlashShared128, p);
@@ -340,5 +386,13 @@ public sealed class AttentionKernels
         public long PageStride, LayerOffset;
         public int TokenStride, PageSize, Queries, Heads, KvHeads, HeadDim, FirstPosition;
         public float Scale;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PrefillSplitParams
+    {
+        public PrefillParams P;
+        public ulong Acc, Max, Sum;
+        public int Splits, TilesPerSplit;
     }
 }

@@ -351,11 +351,27 @@ __device__ __forceinline__ void fb_load_stage(bf16_t* stage, const PrefillParams
 // head kvh), its first query row wq0, and the block's last query row lastQ: the FB_STAGES-deep page gather, Q K^T,
 // the raw-score online softmax, P V and the output rows. The two kernels differ only in how they map block rows to
 // (head, query).
-__device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stages, int h, int kvh, int lastQ, int wq0)
+// Split-KV output of one block (paged_prefill_fa128g_split): unnormalised O, and per row the running max in the
+// exp2 domain (m * scale * log2 e) and the sum l, at (row, head, split); prefill_split_reduce merges the splits.
+struct PrefillSplitOut
+{
+    float* acc;   // (queries, heads, splits, 128)
+    float* max;   // (queries, heads, splits)
+    float* sum;   // (queries, heads, splits)
+    int splits;
+    int split;
+};
+
+__device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stages, int h, int kvh, int lastQ, int wq0,
+                                           int tileBegin = 0, int tileEnd = 0x7fffffff, const PrefillSplitOut* part = nullptr)
 {
     int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
     int lastKey = p.firstPosition + lastQ; // this block needs keys 0 ..= lastKey
-    int nTiles = lastKey / FA_BC + 1;
+    // Tiles tileBegin .. nTiles - 1 of the block's keys (all of them unless split-KV gives the block a range); the
+    // pipeline below counts tiles from tileBegin (stage and commit group j hold tile tileBegin + j).
+    int nTiles = min(lastKey / FA_BC + 1, tileEnd) - tileBegin;
+    if (nTiles < 0) nTiles = 0;
+    int tileBase = tileBegin * FA_BC;
     bool warpActive = wq0 <= lastQ;
     int warpLastPos = p.firstPosition + min(wq0 + 15, lastQ);
     int warpFirstPos = p.firstPosition + wq0;
@@ -370,12 +386,12 @@ __device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stage
     {
         if (s < nTiles)
         {
-            fb_pages(p, s * FA_BC, lastKey, pg);
-            fb_load_stage(stages + s * FB_STAGE, p, kvh, s * FA_BC, lastKey, pg);
+            fb_pages(p, tileBase + s * FA_BC, lastKey, pg);
+            fb_load_stage(stages + s * FB_STAGE, p, kvh, tileBase + s * FA_BC, lastKey, pg);
         }
         cp_async_commit();
     }
-    fb_pages(p, (FB_STAGES - 1) * FA_BC, lastKey, pg); // all 0 past lastKey (tile FB_STAGES - 1 may not exist)
+    fb_pages(p, tileBase + (FB_STAGES - 1) * FA_BC, lastKey, pg); // all 0 past lastKey (tile FB_STAGES - 1 may not exist)
 
     // Q fragments of the warp's 16 rows x 128 dims: qa[ks] = A fragment of dims 16ks .. 16ks+15 (see mma_bf16).
     // Rows past the queries are zero (they compute harmless finite values and are never stored).
@@ -410,15 +426,15 @@ __device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stage
 
     for (int j = 0; j < nTiles; j++)
     {
-        int t0 = j * FA_BC;
+        int t0 = tileBase + j * FA_BC;
         cp_async_wait<FB_STAGES - 2>(); // this thread's copies of tile j (group j) are done
         __syncthreads();                // ... everyone's; and every warp is done with tile j - 1, whose stage is refilled next
         {
             int jn = j + FB_STAGES - 1;
             if (jn < nTiles)
             {
-                fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, jn * FA_BC, lastKey, pg);
-                fb_pages(p, (jn + 1) * FA_BC, lastKey, pg); // consumed next iteration
+                fb_load_stage(stages + (jn % FB_STAGES) * FB_STAGE, p, kvh, tileBase + jn * FA_BC, lastKey, pg);
+                fb_pages(p, tileBase + (jn + 1) * FA_BC, lastKey, pg); // consumed next iteration
             }
             cp_async_commit();
         }
@@ -460,13 +476,14 @@ __device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stage
         mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
         mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
         mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-        // Finite: tile 0 holds key 0, which every row attends, and tiles go in order.
-        float cA = ex2((mA - mxA) * scale2), cB = ex2((mB - mxB) * scale2); // 0 on the first tile (mA = -inf)
+        // Without split-KV tile 0 holds key 0, which every row attends, so the max is finite from the first tile on.
+        // A split's first tiles can lie wholly after a row (its max stays -inf): factor 1, and every p of it 0.
+        float cA = mxA == NEG_INF ? 1.f : ex2((mA - mxA) * scale2), cB = mxB == NEG_INF ? 1.f : ex2((mB - mxB) * scale2);
         mA = mxA;
         mB = mxB;
         lA *= cA;
         lB *= cB;
-        float nA = -mA * scale2, nB = -mB * scale2;
+        float nA = mA == NEG_INF ? 0.f : -mA * scale2, nB = mB == NEG_INF ? 0.f : -mB * scale2;
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
         {
@@ -504,6 +521,27 @@ __device__ __forceinline__ void fb_prefill(const PrefillParams& p, bf16_t* stage
     lA += __shfl_xor_sync(0xffffffffu, lA, 2);
     lB += __shfl_xor_sync(0xffffffffu, lB, 1);
     lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    if (part != nullptr)
+    {
+        // Split-KV: the partial state of rows A and B (a warp past the block's rows writes nothing).
+        if (warpActive && rowA < p.queries)
+        {
+            u64 i = ((u64)rowA * p.heads + h) * part->splits + part->split;
+            float* acc = part->acc + i * FA_D;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) { acc[dt * 8 + 2 * tig] = o[dt][0]; acc[dt * 8 + 2 * tig + 1] = o[dt][1]; }
+            if (tig == 0) { part->max[i] = mA == NEG_INF ? NEG_INF : mA * scale2; part->sum[i] = lA; }
+        }
+        if (warpActive && rowB < p.queries)
+        {
+            u64 i = ((u64)rowB * p.heads + h) * part->splits + part->split;
+            float* acc = part->acc + i * FA_D;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) { acc[dt * 8 + 2 * tig] = o[dt][2]; acc[dt * 8 + 2 * tig + 1] = o[dt][3]; }
+            if (tig == 0) { part->max[i] = mB == NEG_INF ? NEG_INF : mB * scale2; part->sum[i] = lB; }
+        }
+        return;
+    }
     if (warpActive)
     {
         if (rowA < p.queries)
@@ -575,6 +613,74 @@ extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa1
     int lastQ = min(p.queries, q0 + rows) - 1;
     int wq0 = q0 + warp * 16 % rows; // the warp's first query row
     fb_prefill(p, stages, h, kvh, lastQ, wq0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Split-KV prefill for few query rows over a long cached context (a new turn on a long session): the GQA-shared
+// kernel's blocks, each also given one of `splits` ranges of the key tiles (grid z), writing the partial state that
+// prefill_split_reduce merges. Without it, 19 rows over 32K keys make 8 blocks (one per KV head) that walk all 512
+// tiles each while the other 124 multiprocessors idle.
+// Grid (ceil(queries / rows), kvHeads, splits); block 256; shared memory as paged_prefill_fa128g.
+// ---------------------------------------------------------------------------------------------------------------------
+struct PrefillSplitParams
+{
+    PrefillParams p;
+    float* acc;
+    float* max;
+    float* sum;
+    int splits;
+    int tilesPerSplit;
+};
+
+extern "C" __global__ void __launch_bounds__(32 * FB_WARPS, 1) paged_prefill_fa128g_split(PrefillSplitParams ps)
+{
+    extern __shared__ u32x4 fa_smem[];
+    bf16_t* stages = (bf16_t*)fa_smem;
+    const PrefillParams& p = ps.p;
+
+    int qt = gridDim.x - 1 - blockIdx.x;
+    int group = p.heads / p.kvHeads;
+    int rows = FB_BR / group;
+    int kvh = blockIdx.y;
+    int warp = threadIdx.x >> 5;
+    int h = kvh * group + warp * 16 / rows;
+    int q0 = qt * rows;
+    int lastQ = min(p.queries, q0 + rows) - 1;
+    int wq0 = q0 + warp * 16 % rows;
+    PrefillSplitOut part = { ps.acc, ps.max, ps.sum, ps.splits, (int)blockIdx.z };
+    int begin = (int)blockIdx.z * ps.tilesPerSplit;
+    fb_prefill(p, stages, h, kvh, lastQ, wq0, begin, begin + ps.tilesPerSplit, &part);
+}
+
+// Grid (heads, queries); block 128. out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s, M = max_s m_s (m in the exp2
+// domain). Splits past a row's keys hold m = -inf, l = 0, acc = 0 and weigh nothing; split 0 holds key 0 for every row.
+extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
+{
+    const PrefillParams& p = ps.p;
+    int h = blockIdx.x, row = blockIdx.y;
+    u64 base = ((u64)row * p.heads + h) * ps.splits;
+    __shared__ float scratch[32];
+    float M = NEG_INF;
+    for (int s = threadIdx.x; s < ps.splits; s += blockDim.x) M = fmaxf(M, ps.max[base + s]);
+    M = block_max(M, scratch);
+    float L = 0.f;
+    for (int s = threadIdx.x; s < ps.splits; s += blockDim.x)
+    {
+        float m = ps.max[base + s];
+        if (m != NEG_INF) L += ps.sum[base + s] * exp2f(m - M);
+    }
+    L = block_sum(L, scratch);
+    bf16_t* o = p.out + ((u64)row * p.heads + h) * FA_D;
+    for (int c = threadIdx.x; c < FA_D; c += blockDim.x)
+    {
+        float acc = 0.f;
+        for (int s = 0; s < ps.splits; s++)
+        {
+            float m = ps.max[base + s];
+            if (m != NEG_INF) acc += ps.acc[(base + s) * FA_D + c] * exp2f(m - M);
+        }
+        o[c] = f2bf(acc / L);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
