@@ -1,5 +1,10 @@
+using System.Net;
+using System.Net.Sockets;
 using Actors.Abstractions;
+using Actors.Engine;
 using Actors.Silo;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Orleans.TestingHost;
 using Actors.Silo.Storage;
@@ -15,6 +20,42 @@ public sealed class ClusterHarness : IAsyncDisposable
     public InProcessTestCluster? Cluster { get; private set; }
 
     public ClusterHarness() => Directory.CreateDirectory(Root);
+
+    /// <summary>Loopback ports for a silo host configured like the real one (see <see cref="StartSiloHostAsync"/>).</summary>
+    public int SiloPort { get; } = FreePort();
+    public int GatewayPort { get; } = FreePort();
+
+    public static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    /// <summary>
+    /// A started silo host as the real one is configured (ConfigureActorsSilo on <see cref="SiloPort"/> /
+    /// <see cref="GatewayPort"/> over <see cref="DataDirectory"/>), loading models with <paramref name="loadModel"/>
+    /// (CharModel with <see cref="Hooks"/> when null); <paramref name="configure"/> adds to the silo's services.
+    /// </summary>
+    public async Task<IHost> StartSiloHostAsync(Func<string, ITextGenerator>? loadModel = null, Action<ISiloBuilder>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        var options = new ActorsSiloOptions { SiloPort = SiloPort, GatewayPort = GatewayPort, DataDirectory = DataDirectory };
+        var hooks = Hooks;
+        loadModel ??= dir => new CharModel(dir, hooks);
+        builder.UseOrleans(silo =>
+        {
+            silo.ConfigureActorsSilo(options);
+            silo.Services.AddTextGeneratorFactory(loadModel);
+            configure?.Invoke(silo);
+        });
+        var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return host;
+    }
 
     /// <summary>Writes a CharModel directory with the given context length; returns its path.</summary>
     public string MakeModel(string name, int contextLength)

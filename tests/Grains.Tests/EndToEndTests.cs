@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Actors.Abstractions;
 using Actors.Client;
 using Actors.Silo;
@@ -13,25 +11,14 @@ namespace Actors.Grains.Tests;
 public sealed class EndToEndTests : IAsyncDisposable
 {
     private readonly ClusterHarness _h = new();
-    private readonly int _siloPort = FreePort();
-    private readonly int _gatewayPort = FreePort();
 
     public ValueTask DisposeAsync() => _h.DisposeAsync();
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     private Dictionary<string, string?> Env() => new()
     {
         ["ACTORS_HOME"] = _h.DataDirectory,
-        ["ACTORS_GATEWAY_PORT"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["ACTORS_SILO_PORT"] = _siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["ACTORS_GATEWAY_PORT"] = _h.GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["ACTORS_SILO_PORT"] = _h.SiloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["ACTORS_SILO_PATH"] = Path.Combine(_h.Root, "no-silo-here"),
     };
 
@@ -43,22 +30,6 @@ public sealed class EndToEndTests : IAsyncDisposable
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    private async Task<IHost> StartSiloHost()
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
-        var hooks = _h.Hooks;
-        builder.UseOrleans(silo =>
-        {
-            silo.ConfigureActorsSilo(options);
-            silo.Services.AddTextGeneratorFactory(dir => new CharModel(dir, hooks));
-        });
-        var host = builder.Build();
-        await host.StartAsync(TestContext.Current.CancellationToken);
-        return host;
-    }
-
     [Fact]
     public async Task Summarize_and_chat_through_the_gateway_and_continue_after_the_silo_restarts()
     {
@@ -67,7 +38,7 @@ public sealed class EndToEndTests : IAsyncDisposable
         var doc = Path.Combine(_h.Root, "doc.txt");
         File.WriteAllText(doc, "Actors keep state.");
 
-        var host = await StartSiloHost();
+        var host = await _h.StartSiloHostAsync();
         try
         {
             var (code, output, err) = await Cli(env, "", "summarize", doc, "--model", model, "--session", "sum-1");
@@ -101,7 +72,7 @@ public sealed class EndToEndTests : IAsyncDisposable
             host.Dispose();
         }
 
-        host = await StartSiloHost();
+        host = await _h.StartSiloHostAsync();
         try
         {
             var (code, output, err) = await Cli(env, "", "chat", "--session", "c-1", "--message", "again");
@@ -136,7 +107,7 @@ public sealed class EndToEndTests : IAsyncDisposable
             expected = generator.Decode(tokens);
         }
 
-        var launcher = new SiloLauncher(_gatewayPort, _h.DataDirectory, k => env.GetValueOrDefault(k), null);
+        var launcher = new SiloLauncher(_h.GatewayPort, _h.DataDirectory, k => env.GetValueOrDefault(k), null);
         try
         {
             var (code, output, err) = await Cli(env, "", "summarize", doc, "--model", model, "--max-tokens", $"{maxTokens}", "--session", "doc-1");
@@ -189,16 +160,7 @@ public sealed class EndToEndTests : IAsyncDisposable
         File.WriteAllText(doc, "Actors keep state.");
         var env = Env();
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
-        builder.UseOrleans(silo =>
-        {
-            silo.ConfigureActorsSilo(options);
-            silo.Services.AddTextGeneratorFactory(dir => Actors.Engine.Runtime.TextGenerator.Load(dir));
-        });
-        using var host = builder.Build();
-        await host.StartAsync(TestContext.Current.CancellationToken);
+        using var host = await _h.StartSiloHostAsync(dir => Actors.Engine.Runtime.TextGenerator.Load(dir));
         try
         {
             var (code, _, err) = await Cli(env, "", "summarize", doc, "--model", bad, "--session", "bad-1");

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Actors.Abstractions;
 using Actors.Client;
 using Actors.Silo;
@@ -13,26 +11,15 @@ namespace Actors.Grains.Tests.Jobs;
 public sealed class CliJobTests : IAsyncDisposable
 {
     private readonly ClusterHarness _h = new();
-    private readonly int _siloPort = FreePort();
-    private readonly int _gatewayPort = FreePort();
 
     public ValueTask DisposeAsync() => _h.DisposeAsync();
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     private async Task<(int Code, string Out, string Err)> Cli(params string[] args)
     {
         var env = new Dictionary<string, string?>
         {
             ["ACTORS_HOME"] = _h.DataDirectory,
-            ["ACTORS_GATEWAY_PORT"] = _gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["ACTORS_GATEWAY_PORT"] = _h.GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["ACTORS_SILO_PATH"] = Path.Combine(_h.Root, "no-silo-here"),
         };
         var stdout = new StringWriter();
@@ -47,17 +34,7 @@ public sealed class CliJobTests : IAsyncDisposable
         var model = _h.MakeModel("char-2048", 2048);
         var runs = 0;
         _h.Hooks.OnGenerate = _ => Interlocked.Increment(ref runs);
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
-        var hooks = _h.Hooks;
-        builder.UseOrleans(silo =>
-        {
-            silo.ConfigureActorsSilo(options);
-            silo.Services.AddTextGeneratorFactory(dir => new CharModel(dir, hooks));
-        });
-        using var host = builder.Build();
-        await host.StartAsync(TestContext.Current.CancellationToken);
+        using var host = await _h.StartSiloHostAsync();
         try
         {
             // A short document: the direct plan, whose user message is the document itself.

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Actors.Abstractions;
 using Actors.Grains.Jobs;
 using Actors.Silo;
@@ -16,37 +14,15 @@ namespace Actors.Grains.Tests.Jobs;
 public sealed class SiloRestartJobTests : IAsyncDisposable
 {
     private readonly ClusterHarness _h = new();
-    private readonly int _siloPort = FreePort();
-    private readonly int _gatewayPort = FreePort();
 
     public ValueTask DisposeAsync() => _h.DisposeAsync();
 
-    private static int FreePort()
+    // Reminders fire within seconds, so the restarted silo resumes the job while the test waits.
+    private Task<IHost> StartSiloHost() => _h.StartSiloHostAsync(configure: silo =>
     {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    private async Task<IHost> StartSiloHost()
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        var options = new ActorsSiloOptions { SiloPort = _siloPort, GatewayPort = _gatewayPort, DataDirectory = _h.DataDirectory };
-        var hooks = _h.Hooks;
-        builder.UseOrleans(silo =>
-        {
-            silo.ConfigureActorsSilo(options);
-            silo.Services.AddTextGeneratorFactory(dir => new CharModel(dir, hooks));
-            silo.Services.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
-            silo.Services.Configure<SummarizationJobOptions>(o => o.ResumePeriod = TimeSpan.FromSeconds(1));
-        });
-        var host = builder.Build();
-        await host.StartAsync(TestContext.Current.CancellationToken);
-        return host;
-    }
+        silo.Services.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
+        silo.Services.Configure<SummarizationJobOptions>(o => o.ResumePeriod = TimeSpan.FromSeconds(1));
+    });
 
     private SummarizationJobState? Stored(IGrainFactory grains, string jobId)
     {
