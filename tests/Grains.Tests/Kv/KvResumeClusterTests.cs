@@ -1,3 +1,4 @@
+using Orleans.TestingHost;
 using Actors.Abstractions;
 using Actors.Engine;
 using Actors.Grains.Placement;
@@ -130,25 +131,35 @@ public sealed class KvResumeClusterTests
         Assert.Equal(6, (await again.GetTurns()).Count);
     }
 
+    /// <summary>
+    /// Sessions "{prefix}-0" .. answer their first question (checked against an uninterrupted reference run); returns
+    /// every session's reference answers, the silo to stop (not the first, which hosts the test cluster's membership;
+    /// the one holding the most sessions) and the sessions on it.
+    /// </summary>
+    private static async Task<(List<List<string>> Expected, InProcessSiloHandle Victim, List<int> OnVictim)> FirstTurnsAsync(KvCluster c, string prefix, int sessions)
+    {
+        var expected = new List<List<string>>();
+        using (var reference = new ReferenceConversations())
+            for (var i = 0; i < sessions; i++) expected.Add(await reference.AnswersAsync(Questions(i)));
+        for (var i = 0; i < sessions; i++)
+        {
+            var s = c.Session($"{prefix}-{i}");
+            await s.Open(new OpenSession(KvCluster.Model));
+            Assert.Equal(expected[i][0], (await KvCluster.AskAsync(s, Questions(i)[0])).Text);
+        }
+        var where = Enumerable.Range(0, sessions).ToDictionary(i => i, i => c.SiloOf($"{prefix}-{i}")!);
+        var victim = c.Cluster.Silos.Skip(1).MaxBy(h => where.Values.Count(v => v == h))!;
+        var onVictim = where.Where(kv => kv.Value == victim).Select(kv => kv.Key).ToList();
+        Assert.NotEmpty(onVictim);
+        return (expected, victim, onVictim);
+    }
+
     [Fact]
     public async Task Sessions_of_a_silo_stopped_gracefully_reach_blob_and_resume_on_other_silos_identically()
     {
         const int sessions = 6;
-        using var reference = new ReferenceConversations();
-        var expected = new List<List<string>>();
-        for (var i = 0; i < sessions; i++) expected.Add(await reference.AnswersAsync(Questions(i)));
         await using var c = await KvCluster.StartAsync();
-        for (var i = 0; i < sessions; i++)
-        {
-            var s = c.Session($"g-{i}");
-            await s.Open(new OpenSession(KvCluster.Model));
-            Assert.Equal(expected[i][0], (await KvCluster.AskAsync(s, Questions(i)[0])).Text);
-        }
-        // Stop a silo other than the first (which hosts the test cluster's membership) holding the most sessions.
-        var where = Enumerable.Range(0, sessions).ToDictionary(i => i, i => c.SiloOf($"g-{i}")!);
-        var victim = c.Cluster.Silos.Skip(1).MaxBy(h => where.Values.Count(v => v == h))!;
-        var moved = where.Where(kv => kv.Value == victim).Select(kv => kv.Key).ToList();
-        Assert.NotEmpty(moved);
+        var (expected, victim, moved) = await FirstTurnsAsync(c, "g", sessions);
 
         await c.Cluster.StopSiloAsync(victim, TestContext.Current.CancellationToken);
         foreach (var i in moved)
@@ -169,20 +180,8 @@ public sealed class KvResumeClusterTests
     public async Task Sessions_of_a_killed_silo_resume_on_other_silos_by_recompute_without_losing_an_acknowledged_turn()
     {
         const int sessions = 6;
-        using var reference = new ReferenceConversations();
-        var expected = new List<List<string>>();
-        for (var i = 0; i < sessions; i++) expected.Add(await reference.AnswersAsync(Questions(i)));
         await using var c = await KvCluster.StartAsync();
-        for (var i = 0; i < sessions; i++)
-        {
-            var s = c.Session($"k-{i}");
-            await s.Open(new OpenSession(KvCluster.Model));
-            Assert.Equal(expected[i][0], (await KvCluster.AskAsync(s, Questions(i)[0])).Text);
-        }
-        var where = Enumerable.Range(0, sessions).ToDictionary(i => i, i => c.SiloOf($"k-{i}")!);
-        var victim = c.Cluster.Silos.Skip(1).MaxBy(h => where.Values.Count(v => v == h))!;
-        var lost = where.Where(kv => kv.Value == victim).Select(kv => kv.Key).ToList();
-        Assert.NotEmpty(lost);
+        var (expected, victim, lost) = await FirstTurnsAsync(c, "k", sessions);
 
         await c.Cluster.KillSiloAsync(victim, TestContext.Current.CancellationToken);
         await c.Cluster.WaitForLivenessToStabilizeAsync();
