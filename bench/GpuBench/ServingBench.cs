@@ -136,11 +136,7 @@ internal static class ServingBench
                 return (turn1, turn2);
             }
             // Turn 1 answered: its KV is computed and cached on the device.
-            async Task<IReadOnlyList<int>> Warm(IReadOnlyList<int> turn1)
-            {
-                var (ms, _, _) = await FirstTokenAsync(engine, turn1);
-                return turn1;
-            }
+            Task Warm(IReadOnlyList<int> turn1) => FirstTokenAsync(engine, turn1);
             void Record(string tier, double ms, KvAdmission a)
             {
                 results[$"ttft_{tier}_{context}_ms"] = ms;

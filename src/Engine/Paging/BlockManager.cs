@@ -261,10 +261,13 @@ public sealed class BlockManager
     /// copying them anywhere: they go to the head of the free list as fresh pages. Pages a table holds stay. Returns the
     /// pages forgotten. (A session deleted, or a measurement that needs the prefix gone from the device.)
     /// </summary>
-    public int Drop(IReadOnlyList<int> tokens, string variant)
+    public int Drop(IReadOnlyList<int> tokens, string variant) => Drop(ChainHashes(tokens, variant, tokens.Count / PageSize));
+
+    /// <summary>As <see cref="Drop(IReadOnlyList{int}, string)"/> for pages given by their chain hashes.</summary>
+    internal int Drop(UInt128[] hashes)
     {
         int count = 0;
-        foreach (var h in ChainHashes(tokens, variant, tokens.Count / PageSize))
+        foreach (var h in hashes)
         {
             if (!_byHash.TryGetValue(h, out int page) || _refCount[page] != 0) continue;
             Unlink(page);

@@ -430,10 +430,10 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
         var copy = tokens.ToArray();
         return RunOnLoop(() =>
         {
-            string variant = _model.RopeVariant(copy.Length);
-            int dropped = _blocks.Drop(copy, variant);
+            var hashes = _blocks.ChainHashes(copy, _model.RopeVariant(copy.Length), copy.Length / PageSize);
+            int dropped = _blocks.Drop(hashes);
             if (_host is not null)
-                foreach (var h in _blocks.ChainHashes(copy, variant, copy.Length / PageSize)) _host.Pool.Remove(h);
+                foreach (var h in hashes) _host.Pool.Remove(h);
             return dropped * PageSize;
         }, cancellationToken);
     }
