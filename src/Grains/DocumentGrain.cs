@@ -159,6 +159,8 @@ public sealed partial class DocumentGrain(
             TimeSpan? firstToken = null;
             PromptKvReport? admission = null;
             var request2 = new GenerateRequest(modelRef, [.. prompt], sampling);
+            // Cancelled while the turn was stored or the snapshot restored: roll back without starting on the device.
+            cancellationToken.ThrowIfCancellationRequested();
             using var queued = kv.BeginGeneration(SessionId);
             await foreach (var e in LocalWorker.GenerateReporting(request2, cancellationToken))
             {

@@ -452,6 +452,7 @@ public sealed partial class SummarizationJobGrain(
                 if (turns.Count > 0) continue; // left half-written by a dead silo: the next session name is fresh
 
                 await session.Open(new OpenSession(modelRef, system.Length == 0 ? null : system, SamplingOptions.Greedy(step.MaxNewTokens)));
+                ct.ThrowIfCancellationRequested(); // the job was cancelled while the session opened: start no turn
                 var text = new StringBuilder();
                 GenerationStats? stats = null;
                 await foreach (var chunk in session.Ask(new AskRequest(user, step.MaxNewTokens), ct))
