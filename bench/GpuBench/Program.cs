@@ -188,6 +188,9 @@ Case("gemm", () =>
     Sample();
 });
 var attention = new AttentionKernels(compiler);
+Console.WriteLine(attention.PrefillUsesWgmma(config.HeadDim, config.NumHeads, config.NumKvHeads, PageSize)
+    ? "prefill attention kernel: paged_prefill_wgmma (wgmma + TMA, warp-specialised)"
+    : $"prefill attention kernel: mma.sync ({attention.WgmmaUnavailableReason ?? "wgmma off"})");
 Case("prefill attention", () =>
 {
 foreach (int T in new[] { shortCtx, longCtx })

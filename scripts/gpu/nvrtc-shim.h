@@ -28,3 +28,6 @@ __device__ int atomicMax(int*, int);
 __device__ double exp(double);
 __device__ int max(int, int);
 __device__ void __syncwarp(unsigned int mask = 0xffffffffu);
+
+// __grid_constant__ (CUDA 11.7+, kernel parameters read in place) is newer than this clang
+#define __grid_constant__

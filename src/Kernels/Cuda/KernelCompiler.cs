@@ -61,21 +61,31 @@ public sealed unsafe class KernelCompiler
     }
 
     /// <summary>The cache key: SHA-256 hex of every input that changes the image.</summary>
-    public string CacheKey(string source, IReadOnlyList<string> extraOptions)
+    /// <param name="architecture">The target instead of the device's own (e.g. sm_90a, whose arch-specific
+    /// instructions such as wgmma a plain sm_90 target rejects); null: <see cref="CudaDevice.Architecture"/>.</param>
+    public string CacheKey(string source, IReadOnlyList<string> extraOptions, string? architecture = null)
     {
         var sb = new StringBuilder();
         sb.Append(source).Append('\0');
-        foreach (var o in _baseOptions) sb.Append(o).Append('\0');
-        foreach (var o in extraOptions) sb.Append(o).Append('\0');
-        sb.Append(Device.Architecture).Append('\0').Append($"nvrtc {NvrtcVersion.Major}.{NvrtcVersion.Minor}");
+        foreach (var o in Options(extraOptions, architecture)) sb.Append(o).Append('\0');
+        sb.Append(architecture ?? Device.Architecture).Append('\0').Append($"nvrtc {NvrtcVersion.Major}.{NvrtcVersion.Minor}");
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
     }
 
+    /// <summary>The base options (with the target replaced when <paramref name="architecture"/> is given), then the extra ones.</summary>
+    private string[] Options(IReadOnlyList<string> extraOptions, string? architecture)
+    {
+        var options = _baseOptions.Select(o => architecture != null && o.StartsWith("--gpu-architecture=", StringComparison.Ordinal)
+            ? $"--gpu-architecture={architecture}" : o);
+        return [.. options, .. extraOptions];
+    }
+
     /// <summary>Returns the cubin for <paramref name="source"/>, from the cache or compiled now (throws <see cref="NvrtcException"/> with the log).</summary>
-    public byte[] Compile(string source, string name, IReadOnlyList<string>? extraOptions = null)
+    /// <param name="architecture">See <see cref="CacheKey"/>.</param>
+    public byte[] Compile(string source, string name, IReadOnlyList<string>? extraOptions = null, string? architecture = null)
     {
         extraOptions ??= [];
-        string key = CacheKey(source, extraOptions);
+        string key = CacheKey(source, extraOptions, architecture);
         string path = Path.Combine(CacheDirectory, key + ".cubin");
         if (File.Exists(path))
         {
@@ -93,7 +103,7 @@ public sealed unsafe class KernelCompiler
                 // unreadable entry: recompile and overwrite it
             }
         }
-        byte[] cubin = CompileWithNvrtc(source, name, [.. _baseOptions, .. extraOptions]);
+        byte[] cubin = CompileWithNvrtc(source, name, Options(extraOptions, architecture));
         Interlocked.Increment(ref _compilations);
         try
         {
@@ -110,11 +120,12 @@ public sealed unsafe class KernelCompiler
     }
 
     /// <summary>Compiles (or fetches) and loads the module once per device.</summary>
-    public CudaModule Load(string source, string name, IReadOnlyList<string>? extraOptions = null)
+    /// <param name="architecture">See <see cref="CacheKey"/>.</param>
+    public CudaModule Load(string source, string name, IReadOnlyList<string>? extraOptions = null, string? architecture = null)
     {
         extraOptions ??= [];
-        string key = CacheKey(source, extraOptions);
-        return Device.LoadModule(key, () => Compile(source, name, extraOptions));
+        string key = CacheKey(source, extraOptions, architecture);
+        return Device.LoadModule(key, () => Compile(source, name, extraOptions, architecture));
     }
 
     private static byte[] CompileWithNvrtc(string source, string name, string[] options)

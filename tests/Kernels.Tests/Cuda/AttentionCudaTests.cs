@@ -51,8 +51,20 @@ public class AttentionCudaTests
     });
 
     /// <summary>
-    /// Prefill paths: "default" (the launcher's choice: GQA-shared 128-row flash kernel where it applies), "fa128"
-    /// (one-head 128-row flash kernel), "fa64" (64-row flash kernel), "simple".
+    /// The fast kernels with the wgmma/TMA prefill off, so the mma.sync GQA kernel (paged_prefill_fa128g) stays checked
+    /// where the wgmma one is the default (compute capability 9.0); null elsewhere (the default already is mma.sync).
+    /// </summary>
+    private static readonly Lazy<AttentionKernels?> MmaKernels = new(() =>
+    {
+        var gpu = Gpu.Require();
+        if (AttentionKernels.SimpleRequested || !gpu.Attention.UseWgmmaPrefill) return null;
+        return new AttentionKernels(gpu.Compiler, simpleOnly: false) { UseWgmmaPrefill = false };
+    });
+
+    /// <summary>
+    /// Prefill paths: "default" (the launcher's choice: the wgmma/TMA kernel on compute capability 9.0, else the
+    /// GQA-shared 128-row flash kernel, where they apply), "mma" (the GQA-shared mma.sync kernel with wgmma off),
+    /// "fa128" (one-head 128-row flash kernel), "fa64" (64-row flash kernel), "simple".
     /// </summary>
     private static TheoryData<int, int, int, int, int, int, int, string> PrefillPaths(TheoryData<int, int, int, int, int, int, int> cases)
     {
@@ -61,6 +73,7 @@ public class AttentionCudaTests
         {
             var (a, b, c, d, e, f, g) = row.Data;
             all.Add(a, b, c, d, e, f, g, "default");
+            if (d == 128) all.Add(a, b, c, d, e, f, g, "mma");
             if (d == 128) all.Add(a, b, c, d, e, f, g, "fa128");
             if (d == 128) all.Add(a, b, c, d, e, f, g, "fa64");
             all.Add(a, b, c, d, e, f, g, "simple");
@@ -104,6 +117,14 @@ public class AttentionCudaTests
         { 5, 2, 4, 128, 3001, 7, 1 },   // page size 5, 7 rows: later splits lie wholly after the early rows
         { 16, 1, 8, 128, 1000, 40, 0 }, // GQA 8: 3 row blocks, 16 tiles -> 4 splits
         { 16, 2, 2, 128, 2100, 70, 1 }, // group 2: a second row block with 6 rows
+        // wgmma/TMA (paged_prefill_wgmma): 128-key tiles as whole pages of 16, 32, 64 or 128 slots
+        { 32, 8, 4, 128, 0, 300, 1 },   // Llama-3-8B heads, page size 32, 3 tiles, last tile partly past the keys
+        { 64, 2, 4, 128, 77, 129, 0 },  // page size 64, unaligned prefix
+        { 128, 1, 8, 128, 5, 260, 1 },  // page size 128: one page per tile; GQA 8
+        { 16, 8, 4, 128, 1000, 600, 0 },// 13 tiles: the 3-stage ring wraps several times
+        { 32, 2, 1, 128, 3, 257, 1 },   // group 1: the two consumer warpgroups hold different positions
+        { 16, 8, 4, 128, 6000, 19, 1 }, // split-KV in 128-key tiles: 47 tiles over 8 blocks
+        { 64, 1, 2, 128, 2500, 5, 0 },  // split-KV, page size 64, 5 rows
     });
 
     [Theory]
@@ -128,6 +149,12 @@ public class AttentionCudaTests
             kernels = Flash64Kernels.Value;
             Assert.Equal(64, kernels.FlashPrefillRows);
         }
+        if (path == "mma")
+        {
+            if (MmaKernels.Value is null) Assert.Skip("the wgmma prefill is not the default here (the default path already is mma.sync)");
+            kernels = MmaKernels.Value;
+            Assert.False(kernels.PrefillUsesWgmma(headDim, kvHeads * group, kvHeads, pageSize));
+        }
         if (path == "fa128")
         {
             if (Flash128Kernels.Value is null) Assert.Skip("the 128-row kernels do not run here (device shared memory, or forced elsewhere)");
@@ -137,12 +164,24 @@ public class AttentionCudaTests
         if (path == "default" && !AttentionKernels.SimpleRequested && !AttentionKernels.Flash64Requested && !AttentionKernels.Flash128Requested
             && kernels.FlashPrefillRows == 128 && AttentionKernels.GqaPrefillByDefault)
             Assert.Equal(headDim == 128 && group is 1 or 2 or 4 or 8, kernels.PrefillUsesGqa(headDim, kvHeads * group, kvHeads));
+        if (path == "default" && gpu.Attention.UseWgmmaPrefill)
+            Assert.Equal(headDim == 128 && group is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64 or 128,
+                kernels.PrefillUsesWgmma(headDim, kvHeads * group, kvHeads, pageSize));
         if (!simple && !AttentionKernels.SimpleRequested) Assert.Equal(headDim == 128, kernels.PrefillUsesFlash(headDim));
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, positions = firstPosition + queries;
         int needed = (positions + pageSize - 1) / pageSize, poolPages = needed + 3;
         float[] pool = Pool(layout, poolPages, pageSize * 31 + headDim);
-        int[] pageTable = Shuffled(poolPages, headDim)[..needed];
+        int[] order = Shuffled(poolPages, headDim), pageTable = order[..needed];
+        // Slots no position reaches (the last page's tail, the spare pages) hold NaN: a kernel that lets one of them
+        // into a row (0 x NaN in P V, say) fails here.
+        for (int pos = positions; pos < needed * pageSize; pos++)
+            for (int l = 0; l < layout.Layers; l++)
+            {
+                Array.Fill(pool, float.NaN, (int)layout.KeyOffset(pageTable[pos / pageSize], l, pos % pageSize), layout.TokenStride);
+                Array.Fill(pool, float.NaN, (int)layout.ValueOffset(pageTable[pos / pageSize], l, pos % pageSize), layout.TokenStride);
+            }
+        foreach (int spare in order[needed..]) Array.Fill(pool, float.NaN, spare * layout.PageStride, layout.PageStride);
         float[] q = Gpu.RandomBf16(queries * heads * headDim, 99 + queries, 2f);
         float scale = 1f / MathF.Sqrt(headDim);
 
@@ -157,6 +196,17 @@ public class AttentionCudaTests
         var expected = new float[q.Length];
         PagedAttention.Reference(q, queries, heads, firstPosition, pool, layout, layer, pageTable, scale, expected);
         TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, $"prefill ({path})");
+    }
+
+    [Fact]
+    public void Wgmma_prefill_is_available_on_compute_capability_9_0()
+    {
+        var gpu = Gpu.Require();
+        if (gpu.Device.ComputeMajor != 9 || gpu.Device.ComputeMinor != 0) Assert.Skip($"{gpu.Device.Name} is {gpu.Device.Architecture}: the wgmma/TMA prefill is built for sm_90a only");
+        if (AttentionKernels.SimpleRequested || AttentionKernels.WgmmaDisabledByEnvironment) Assert.Skip("the fast kernels or the wgmma prefill are switched off by the environment");
+        // an NVRTC or driver failure shows up here with its log instead of a silent fallback
+        Assert.Null(gpu.Attention.WgmmaUnavailableReason);
+        Assert.True(gpu.Attention.PrefillUsesWgmma(128, 32, 8, 16));
     }
 
     public static TheoryData<int, int, int, int, int[], bool> DecodeCases()

@@ -104,8 +104,10 @@ public class GpuTimings
     }
 
     [Theory]
-    [InlineData(8192, false, 0)]   // the launcher's default: the GQA-shared 128-row kernel (paged_prefill_fa128g)
+    [InlineData(8192, false, 0)]   // the launcher's default: paged_prefill_wgmma on an H100 / H200, else paged_prefill_fa128g
     [InlineData(32768, false, 0)]
+    [InlineData(8192, false, -1)]  // the GQA-shared mma.sync kernel (paged_prefill_fa128g) with the wgmma one off
+    [InlineData(32768, false, -1)]
     [InlineData(8192, false, 128)] // the one-head 128-row kernel (paged_prefill_fa128), the previous default
     [InlineData(32768, false, 128)]
     [InlineData(8192, false, 64)]  // the 64-row FlashAttention-2 kernel, the previous default
@@ -117,16 +119,23 @@ public class GpuTimings
         var gpu = Gpu.Require();
         var (attention, kernel) = Attention(gpu, simple, gpu.Attention.PrefillUsesFlash(128));
         if (tokens > 8192 && kernel == "simple kernel") Assert.Skip("the simple prefill kernel is timed at 8K only");
-        if (flashRows != 0)
+        if (flashRows == -1)
+        {
+            if (kernel != "fast kernel" || !gpu.Attention.UseWgmmaPrefill) Assert.Skip("the wgmma prefill is not the default here: the default row times the mma.sync kernel");
+            attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { UseWgmmaPrefill = false };
+        }
+        else if (flashRows != 0)
         {
             if (kernel != "fast kernel") Assert.Skip("the flash prefill kernels are not in use");
             if (flashRows == 128 && gpu.Attention.FlashPrefillRows != 128) Assert.Skip("the 128-row kernels do not run on this device");
             // 128: the one-head kernel (GQA sharing off); 64: the 64-row kernel
             if (flashRows != gpu.Attention.FlashPrefillRows || (flashRows == 128 && gpu.Attention.UseGqaPrefill))
-                attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = flashRows, UseGqaPrefill = false };
+                attention = new AttentionKernels(gpu.Compiler, simpleOnly: false) { FlashPrefillRows = flashRows, UseGqaPrefill = false, UseWgmmaPrefill = false };
         }
-        string flashName = $"FlashAttention-2 mma, {attention.FlashPrefillRows}-row blocks"
-            + (attention.PrefillUsesGqa(128, 32, 8) ? ", GQA-shared (4 heads x 32 positions)" : ", one head");
+        string flashName = attention.PrefillUsesWgmma(128, 32, 8, 16)
+            ? "wgmma + TMA, warp-specialised, 128-row blocks, GQA-shared (4 heads x 32 positions)"
+            : $"FlashAttention-2 mma, {attention.FlashPrefillRows}-row blocks"
+                + (attention.PrefillUsesGqa(128, 32, 8) ? ", GQA-shared (4 heads x 32 positions)" : ", one head");
         var layout = new KvLayout(PageSize: 16, Layers: 1, KvHeads: 8, HeadDim: 128);
         const int heads = 32;
         int pages = tokens / layout.PageSize;

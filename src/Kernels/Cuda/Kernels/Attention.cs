@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Actors.Kernels.Cpu;
+using Actors.Kernels.Cuda.Native;
 
 namespace Actors.Kernels.Cuda.Kernels;
 
@@ -13,6 +14,8 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// split-K decode for head dims 64 / 128 with 1, 2, 4 or 8 query heads per KV
 /// head; every other shape runs the simple kernels of attention.cu. ACTORS_ATTENTION_SIMPLE=1 (or
 /// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
+/// On compute capability 9.0 (H100, H200) a third module (attention_hopper.cu, compiled for sm_90a) adds the
+/// warp-specialised wgmma/TMA prefill, the default there where it applies (see <see cref="PrefillUsesWgmma"/>).
 /// </summary>
 public sealed class AttentionKernels
 {
@@ -29,7 +32,9 @@ public sealed class AttentionKernels
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
+    private readonly CudaFunction? _prefillWgmma;
     private readonly CudaDevice? _device;
+    private readonly Dictionary<(ulong Pool, long Pages, KvLayout Layout), TensorMap> _tensorMaps = [];
     private DeviceBuffer<float>? _splitWorkspace; // split-KV prefill partials, allocated at first use, never resized
 
     /// <summary>Floats of the split-KV prefill workspace (32 MiB): (queries, heads, splits) x (128 + 2) must fit.</summary>
@@ -61,6 +66,35 @@ public sealed class AttentionKernels
     /// default again (ACTORS_ATTENTION_FA128=1 does the same per process).
     /// </summary>
     public const bool GqaPrefillByDefault = true;
+
+    /// <summary>Shared memory of paged_prefill_wgmma (WGP_SHARED): Q and 3 stages of K and V tiles of 128 x 128 bf16, 6 mbarriers, 1 KiB alignment slack.</summary>
+    public const int WgmmaShared = 32768 + 3 * 65536 + 48 + 1024;
+    private const int WgmmaThreads = 384;
+
+    /// <summary>Whether ACTORS_ATTENTION_WGMMA=0 asks to keep the Hopper prefill module out (the mma.sync kernels then serve).</summary>
+    public static bool WgmmaDisabledByEnvironment => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_WGMMA") == "0";
+
+    /// <summary>Why the wgmma/TMA prefill is not available on this device (null when it is).</summary>
+    public string? WgmmaUnavailableReason { get; }
+
+    /// <summary>
+    /// Whether the prefill takes paged_prefill_wgmma where it applies (default true where the module compiled;
+    /// settable to compare with or fall back to the mma.sync kernels).
+    /// </summary>
+    public bool UseWgmmaPrefill
+    {
+        get => field && _prefillWgmma is not null;
+        set;
+    }
+
+    /// <summary>
+    /// Whether <see cref="Prefill"/> takes the warp-specialised wgmma/TMA kernel (attention_hopper.cu) for this shape:
+    /// on compute capability 9.0, head dim 128, 1, 2, 4 or 8 query heads per KV head, and a page size the 128-key tiles
+    /// split into whole TMA boxes (16, 32, 64 or 128). Other shapes take the mma.sync kernels.
+    /// </summary>
+    public bool PrefillUsesWgmma(int headDim, int heads, int kvHeads, int pageSize) =>
+        !UseSimpleKernels && UseWgmmaPrefill && headDim == 128 && kvHeads > 0 && heads % kvHeads == 0
+        && (heads / kvHeads) is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64 or 128;
 
     /// <summary>Whether ACTORS_ATTENTION_FA128=1 asks for the one-head 128-row prefill (paged_prefill_fa128) instead of the GQA-shared one.</summary>
     public static bool Flash128Requested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_FA128") == "1";
@@ -95,6 +129,29 @@ public sealed class AttentionKernels
         _prefillSplit = fast.Function("paged_prefill_fa128g_split");
         _prefillSplitReduce = fast.Function("prefill_split_reduce");
         _device = compiler.Device;
+        if (WgmmaDisabledByEnvironment)
+            WgmmaUnavailableReason = "ACTORS_ATTENTION_WGMMA=0";
+        else if (_device.ComputeMajor != 9 || _device.ComputeMinor != 0)
+            WgmmaUnavailableReason = $"the wgmma/TMA prefill is built for sm_90a; {_device.Name} is {_device.Architecture}";
+        else if (_maxSharedOptin < WgmmaShared)
+            WgmmaUnavailableReason = $"the wgmma/TMA prefill needs {WgmmaShared} bytes of shared memory per block; {_device.Name} allows {_maxSharedOptin}";
+        else
+        {
+            // attention.cu and attention_fast.cu first: the Hopper kernel shares their params structs and PTX helpers.
+            // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
+            // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
+            try
+            {
+                var hopper = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}"
+                    + $"\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}", "attention_hopper.cu", architecture: "sm_90a");
+                _prefillWgmma = hopper.Function("paged_prefill_wgmma");
+                UseWgmmaPrefill = true;
+            }
+            catch (Exception e) when (e is NvrtcException or CudaException)
+            {
+                WgmmaUnavailableReason = $"attention_hopper.cu for sm_90a: {e.Message}";
+            }
+        }
         UseGqaPrefill = GqaPrefillByDefault && !Flash128Requested;
         _flashRows = _maxSharedOptin >= FlashShared128 && !Flash64Requested ? 128 : 64;
         _decodeVector = [];
@@ -304,7 +361,12 @@ public sealed class AttentionKernels
         // The flash kernel reads K/V rows as 16-byte vectors and q / out as bf16 pairs.
         if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
         {
-            // paged_prefill_fa128 keeps the running max of unscaled scores, valid for scale > 0 only
+            // the 128-row kernels keep the running max of unscaled scores, valid for scale > 0 only
+            if (scale > 0 && q.Pointer % 16 == 0 && PrefillUsesWgmma(d, heads, layout.KvHeads, layout.PageSize))
+            {
+                PrefillWgmma(stream, p, queries, heads, firstPosition, kvPool, layout);
+                return;
+            }
             if (scale > 0 && PrefillUsesGqa(d, heads, layout.KvHeads))
             {
                 // group query heads of one KV head x (128 / group) positions per block
@@ -340,6 +402,74 @@ public sealed class AttentionKernels
         }
         uint shared = (uint)(PrefillWarps * d * sizeof(float) + 32 * (d + 2) * 2 + 32 * d * 2);
         _prefill.Launch(stream, ((uint)((queries + PrefillWarps - 1) / PrefillWarps), (uint)heads, 1), 32 * PrefillWarps, shared, p);
+    }
+
+    /// <summary>
+    /// paged_prefill_wgmma: grid (query blocks of 128 / group positions, KV heads, key splits), 384 threads. A few query
+    /// rows over a long context split the 128-key tiles over grid z as the mma.sync GQA kernel does (same workspace and
+    /// reduce kernel).
+    /// </summary>
+    private unsafe void PrefillWgmma(CudaStream stream, PrefillParams p, int queries, int heads, int firstPosition, DeviceSpan<ushort> kvPool, KvLayout layout)
+    {
+        int rows = 128 / (heads / layout.KvHeads);
+        int qBlocks = (queries + rows - 1) / rows;
+        int tiles = (firstPosition + queries - 1) / 128 + 1;
+        int splits = UseSplitPrefill ? PrefillSplits(qBlocks * layout.KvHeads, tiles, queries, heads, _device!.MultiprocessorCount) : 1;
+        var w = new WgmmaPrefillParams { P = p, Splits = 1 };
+        var map = KvTensorMap(kvPool, layout);
+        for (int i = 0; i < 16; i++) w.Map[i] = map.Words[i];
+        if (splits > 1)
+        {
+            int perSplit = (tiles + splits - 1) / splits;
+            splits = (tiles + perSplit - 1) / perSplit;
+            _splitWorkspace ??= _device!.Allocate<float>(PrefillSplitWorkspaceFloats);
+            long part = (long)queries * heads * splits;
+            var ws = _splitWorkspace.Span;
+            w.Acc = ws.Pointer;
+            w.Max = ws.Slice(part * 128).Pointer;
+            w.Sum = ws.Slice(part * 129).Pointer;
+            w.Splits = splits;
+            w.TilesPerSplit = perSplit;
+        }
+        _prefillWgmma!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)splits), WgmmaThreads, WgmmaShared, w);
+        if (splits > 1)
+        {
+            var sp = new PrefillSplitParams { P = p, Acc = w.Acc, Max = w.Max, Sum = w.Sum, Splits = splits, TilesPerSplit = w.TilesPerSplit };
+            _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
+        }
+    }
+
+    /// <summary>
+    /// The TMA descriptor of a pool: 4-D, innermost first (KvHeads * HeadDim elements of a token, PageSize slots,
+    /// 2 * Layers (K then V of each layer), pages), boxes of (64 dims, PageSize slots, 1, 1) in the 128-byte swizzle.
+    /// Encoded once per pool (address, size, layout).
+    /// </summary>
+    private unsafe TensorMap KvTensorMap(DeviceSpan<ushort> kvPool, KvLayout layout)
+    {
+        long pages = kvPool.Length / layout.PageStride;
+        var key = (kvPool.Pointer, pages, layout);
+        lock (_tensorMaps)
+        {
+            if (_tensorMaps.TryGetValue(key, out var cached)) return cached;
+            if (_tensorMaps.Count >= 64) _tensorMaps.Clear(); // pools come and go in tests; an engine keeps one
+            var map = new TensorMap();
+            ulong* dims = stackalloc ulong[4] { (ulong)layout.TokenStride, (ulong)layout.PageSize, 2UL * (ulong)layout.Layers, (ulong)pages };
+            ulong* strides = stackalloc ulong[3] { 2UL * (ulong)layout.TokenStride, 2UL * (ulong)layout.PageSize * (ulong)layout.TokenStride, 2UL * (ulong)layout.PageStride };
+            uint* box = stackalloc uint[4] { 64, (uint)layout.PageSize, 1, 1 };
+            uint* elementStrides = stackalloc uint[4] { 1, 1, 1, 1 };
+            _device!.MakeCurrent();
+            Driver.Check(Driver.cuTensorMapEncodeTiled(map.Words, Driver.TensorMapDataTypeBfloat16, 4, kvPool.Pointer, dims, strides, box, elementStrides,
+                    Driver.TensorMapInterleaveNone, Driver.TensorMapSwizzle128B, Driver.TensorMapL2Promotion256B, Driver.TensorMapOobFillNone),
+                "cuTensorMapEncodeTiled", $"KV pool {layout} x {pages} pages at 0x{kvPool.Pointer:x}");
+            _tensorMaps[key] = map;
+            return map;
+        }
+    }
+
+    /// <summary>A CUtensorMap: 128 opaque bytes.</summary>
+    private unsafe struct TensorMap
+    {
+        public fixed ulong Words[16];
     }
 
     private static void CheckLayout(KvLayout layout, int layer, DeviceSpan<ushort> kvPool)
@@ -386,6 +516,16 @@ public sealed class AttentionKernels
         public long PageStride, LayerOffset;
         public int TokenStride, PageSize, Queries, Heads, KvHeads, HeadDim, FirstPosition;
         public float Scale;
+    }
+
+    /// <summary>Twin of WgmmaPrefillParams (attention_hopper.cu): the tensor map, the prefill params, the split outputs; 256 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 256)]
+    private unsafe struct WgmmaPrefillParams
+    {
+        public fixed ulong Map[16];
+        public PrefillParams P;
+        public ulong Acc, Max, Sum;
+        public int Splits, TilesPerSplit;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -66,6 +66,23 @@ public static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuModuleUnload(IntPtr module);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+
+    // CUtensorMap encoding (cuda.h enums): bf16 elements, no interleave, 128-byte swizzle, 256-byte L2 promotion, no
+    // NaN fill of out-of-bounds elements (they read as zero).
+    public const int TensorMapDataTypeBfloat16 = 9;
+    public const int TensorMapInterleaveNone = 0;
+    public const int TensorMapSwizzle128B = 3;
+    public const int TensorMapL2Promotion256B = 3;
+    public const int TensorMapOobFillNone = 0;
+
+    /// <summary>
+    /// Encodes a tiled TMA descriptor (CUtensorMap, 128 bytes) into <paramref name="tensorMap"/>: rank dims (innermost
+    /// first) of globalDim elements, globalStrides the byte strides of dims 1 .. rank - 1 (multiples of 16), boxDim
+    /// the box copied per request, elementStrides 1 for dense boxes.
+    /// </summary>
+    [LibraryImport(NativeLibraries.Cuda)]
+    public static partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, ulong globalAddress, ulong* globalDim,
+        ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     [LibraryImport(NativeLibraries.Cuda)]
     public static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemBytes, IntPtr stream, void** kernelParams, void** extra);

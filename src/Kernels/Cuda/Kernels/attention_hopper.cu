@@ -1,0 +1,457 @@
+// Hopper prefill attention (sm_90a: wgmma, TMA, mbarrier): compiled as attention.cu + attention_fast.cu + this file
+// into a third module, only on compute capability 9.0, so the params structs and PTX helpers of attention_fast.cu are
+// shared. Same contract, block-row mapping and split-KV outputs as paged_prefill_fa128g / paged_prefill_fa128g_split
+// (which stay the path on other devices and for page sizes this kernel does not take).
+//
+// paged_prefill_wgmma: a FlashAttention-3-style warp-specialised block of 384 threads (3 warpgroups).
+// - Rows: 128 query rows, the group = heads / kvHeads query heads of one KV head at rows = 128 / group positions (block
+//   row g * rows + i is head kvh * group + g at query q0 + i), as paged_prefill_fa128g. Two consumer warpgroups
+//   (warps 0-7): warpgroup w owns block rows 64w .. 64w + 63, warp k of it 16 of those.
+// - Producer: warp 8 (warps 9-11 only hand their registers over). The K and V tiles (128 keys) are gathered from the pages by the tensor memory accelerator: one
+//   box of (64 dims x pageSize keys) per page, half of the head dim and K or V, 4 boxes per page, issued by the
+//   producer's lanes straight into the 128-byte-swizzled layout wgmma reads; each stage's arrival is an mbarrier
+//   (full, with the byte count), its release by the consumers another (empty). WGP_STAGES stages, so the producer runs
+//   up to two tiles ahead and the consumers never execute a load instruction or a block-wide barrier in the loop.
+// - Consumers, per warpgroup and tile j: S(j) = Q K(j) (8 wgmma m64n128k16, Q and K from shared memory), then
+//   O += P(j-1) V(j-1) (8 more, P from registers: the S accumulators packed to bf16 are already in the A-fragment
+//   layout; V from shared memory, transposed by the instruction); the online softmax of S(j) runs on the CUDA cores
+//   while the tensor cores do P(j-1) V(j-1). The two warpgroups are not synchronised with each other, so one's softmax
+//   overlaps the other's matrix work too.
+// - The pool is viewed by the tensor map as 4-D: (kvHeads * headDim elements, pageSize slots, 2 * layers (K / V of
+//   each layer), pages). Keys past the block's last key arrive as whatever the page holds (or nothing, past the last
+//   page); K there is masked, and V rows there are zeroed in shared memory before P V (0 * NaN would poison O).
+// Shared memory: Q (128 rows) and WGP_STAGES stages of {K tile, V tile}, each a 128-row x 256-byte operand kept as two
+// 16 KiB halves (dims 0-63, 64-127) of 128-byte rows in the 128-byte swizzle: 16-byte chunk c of row r at
+// r * 128 + ((c ^ (r & 7)) * 16). The same bytes are a K-major operand for K (and Q) and an MN-major one for V.
+// Accumulator layout of m64nNk16 (f32), per warp k of the warpgroup: d[4 nt + e] is row 16k + gid + 8 (e >> 1), column
+// 8 nt + 2 tig + (e & 1), i.e. the nt-th m16n8 C fragment of mma_bf16, as fb_prefill's s[nt][e] and o[dt][e].
+
+#define WGP_BC 128
+#define WGP_STAGES 3
+#define WGP_HALF (128 * 128)                 // bytes of one 64-dim half of a 128-row operand
+#define WGP_TILE (2 * WGP_HALF)              // one 128 x 128 bf16 operand (Q, a K tile or a V tile)
+#define WGP_STAGE (2 * WGP_TILE)             // K tile then V tile
+#define WGP_BARRIERS (WGP_TILE + WGP_STAGES * WGP_STAGE) // full[WGP_STAGES], empty[WGP_STAGES]: 8 bytes each
+// + alignment slack: the swizzled operands start 1024-byte aligned
+#define WGP_SHARED (WGP_BARRIERS + 2 * WGP_STAGES * 8 + 1024)
+#define WGP_THREADS 384                      // 2 consumer warpgroups + the producer warpgroup (one warp of it works)
+
+// A CUtensorMap (opaque, 128 bytes, 64-byte aligned), made by cuTensorMapEncodeTiled on the host.
+struct alignas(64) TmaMap { u64 v[16]; };
+
+// The kernel's one parameter, passed by value (__grid_constant__: TMA reads the map from parameter space).
+// C# twin: AttentionKernels.WgmmaPrefillParams (same order; 256 bytes).
+struct alignas(64) WgmmaPrefillParams
+{
+    TmaMap kvMap;    // the pool (see above)
+    PrefillParams p;
+    float* acc;      // split-KV partial outputs, as PrefillSplitParams; null: write normalised rows to p.out
+    float* max;
+    float* sum;
+    int splits;
+    int tilesPerSplit;
+};
+static_assert(sizeof(WgmmaPrefillParams) == 256, "layout must match AttentionKernels.WgmmaPrefillParams");
+static_assert(__builtin_offsetof(WgmmaPrefillParams, p) == 128, "layout must match AttentionKernels.WgmmaPrefillParams");
+static_assert(__builtin_offsetof(WgmmaPrefillParams, splits) == 232, "layout must match AttentionKernels.WgmmaPrefillParams");
+
+// d (+)= A B over one k16 step, m64n128, bf16 -> f32: A (64 x 16) and B (16 x 128) from shared memory through their
+// descriptors, both K-major; accumulate = 0 overwrites d. d: this thread's 64 accumulators (layout: see above).
+__device__ __forceinline__ void wgmma_ss(float* d, u64 descA, u64 descB, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "l"(descA), "l"(descB), "r"(accumulate));
+}
+
+// d += A B over one k16 step, m64n128, bf16 -> f32: A (64 x 16) from registers (per warp, its 16 rows as an
+// m16n8k16 A fragment: a[0..3] as mma_bf16's a0..a3), B (16 x 128) from shared memory MN-major (imm-trans-b = 1).
+__device__ __forceinline__ void wgmma_rs_tb(float* d, const unsigned int* a, u64 descB)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                 "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
+// Keeps the compiler from moving reads or writes of the accumulators across the asynchronous wgmma window.
+__device__ __forceinline__ void wgmma_hold(float* d)
+{
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+// Makes this thread's shared-memory writes (cp.async included) visible to the tensor cores' async proxy.
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading / stride byte offsets (16-byte units).
+__device__ __forceinline__ u64 wgp_desc(unsigned int addr, unsigned int lbo, unsigned int sbo)
+{
+    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32) | (1ull << 62);
+}
+
+// Byte offset of 16-byte chunk c (0 .. 15: dims 8c .. 8c + 7) of row r in a swizzled 128-row operand.
+__device__ __forceinline__ unsigned int wgp_off(int r, int c)
+{
+    return (unsigned int)((c >> 3) * WGP_HALF + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ void mbar_init(unsigned int bar, unsigned int count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(unsigned int bar, unsigned int bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned int bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Spins until the phase with the given parity has completed.
+__device__ __forceinline__ void mbar_wait(unsigned int bar, unsigned int parity)
+{
+    asm volatile("{\n.reg .pred P1;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
+                 "@!P1 bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One 4-D box of the tensor map into shared memory, completing bytes on the mbarrier.
+__device__ __forceinline__ void tma_load_4d(unsigned int dst, const TmaMap* map, int c0, int c1, int c2, int c3, unsigned int bar)
+{
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+                 ::"r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void named_barrier(int id, int threads) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
+
+// Issues S = Q K^T for the warpgroup's 64 rows (Q at qWg) and a 128-key tile (K at kBase): 8 k16 steps.
+__device__ __forceinline__ void wgp_qk(float* s, unsigned int qWg, unsigned int kBase)
+{
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+    {
+        unsigned int koff = (unsigned int)((kk >> 2) * WGP_HALF + (kk & 3) * 32);
+        wgmma_ss(s, wgp_desc(qWg + koff, 16, 1024), wgp_desc(kBase + koff, 16, 1024), kk > 0);
+    }
+}
+
+// Issues O += P V for a 128-key tile (V at vBase, MN-major: 8-key groups 1024 bytes apart, dim halves WGP_HALF apart).
+__device__ __forceinline__ void wgp_pv(float* o, const unsigned int* pa, unsigned int vBase)
+{
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) wgmma_rs_tb(o, pa + 4 * kk, wgp_desc(vBase + kk * 16 * 128, WGP_HALF, 1024));
+}
+
+// Online softmax of one tile's raw scores s (keys t0 ..) for this thread's rows A and B, in place: s becomes the
+// weights 2^(s scale2 - m scale2) (0 where masked); m, l updated; cA, cB the factors the old O rows must take.
+__device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, int warpFirstPos, int posA, int posB, int tig,
+                                            float scale2, float& mA, float& mB, float& lA, float& lB, float& cA, float& cB)
+{
+    if (warpActive && t0 + WGP_BC - 1 > warpFirstPos) // some key of the tile may lie after some row of the warp
+#pragma unroll
+        for (int i = 0; i < 64; i++)
+            if (t0 + (i >> 2) * 8 + 2 * tig + (i & 1) > ((i & 2) ? posB : posA)) s[i] = NEG_INF;
+    float mxA = mA, mxB = mB;
+#pragma unroll
+    for (int nt = 0; nt < 16; nt++)
+    {
+        mxA = fmaxf(mxA, fmaxf(s[4 * nt], s[4 * nt + 1]));
+        mxB = fmaxf(mxB, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
+    }
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+    // Without split-KV tile 0 holds key 0, which every row attends; a tile can also lie wholly after a row (every
+    // warpgroup computes every tile of its block), and a split's first tiles can: while the max stays -inf the factor
+    // is 1 and every weight 0.
+    cA = mxA == NEG_INF ? 1.f : ex2((mA - mxA) * scale2);
+    cB = mxB == NEG_INF ? 1.f : ex2((mB - mxB) * scale2);
+    mA = mxA;
+    mB = mxB;
+    float nA = mA == NEG_INF ? 0.f : -mA * scale2, nB = mB == NEG_INF ? 0.f : -mB * scale2;
+    float sA = 0.f, sB = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < 16; nt++)
+    {
+        s[4 * nt] = ex2(fmaf(s[4 * nt], scale2, nA)); // masked: -inf -> 0
+        s[4 * nt + 1] = ex2(fmaf(s[4 * nt + 1], scale2, nA));
+        s[4 * nt + 2] = ex2(fmaf(s[4 * nt + 2], scale2, nB));
+        s[4 * nt + 3] = ex2(fmaf(s[4 * nt + 3], scale2, nB));
+        sA += s[4 * nt] + s[4 * nt + 1];
+        sB += s[4 * nt + 2] + s[4 * nt + 3];
+    }
+    lA = lA * cA + sA;
+    lB = lB * cB + sB;
+}
+
+// Packs the weights into P's A fragments: keys 16kk .. +15 are S chunks 2kk (a0: row gid, a1: row gid + 8) and
+// 2kk + 1 (a2: row gid, a3: row gid + 8).
+__device__ __forceinline__ void wgp_pack(const float* s, unsigned int* pa)
+{
+#pragma unroll
+    for (int nt = 0; nt < 16; nt++)
+    {
+        pa[(nt >> 1) * 4 + (nt & 1) * 2] = pack_bf16(s[4 * nt], s[4 * nt + 1]);
+        pa[(nt >> 1) * 4 + (nt & 1) * 2 + 1] = pack_bf16(s[4 * nt + 2], s[4 * nt + 3]);
+    }
+}
+
+// Producer (one warp): fills stage j % WGP_STAGES with tile j once the consumers released its previous tile.
+// Lane b issues boxes b, b + 32, ...: box b is page b / 4 of the tile, dim half (b / 2) & 1, K (b even) or V.
+__device__ __forceinline__ void wgp_produce(const WgmmaPrefillParams& ps, unsigned int stages, unsigned int bars, int kvh,
+                                           int tileBase, int nTiles, int lastKey)
+{
+    const PrefillParams& p = ps.p;
+    int lane = threadIdx.x & 31;
+    int pagesPerTile = WGP_BC / p.pageSize;
+    int layer = (int)(p.layerOffset / (2LL * p.pageSize * p.tokenStride));
+    unsigned int boxBytes = 64 * 2 * p.pageSize;
+    for (int j = 0; j < nTiles; j++)
+    {
+        int stage = j % WGP_STAGES;
+        unsigned int full = bars + stage * 8, empty = bars + (WGP_STAGES + stage) * 8;
+        if (j >= WGP_STAGES) mbar_wait(empty, (unsigned int)(j / WGP_STAGES - 1) & 1u);
+        int t0 = tileBase + j * WGP_BC;
+        int pages = min(pagesPerTile, (lastKey - t0) / p.pageSize + 1); // pages holding keys t0 ..= lastKey
+        if (lane == 0) mbar_expect_tx(full, (unsigned int)pages * 4u * boxBytes);
+        __syncwarp();
+        unsigned int st = stages + stage * WGP_STAGE;
+        for (int b = lane; b < pages * 4; b += 32)
+        {
+            int pi = b >> 2, half = (b >> 1) & 1, isV = b & 1;
+            int page = p.pageTable[t0 / p.pageSize + pi];
+            tma_load_4d(st + isV * WGP_TILE + half * WGP_HALF + pi * p.pageSize * 128, &ps.kvMap,
+                        kvh * FA_D + half * 64, 0, layer * 2 + isV, page, full);
+        }
+    }
+}
+
+// Zeroes V rows from .. 127 of a stage (keys past the block's last key: stale or never-written slots, or no page at
+// all) for one warpgroup, and publishes the zeros to its tensor cores. Both warpgroups write the same zeros.
+__device__ __forceinline__ void wgp_zero_v(unsigned int v, int from, int wg)
+{
+    int t = threadIdx.x & 127;
+    for (int i = t; i < (WGP_BC - from) * 16; i += 128)
+    {
+        unsigned int a = v + wgp_off(from + (i >> 4), i & 15);
+        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(a), "r"(0) : "memory");
+    }
+    fence_async_shared();
+    named_barrier(2 + wg, 128);
+}
+
+__device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsigned int qs, unsigned int stages,
+                                            unsigned int bars, int wg, int q0, int lastQ, int lastKey, int tileBase, int nTiles);
+
+// Grid (ceil(queries / rows), kvHeads, splits); block WGP_THREADS; dynamic shared memory WGP_SHARED. Blocks are issued
+// last-tile-first. With ps.acc null (splits 1) the normalised rows go to p.out; otherwise block z takes key tiles
+// z * tilesPerSplit .. + tilesPerSplit - 1 (128 keys each) and writes the partial state prefill_split_reduce merges.
+extern "C" __global__ void __launch_bounds__(WGP_THREADS, 1) paged_prefill_wgmma(const __grid_constant__ WgmmaPrefillParams ps)
+{
+    extern __shared__ u32x4 fa_smem[];
+    const PrefillParams& p = ps.p;
+    unsigned int base = (smem_addr(fa_smem) + 1023u) & ~1023u;
+    unsigned int qs = base, stages = base + WGP_TILE, bars = base + WGP_BARRIERS;
+
+    int group = p.heads / p.kvHeads, rows = 128 / group;
+    int kvh = blockIdx.y;
+    int q0 = (gridDim.x - 1 - blockIdx.x) * rows;
+    int lastQ = min(p.queries, q0 + rows) - 1;
+    int lastKey = p.firstPosition + lastQ;
+    bool split = ps.acc != nullptr;
+    int tileBegin = split ? (int)blockIdx.z * ps.tilesPerSplit : 0;
+    int tileEnd = split ? tileBegin + ps.tilesPerSplit : 0x7fffffff;
+    int nTiles = max(0, min(lastKey / WGP_BC + 1, tileEnd) - tileBegin);
+    int tileBase = tileBegin * WGP_BC;
+
+    if (threadIdx.x == 0)
+    {
+        for (int s = 0; s < WGP_STAGES; s++)
+        {
+            mbar_init(bars + s * 8, 1);                        // full: the producer's expect_tx arrival + the bytes
+            mbar_init(bars + (WGP_STAGES + s) * 8, 256);       // empty: every consumer thread
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    // Warpgroup index made warp-uniform for the compiler (a role branch it cannot see as uniform serialises wgmma).
+    // Registers: launched at 168 per thread (384 threads); the producer warpgroup gives most of its share back and the
+    // consumers take it (168 x 128 released down to 24 = 18432 = 256 x (240 - 168): an increase is served only from what the block released).
+    int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
+    if (wg == 2)
+    {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;" ::: "memory");
+        if (threadIdx.x / 32 == 8) wgp_produce(ps, stages, bars, kvh, tileBase, nTiles, lastKey);
+    }
+    else
+    {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 240;" ::: "memory");
+        wgp_consume(ps, qs, stages, bars, wg, q0, lastQ, lastKey, tileBase, nTiles);
+    }
+}
+
+// The consumer warpgroups' work: Q, the tile loop, the output rows.
+__device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsigned int qs, unsigned int stages,
+                                            unsigned int bars, int wg, int q0, int lastQ, int lastKey, int tileBase, int nTiles)
+{
+    const PrefillParams& p = ps.p;
+    int group = p.heads / p.kvHeads, rows = 128 / group, kvh = blockIdx.y;
+    bool split = ps.acc != nullptr;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+    int h = kvh * group + warp * 16 / rows;
+    int wq0 = q0 + warp * 16 % rows; // the warp's first query row
+    bool warpActive = wq0 <= lastQ;
+    int warpFirstPos = p.firstPosition + wq0;
+    int rowA = wq0 + gid, rowB = rowA + 8;
+    int posA = p.firstPosition + rowA, posB = posA + 8;
+
+    // Q: block rows r0 + 16 k of chunk c (256 consumer threads), zero past the queries; published to the tensor cores
+    // of both consumer warpgroups.
+    {
+        int c = threadIdx.x & 15, r0 = threadIdx.x >> 4;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+        {
+            int r = r0 + 16 * k, g = r / rows, i = q0 + r % rows;
+            bool ok = i <= lastQ;
+            const bf16_t* src = ok ? p.q + ((u64)i * p.heads + kvh * group + g) * FA_D + c * 8 : p.q;
+            cp_async16(qs + wgp_off(r, c), src, ok ? 16 : 0);
+        }
+        cp_async_commit();
+        cp_async_wait_all();
+        fence_async_shared();
+        named_barrier(1, 256);
+    }
+
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; i++) o[i] = 0.f;
+    float s[64];         // S of tile j, then its softmax weights (f32) until they are packed into pa
+    unsigned int pa[32]; // P of the previous tile as 8 A fragments of 16 keys: pa[4 kk .. 4 kk + 3]
+    float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
+    float scale2 = p.scale * LOG2E;
+    unsigned int qWg = qs + wg * 64 * 128; // this warpgroup's 64 rows of Q
+    unsigned int vPrev = 0;                // the previous tile's V
+
+    // No branch that ptxas cannot prove warpgroup-uniform may surround the wgmma (it would serialise them all, C7520):
+    // every warpgroup computes every tile of the block (a tile wholly after a row is fully masked: weight 0), and the
+    // first tile's S and the last tile's P V are peeled out of the loop.
+    if (nTiles > 0)
+    {
+        mbar_wait(bars, 0);
+        if (tileBase + WGP_BC - 1 > lastKey) wgp_zero_v(stages + WGP_TILE, lastKey + 1 - tileBase, wg);
+        wgmma_hold(s);
+        wgmma_fence();
+        wgp_qk(s, qWg, stages);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_hold(s);
+        float cA, cB;
+        wgp_softmax(s, tileBase, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB);
+        wgp_pack(s, pa);
+        vPrev = stages + WGP_TILE;
+    }
+    for (int j = 1; j < nTiles; j++)
+    {
+        int t0 = tileBase + j * WGP_BC, stage = j % WGP_STAGES;
+        unsigned int kBase = stages + stage * WGP_STAGE;
+        mbar_wait(bars + stage * 8, (unsigned int)(j / WGP_STAGES) & 1u);
+        if (t0 + WGP_BC - 1 > lastKey) wgp_zero_v(kBase + WGP_TILE, lastKey + 1 - t0, wg);
+        wgmma_hold(s);
+        wgmma_hold(o);
+        wgmma_fence();
+        wgp_qk(s, qWg, kBase);
+        wgmma_commit();
+        wgp_pv(o, pa, vPrev);
+        wgmma_commit();
+        wgmma_wait<1>(); // S(j) done; P(j-1) V(j-1) may still run
+        wgmma_hold(s);
+        float cA, cB;
+        wgp_softmax(s, t0, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB);
+        wgmma_wait<0>();
+        wgmma_hold(o);
+        mbar_arrive(bars + (WGP_STAGES + (j - 1) % WGP_STAGES) * 8); // tile j - 1's stage is free
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) { o[4 * dt] *= cA; o[4 * dt + 1] *= cA; o[4 * dt + 2] *= cB; o[4 * dt + 3] *= cB; }
+        wgp_pack(s, pa);
+        vPrev = kBase + WGP_TILE;
+    }
+    if (nTiles > 0)
+    {
+        wgmma_hold(o);
+        wgmma_fence();
+        wgp_pv(o, pa, vPrev);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_hold(o);
+    }
+
+    lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+    lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+    lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+    if (!warpActive) return;
+    if (split)
+    {
+        if (rowA < p.queries)
+        {
+            u64 i = ((u64)rowA * p.heads + h) * ps.splits + blockIdx.z;
+            float* acc = ps.acc + i * FA_D;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) { acc[dt * 8 + 2 * tig] = o[4 * dt]; acc[dt * 8 + 2 * tig + 1] = o[4 * dt + 1]; }
+            if (tig == 0) { ps.max[i] = mA == NEG_INF ? NEG_INF : mA * scale2; ps.sum[i] = lA; }
+        }
+        if (rowB < p.queries)
+        {
+            u64 i = ((u64)rowB * p.heads + h) * ps.splits + blockIdx.z;
+            float* acc = ps.acc + i * FA_D;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) { acc[dt * 8 + 2 * tig] = o[4 * dt + 2]; acc[dt * 8 + 2 * tig + 1] = o[4 * dt + 3]; }
+            if (tig == 0) { ps.max[i] = mB == NEG_INF ? NEG_INF : mB * scale2; ps.sum[i] = lB; }
+        }
+        return;
+    }
+    if (rowA < p.queries)
+    {
+        unsigned int* out = (unsigned int*)(p.out + ((u64)rowA * p.heads + h) * FA_D);
+        float r = 1.f / lA;
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[4 * dt] * r, o[4 * dt + 1] * r);
+    }
+    if (rowB < p.queries)
+    {
+        unsigned int* out = (unsigned int*)(p.out + ((u64)rowB * p.heads + h) * FA_D);
+        float r = 1.f / lB;
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) out[dt * 4 + tig] = pack_bf16(o[4 * dt + 2] * r, o[4 * dt + 3] * r);
+    }
+}
+
