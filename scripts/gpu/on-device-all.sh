@@ -20,7 +20,7 @@ status=0
 if [[ " $STAGES " == *" tests "* ]]; then
   echo "== kernel tests"
   # the test executables are xunit v3's own runner: -namespace filters, -xml writes the results with each test's output
-  ACTORS_GPU_TIMINGS=1 ACTORS_GPU_REPORT="$OUT/kernel-timings.txt" timeout 200 "$b/bin/Actors.Kernels.Tests" -noColor -xml "$OUT/kernel-tests.xml" \
+  ACTORS_GPU_TIMINGS=1 ACTORS_GPU_REPORT="$OUT/kernel-timings.txt" timeout 300 "$b/bin/Actors.Kernels.Tests" -noColor -xml "$OUT/kernel-tests.xml" \
     > "$OUT/kernel-tests.log" 2>&1 || status=1
   grep -E "FAIL|Total:" "$OUT/kernel-tests.log" | tail -30
   cat "$OUT/kernel-timings.txt" 2>/dev/null | tail -40

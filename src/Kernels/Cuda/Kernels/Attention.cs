@@ -33,6 +33,8 @@ public sealed class AttentionKernels
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
     private readonly CudaFunction? _prefillWgmma;
+    /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HopperFailures = new();
     private readonly CudaDevice? _device;
     private readonly Dictionary<(ulong Pool, long Pages, KvLayout Layout), TensorMap> _tensorMaps = [];
     private DeviceBuffer<float>? _splitWorkspace; // split-KV prefill partials, allocated at first use, never resized
@@ -140,17 +142,21 @@ public sealed class AttentionKernels
             // attention.cu and attention_fast.cu first: the Hopper kernel shares their params structs and PTX helpers.
             // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
             // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
-            try
-            {
-                var hopper = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}"
-                    + $"\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}", "attention_hopper.cu", architecture: "sm_90a");
-                _prefillWgmma = hopper.Function("paged_prefill_wgmma");
-                UseWgmmaPrefill = true;
-            }
-            catch (Exception e) when (e is NvrtcException or CudaException)
-            {
-                WgmmaUnavailableReason = $"attention_hopper.cu for sm_90a: {e.Message}";
-            }
+            string hopperSource = $"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}"
+                + $"\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
+            string key = $"{_device.Ordinal}:{compiler.CacheKey(hopperSource, [], "sm_90a")}";
+            if (HopperFailures.TryGetValue(key, out var failure))
+                WgmmaUnavailableReason = failure; // tried once in this process: no second compilation
+            else
+                try
+                {
+                    _prefillWgmma = compiler.Load(hopperSource, "attention_hopper.cu", architecture: "sm_90a").Function("paged_prefill_wgmma");
+                    UseWgmmaPrefill = true;
+                }
+                catch (Exception e) when (e is NvrtcException or CudaException)
+                {
+                    WgmmaUnavailableReason = HopperFailures[key] = $"attention_hopper.cu for sm_90a: {e.Message}";
+                }
         }
         UseGqaPrefill = GqaPrefillByDefault && !Flash128Requested;
         _flashRows = _maxSharedOptin >= FlashShared128 && !Flash64Requested ? 128 : 64;

@@ -1,0 +1,3 @@
+static_assert(__builtin_offsetof(WgmmaPrefillParams, p) == 128, "");
+static_assert(__builtin_offsetof(WgmmaPrefillParams, acc) == 208, "");
+static_assert(__builtin_offsetof(WgmmaPrefillParams, splits) == 232, "");
