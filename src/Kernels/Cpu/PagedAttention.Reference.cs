@@ -15,6 +15,7 @@ public static partial class PagedAttention
         int lastPosition = Validate(q, queries, heads, firstPosition, kvPool, layout, layer, pageTable, output);
         int group = heads / layout.KvHeads;
         var scores = new double[lastPosition + 1];
+        var acc = new double[d];
         for (int i = 0; i < queries; i++)
         for (int h = 0; h < heads; h++)
         {
@@ -32,14 +33,17 @@ public static partial class PagedAttention
             }
             double sum = 0;
             for (int p = 0; p < len; p++) { scores[p] = Math.Exp(scores[p] - max); sum += scores[p]; }
-            var o = output.Slice((i * heads + h) * d, d);
-            for (int c = 0; c < d; c++)
+            // Each channel still sums its terms in position order (the same result as a loop over channels outside);
+            // positions outside so each V row's page lookup happens once, which the GPU tests' long cases need.
+            Array.Clear(acc, 0, d);
+            for (int p = 0; p < len; p++)
             {
-                double acc = 0;
-                for (int p = 0; p < len; p++)
-                    acc += scores[p] * kvPool[(int)(layout.ValueOffset(pageTable[p / layout.PageSize], layer, p % layout.PageSize) + kvh * d + c)];
-                o[c] = (float)(acc / sum);
+                var v = kvPool.Slice((int)(layout.ValueOffset(pageTable[p / layout.PageSize], layer, p % layout.PageSize) + kvh * d), d);
+                double w = scores[p];
+                for (int c = 0; c < d; c++) acc[c] += w * v[c];
             }
+            var o = output.Slice((i * heads + h) * d, d);
+            for (int c = 0; c < d; c++) o[c] = (float)(acc[c] / sum);
         }
     }
 
