@@ -7,11 +7,12 @@
 // - Rows: 128 query rows, the group = heads / kvHeads query heads of one KV head at rows = 128 / group positions (block
 //   row g * rows + i is head kvh * group + g at query q0 + i), as paged_prefill_fa128g. Two consumer warpgroups
 //   (warps 0-7): warpgroup w owns block rows 64w .. 64w + 63, warp k of it 16 of those.
-// - Producer: warp 8 (warps 9-11 only hand their registers over). The K and V tiles (128 keys) are gathered from the pages by the tensor memory accelerator: one
-//   box of (64 dims x pageSize keys) per page, half of the head dim and K or V, 4 boxes per page, issued by the
-//   producer's lanes straight into the 128-byte-swizzled layout wgmma reads; each stage's arrival is an mbarrier
-//   (full, with the byte count), its release by the consumers another (empty). WGP_STAGES stages, so the producer runs
-//   up to two tiles ahead and the consumers never execute a load instruction or a block-wide barrier in the loop.
+// - Producer: warp 8 (warps 9-11 only hand their registers over). The K and V tiles (128 keys) are gathered from the
+//   pages by the tensor memory accelerator: one box of (64 dims x pageSize keys) per page, half of the head dim and K
+//   or V, 4 boxes per page, issued by the producer's lanes straight into the 128-byte-swizzled layout wgmma reads;
+//   each stage's arrival is an mbarrier (full, with the byte count), its release by the consumers another (empty).
+//   WGP_STAGES stages, so the producer runs up to two tiles ahead and the consumers never execute a load instruction
+//   or a block-wide barrier in the loop.
 // - Consumers, per warpgroup and tile j: S(j) = Q K(j) (8 wgmma m64n128k16, Q and K from shared memory), then
 //   O += P(j-1) V(j-1) (8 more, P from registers: the S accumulators packed to bf16 are already in the A-fragment
 //   layout; V from shared memory, transposed by the instruction); the online softmax of S(j) runs on the CUDA cores
