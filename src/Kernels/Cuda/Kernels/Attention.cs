@@ -46,7 +46,7 @@ public sealed class AttentionKernels
     public bool UseSplitPrefill { get; set; } = Environment.GetEnvironmentVariable("ACTORS_SPLIT_PREFILL") != "0";
 
     /// <summary>
-    /// Key splits for a GQA prefill of <paramref name="blocks"/> blocks over <paramref name="tiles"/> 64-key tiles: 1
+    /// Key splits for a GQA prefill of <paramref name="blocks"/> blocks over <paramref name="tiles"/> key tiles (64 keys for the mma.sync kernels, 128 for the wgmma one): 1
     /// (no split) when the blocks fill the device already; else enough splits for two blocks per multiprocessor, each at
     /// least 4 tiles, within the workspace.
     /// </summary>
