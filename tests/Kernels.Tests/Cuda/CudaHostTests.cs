@@ -128,9 +128,9 @@ public class CudaHostTests
     [InlineData(typeof(AttentionKernels), "DecodeParams", 120, "Scale", 112)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "PageStride", 32)]
     [InlineData(typeof(AttentionKernels), "PrefillParams", 80, "Scale", 76)]
-    [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "P", 128)]
-    [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "Acc", 208)]
-    [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "Splits", 232)]
+    [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Acc", 80)]
+    [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Splits", 104)]
+    [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "Split", 128)] // p 128, acc 208, splits 232 in the kernel
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Kv", 72)]
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "PageStride", 80)]
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Tokens", 96)]

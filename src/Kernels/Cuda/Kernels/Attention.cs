@@ -124,7 +124,8 @@ public sealed class AttentionKernels
             return;
         }
         // attention.cu first: the fast kernels share its params structs (and its layout static_asserts)
-        var fast = compiler.Load($"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}", "attention_fast.cu");
+        string fastSource = $"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}";
+        var fast = compiler.Load(fastSource, "attention_fast.cu");
         _prefillFlash = fast.Function("paged_prefill_fa");
         _prefillFlash128 = fast.Function("paged_prefill_fa128");
         _prefillFlashGqa = fast.Function("paged_prefill_fa128g");
@@ -142,8 +143,7 @@ public sealed class AttentionKernels
             // attention.cu and attention_fast.cu first: the Hopper kernel shares their params structs and PTX helpers.
             // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
             // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
-            string hopperSource = $"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}"
-                + $"\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
+            string hopperSource = $"{fastSource}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
             string key = $"{_device.Ordinal}:{compiler.CacheKey(hopperSource, [], "sm_90a")}";
             if (HopperFailures.TryGetValue(key, out var failure))
                 WgmmaUnavailableReason = failure; // tried once in this process: no second compilation
@@ -384,17 +384,8 @@ public sealed class AttentionKernels
                 {
                     // A few rows over a long cached context: the key tiles are spread over `splits` blocks per row block
                     // and merged by prefill_split_reduce (see attention_fast.cu).
-                    int perSplit = (tiles + splits - 1) / splits;
-                    splits = (tiles + perSplit - 1) / perSplit;
-                    _splitWorkspace ??= _device!.Allocate<float>(PrefillSplitWorkspaceFloats);
-                    long part = (long)queries * heads * splits;
-                    var ws = _splitWorkspace.Span;
-                    var sp = new PrefillSplitParams
-                    {
-                        P = p, Acc = ws.Pointer, Max = ws.Slice(part * 128).Pointer, Sum = ws.Slice(part * 129).Pointer,
-                        Splits = splits, TilesPerSplit = perSplit,
-                    };
-                    _prefillSplit!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)splits), 256, FlashShared128, sp);
+                    var sp = SplitParams(p, tiles, splits);
+                    _prefillSplit!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)sp.Splits), 256, FlashShared128, sp);
                     _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
                     return;
                 }
@@ -415,34 +406,36 @@ public sealed class AttentionKernels
     /// rows over a long context split the 128-key tiles over grid z as the mma.sync GQA kernel does (same workspace and
     /// reduce kernel).
     /// </summary>
-    private unsafe void PrefillWgmma(CudaStream stream, PrefillParams p, int queries, int heads, int firstPosition, DeviceSpan<ushort> kvPool, KvLayout layout)
+    private void PrefillWgmma(CudaStream stream, PrefillParams p, int queries, int heads, int firstPosition, DeviceSpan<ushort> kvPool, KvLayout layout)
     {
         int rows = 128 / (heads / layout.KvHeads);
         int qBlocks = (queries + rows - 1) / rows;
         int tiles = (firstPosition + queries - 1) / 128 + 1;
         int splits = UseSplitPrefill ? PrefillSplits(qBlocks * layout.KvHeads, tiles, queries, heads, _device!.MultiprocessorCount) : 1;
-        var w = new WgmmaPrefillParams { P = p, Splits = 1 };
-        var map = KvTensorMap(kvPool, layout);
-        for (int i = 0; i < 16; i++) w.Map[i] = map.Words[i];
-        if (splits > 1)
+        // acc null (no split): the kernel writes the normalised rows itself
+        var sp = splits > 1 ? SplitParams(p, tiles, splits) : new PrefillSplitParams { P = p, Splits = 1 };
+        var w = new WgmmaPrefillParams { Map = KvTensorMap(kvPool, layout), Split = sp };
+        _prefillWgmma!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)sp.Splits), WgmmaThreads, WgmmaShared, w);
+        if (sp.Splits > 1) _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
+    }
+
+    /// <summary>
+    /// Split-KV params over <paramref name="tiles"/> key tiles: the split count evened out so no split is empty, and
+    /// the partial outputs (acc (queries, heads, splits, 128), then max and sum (queries, heads, splits)) in the
+    /// workspace, allocated at first use.
+    /// </summary>
+    private PrefillSplitParams SplitParams(PrefillParams p, int tiles, int splits)
+    {
+        int perSplit = (tiles + splits - 1) / splits;
+        splits = (tiles + perSplit - 1) / perSplit;
+        _splitWorkspace ??= _device!.Allocate<float>(PrefillSplitWorkspaceFloats);
+        long part = (long)p.Queries * p.Heads * splits;
+        var ws = _splitWorkspace.Span;
+        return new PrefillSplitParams
         {
-            int perSplit = (tiles + splits - 1) / splits;
-            splits = (tiles + perSplit - 1) / perSplit;
-            _splitWorkspace ??= _device!.Allocate<float>(PrefillSplitWorkspaceFloats);
-            long part = (long)queries * heads * splits;
-            var ws = _splitWorkspace.Span;
-            w.Acc = ws.Pointer;
-            w.Max = ws.Slice(part * 128).Pointer;
-            w.Sum = ws.Slice(part * 129).Pointer;
-            w.Splits = splits;
-            w.TilesPerSplit = perSplit;
-        }
-        _prefillWgmma!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)splits), WgmmaThreads, WgmmaShared, w);
-        if (splits > 1)
-        {
-            var sp = new PrefillSplitParams { P = p, Acc = w.Acc, Max = w.Max, Sum = w.Sum, Splits = splits, TilesPerSplit = w.TilesPerSplit };
-            _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
-        }
+            P = p, Acc = ws.Pointer, Max = ws.Slice(part * 128).Pointer, Sum = ws.Slice(part * 129).Pointer,
+            Splits = splits, TilesPerSplit = perSplit,
+        };
     }
 
     /// <summary>
@@ -524,14 +517,15 @@ public sealed class AttentionKernels
         public float Scale;
     }
 
-    /// <summary>Twin of WgmmaPrefillParams (attention_hopper.cu): the tensor map, the prefill params, the split outputs; 256 bytes.</summary>
+    /// <summary>
+    /// Twin of WgmmaPrefillParams (attention_hopper.cu): the tensor map, then the prefill params and split outputs laid
+    /// out as PrefillSplitParams (p, acc, max, sum, splits, tilesPerSplit); 256 bytes.
+    /// </summary>
     [StructLayout(LayoutKind.Sequential, Size = 256)]
-    private unsafe struct WgmmaPrefillParams
+    private struct WgmmaPrefillParams
     {
-        public fixed ulong Map[16];
-        public PrefillParams P;
-        public ulong Acc, Max, Sum;
-        public int Splits, TilesPerSplit;
+        public TensorMap Map;
+        public PrefillSplitParams Split;
     }
 
     [StructLayout(LayoutKind.Sequential)]
