@@ -119,6 +119,53 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 }
 });
 
+// Where prefill time goes: GPU time per stage of one prefill at each context (a timing event between stages).
+using var profile = new StepProfile(dev);
+string Key(string label) => new string(label.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_').ToArray()).Replace("__", "_").Trim('_');
+void ProfiledPrefill(string tag)
+{
+    foreach (int ctx in new[] { shortCtx, longCtx })
+    {
+        profile.Reset();
+        runner.Profile = profile;
+        double ms;
+        try { ms = Prefill(ctx).Ms; }
+        finally { runner.Profile = null; }
+        var totals = profile.Totals();
+        double sum = totals.Sum(t => t.Ms);
+        results[$"prefill_{ctx}_{tag}_profiled_ms"] = ms;
+        Console.WriteLine($"prefill {ctx} ({tag} GEMM algorithms), profiled: {ms:F1} ms wall, {sum:F1} ms of GPU time in stages");
+        foreach (var (label, sms, count) in totals)
+        {
+            results[$"prefill_{ctx}_{tag}_{Key(label)}_ms"] = sms;
+            Console.WriteLine($"  {label,-30} {sms,9:F2} ms {sms / sum,7:P1}  ({count} intervals)");
+        }
+    }
+}
+Case("prefill profile", () => ProfiledPrefill("heuristic"));
+// cuBLASLt's first heuristic pick against the fastest of its first 16 picks timed on the prefill's own operands.
+Case("prefill with autotuned GEMMs", () =>
+{
+    runner.Matmul.ClearPlans();
+    runner.Matmul.Autotune = true;
+    Prefill(shortCtx);
+    foreach (var t in runner.Matmul.Tunings)
+    {
+        double flop = 2.0 * t.Rows * t.K * t.N;
+        Console.WriteLine($"GEMM ({t.Rows}, {t.K}, {t.N}): heuristic {t.HeuristicMs:F3} ms ({flop / (t.HeuristicMs * 1e-3) / 1e12:F0} TFLOP/s), " +
+            $"best of {t.Candidates} #{t.Chosen} {t.ChosenMs:F3} ms ({flop / (t.ChosenMs * 1e-3) / 1e12:F0} TFLOP/s)");
+        results[$"gemm_{t.Rows}x{t.K}x{t.N}_heuristic_tflops"] = flop / (t.HeuristicMs * 1e-3) / 1e12;
+        results[$"gemm_{t.Rows}x{t.K}x{t.N}_autotuned_tflops"] = flop / (t.ChosenMs * 1e-3) / 1e12;
+    }
+    foreach (int ctx in new[] { shortCtx, longCtx })
+    {
+        double ms = Prefill(ctx).Ms;
+        results[$"autotuned_prefill_{ctx}_ms"] = ms;
+        Console.WriteLine($"prefill {ctx} with autotuned GEMMs: {ms:F1} ms");
+    }
+    ProfiledPrefill("autotuned");
+});
+
 // Median ms of one decode step of `sessions` sequences at shortCtx, over KV filled with random values (seed).
 double SessionsStepMs(ulong seed)
 {

@@ -136,6 +136,12 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool UseDecodeGraphs { get; set; }
 
     /// <summary>
+    /// When set, every step not replayed from a graph records GPU time per stage (projections, attention, norms, ...)
+    /// into it; for benchmarks and diagnosis (each stage boundary costs a timing event).
+    /// </summary>
+    public StepProfile? Profile { get; set; }
+
+    /// <summary>
     /// Whether each layer's bias, q/k norm, RoPE, q copy and KV write run as one launch (qkv_rope.cu) instead of up to
     /// six; on by default (head dims up to <see cref="QkvRopeKernels.MaxHeadDim"/>). Tests compare the two paths.
     /// Changing it retires the captured decode graphs (they hold the launches of the other path).
@@ -150,6 +156,8 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
+    /// <summary>The runner's matrix products (for benchmarks: its plans and autotuning).</summary>
+    public CublasLtMatmul Matmul => _mm;
 
     /// <summary>The device pool, (pages, layers, {K,V}, pageSize, kvHeads, headDim) bf16.</summary>
     public DeviceSpan<ushort> Pool => _pool.Span;
@@ -448,13 +456,18 @@ public sealed partial class CudaModelRunner : IModelRunner
         void Enqueue(CudaStream st)
         {
             var x = _x; var h = _h; var qkv = _qkv; var q = _q; var a = _a; var o = _o; var gu = _gu; var act = _act;
+            var p = graph ? null : Profile;
+            p?.Start(st);
             _ew.EmbeddingGather(st, _w.Embed, c.VocabSize, hid, ids, n, x);
+            p?.Mark(st, "embedding");
             for (int li = 0; li < c.NumLayers; li++)
             {
                 var L = _w.Layers[li];
                 if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                 else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
+                p?.Mark(st, "residual + norm");
                 Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                p?.Mark(st, "qkv projection");
                 if (fused)
                 {
                     // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
@@ -471,9 +484,11 @@ public sealed partial class CudaModelRunner : IModelRunner
                     // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
                     _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
                 }
+                p?.Mark(st, "qkv bias/norm, rope, kv write");
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
+                if (decodes > 0) p?.Mark(st, "decode attention");
                 for (int j = decodes; j < order.Length; j++)
                 {
                     var ch = batch[order[j]];
@@ -482,20 +497,29 @@ public sealed partial class CudaModelRunner : IModelRunner
                     _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
                         meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
                 }
+                if (order.Length > decodes) p?.Mark(st, "prefill attention");
                 Project(st, a, L.O, o, n, qDim, hid);
                 if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
+                p?.Mark(st, "o projection");
                 _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
+                p?.Mark(st, "residual + norm");
                 if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
                 {
                     _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                    p?.Mark(st, "gate/up projection");
                     _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
+                    p?.Mark(st, "swiglu");
                 }
+                else p?.Mark(st, "gate/up projection + swiglu");
                 Project(st, act, L.Down, o, n, inter, hid);
+                p?.Mark(st, "down projection");
             }
             if (outRows == 0) return;
             _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
             _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
+            p?.Mark(st, "final norm");
             Project(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);
+            p?.Mark(st, "logits");
         }
 
         if (graph)

@@ -9,7 +9,10 @@ namespace Actors.Kernels.Cuda;
 /// cuBLASLt is column-major; a row-major (r, c) matrix is the column-major (c, r) matrix, so the product is computed
 /// as yᵀ (n, rows) = op(A) · B with A = w viewed column-major (k, n) transposed (TRANSA = T) and B = xᵀ viewed
 /// column-major (k, rows) (TRANSB = N): the "TN" form cuBLASLt's fastest kernels use.
-/// Plans (descriptors + heuristic algorithm) are cached per shape; the fixed workspace keeps launches capturable in graphs.
+/// Plans (descriptors + algorithm) are cached per shape; the fixed workspace keeps launches capturable in graphs.
+/// The algorithm is cuBLASLt's first heuristic pick, or with <see cref="Autotune"/> the fastest of its first
+/// <see cref="AutotuneCandidates"/> picks timed on the first call's own operands (shapes of at least
+/// <see cref="AutotuneMinRows"/> rows, outside graph capture; the call waits for the stream while it times).
 /// </summary>
 public sealed unsafe class CublasLtMatmul : IDisposable
 {
@@ -30,6 +33,17 @@ public sealed unsafe class CublasLtMatmul : IDisposable
 
     public CudaDevice Device { get; }
 
+    /// <summary>Time cuBLASLt's candidate algorithms for each new large shape and keep the fastest (see the class summary).</summary>
+    public bool Autotune { get; set; } = Environment.GetEnvironmentVariable("ACTORS_CUBLASLT_AUTOTUNE") == "1";
+    public int AutotuneMinRows { get; set; } = 256;
+    public int AutotuneCandidates { get; set; } = 16;
+
+    /// <summary>One shape's tuning: how many candidates ran, the heuristic pick's time and the chosen one's (ms).</summary>
+    public readonly record struct Tuning(int Rows, int K, int N, int Candidates, int Chosen, double HeuristicMs, double ChosenMs);
+
+    private readonly ConcurrentQueue<Tuning> _tunings = new();
+    public IReadOnlyCollection<Tuning> Tunings => _tunings;
+
     /// <summary>Enqueues y = x · wᵀ on <paramref name="stream"/>. x: (rows, k), w: (n, k), y: (rows, n), all bf16 row-major.</summary>
     public void Bf16(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n)
     {
@@ -39,15 +53,58 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         w.Require((long)n * k, nameof(w), "n * k");
         y.Require((long)rows * n, nameof(y), "rows * n");
         if (rows == 0) return;
-        var plan = _plans.GetOrAdd((rows, k, n), s => CreatePlan(s.Rows, s.K, s.N));
-        Device.MakeCurrent();
-        float alpha = 1f, beta = 0f;
-        CublasLt.Check(CublasLt.cublasLtMatmul(_handle.DangerousGetHandle(), plan.Operation, &alpha, w.Pointer, plan.A, x.Pointer, plan.B,
-                &beta, y.Pointer, plan.C, y.Pointer, plan.C, plan.Algo, _workspace.Pointer, (nuint)_workspace.Bytes, stream.Handle),
-            "cublasLtMatmul", $"bf16 rows {rows}, k {k}, n {n}");
+        if (!_plans.TryGetValue((rows, k, n), out var plan))
+        {
+            bool tune = Autotune && rows >= AutotuneMinRows && !stream.IsCapturing;
+            plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null);
+            if (!_plans.TryAdd((rows, k, n), plan))
+            {
+                plan.Destroy();
+                plan = _plans[(rows, k, n)];
+            }
+        }
+        Check(Launch(stream, plan, plan.Algo, x, w, y), rows, k, n);
     }
 
-    private Plan CreatePlan(int rows, int k, int n)
+    private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y)
+    {
+        Device.MakeCurrent();
+        float alpha = 1f, beta = 0f;
+        return CublasLt.cublasLtMatmul(_handle.DangerousGetHandle(), plan.Operation, &alpha, w.Pointer, plan.A, x.Pointer, plan.B,
+            &beta, y.Pointer, plan.C, y.Pointer, plan.C, algo, _workspace.Pointer, (nuint)_workspace.Bytes, stream.Handle);
+    }
+
+    private static void Check(int status, int rows, int k, int n) => CublasLt.Check(status, "cublasLtMatmul", $"bf16 rows {rows}, k {k}, n {n}");
+
+    /// <summary>
+    /// Times each candidate (one warm-up launch, then three) on the caller's operands and returns the fastest's index;
+    /// a candidate whose launch fails is skipped. The output is overwritten; the caller's launch follows.
+    /// </summary>
+    private int Choose(int rows, int k, int n, Plan plan, CublasLtHeuristicResult* candidates, int count,
+        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y) on)
+    {
+        using var start = new CudaEvent(Device);
+        using var end = new CudaEvent(Device);
+        int best = 0, tried = 0;
+        double bestMs = double.MaxValue, firstMs = double.NaN;
+        for (int i = 0; i < count; i++)
+        {
+            ulong* algo = candidates[i].Algo;
+            if (candidates[i].State != 0 || Launch(on.Stream, plan, algo, on.X, on.W, on.Y) != 0) continue;
+            start.Record(on.Stream);
+            for (int r = 0; r < 3; r++) Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
+            end.Record(on.Stream);
+            double ms = CudaEvent.ElapsedMilliseconds(start, end) / 3;
+            tried++;
+            if (i == 0) firstMs = ms;
+            if (ms < bestMs) (best, bestMs) = (i, ms);
+        }
+        _tunings.Enqueue(new Tuning(rows, k, n, tried, best, firstMs, bestMs));
+        return best;
+    }
+
+    private Plan CreatePlan(int rows, int k, int n, int requested,
+        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y)? tuneOn)
     {
         Device.MakeCurrent();
         var plan = new Plan();
@@ -71,13 +128,14 @@ public sealed unsafe class CublasLtMatmul : IDisposable
                 ulong ws = (ulong)_workspace.Bytes;
                 CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, sizeof(ulong)),
                     "cublasLtMatmulPreferenceSetAttribute", $"MAX_WORKSPACE_BYTES {ws}");
-                CublasLtHeuristicResult result;
+                var results = stackalloc CublasLtHeuristicResult[Math.Max(1, requested)];
                 int found;
-                CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle.DangerousGetHandle(), op, a, b, c, c, pref, 1, &result, &found),
+                CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle.DangerousGetHandle(), op, a, b, c, c, pref, Math.Max(1, requested), results, &found),
                     "cublasLtMatmulAlgoGetHeuristic", $"bf16 rows {rows}, k {k}, n {n}");
                 if (found == 0)
                     throw new CublasException("cublasLtMatmulAlgoGetHeuristic", $"bf16 rows {rows}, k {k}, n {n}", 15, "CUBLAS_STATUS_NOT_SUPPORTED", "no algorithm for this shape");
-                for (int i = 0; i < 8; i++) plan.Algo[i] = result.Algo[i];
+                int chosen = tuneOn is { } on && found > 1 ? Choose(rows, k, n, plan, results, found, on) : 0;
+                for (int i = 0; i < 8; i++) plan.Algo[i] = results[chosen].Algo[i];
             }
             finally
             {
@@ -90,6 +148,13 @@ public sealed unsafe class CublasLtMatmul : IDisposable
             plan.Destroy();
             throw;
         }
+    }
+
+    /// <summary>Drops every cached plan, so the next call per shape plans (and with <see cref="Autotune"/>, tunes) again.</summary>
+    public void ClearPlans()
+    {
+        foreach (var key in _plans.Keys)
+            if (_plans.TryRemove(key, out var p)) p.Destroy();
     }
 
     public void Dispose()

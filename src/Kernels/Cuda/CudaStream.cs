@@ -25,6 +25,18 @@ public sealed unsafe class CudaStream : IDisposable
         Driver.Check(Driver.cuStreamSynchronize(Handle), "cuStreamSynchronize");
     }
 
+    /// <summary>Whether work enqueued now is being recorded into a graph rather than run.</summary>
+    public bool IsCapturing
+    {
+        get
+        {
+            Device.MakeCurrent();
+            int status;
+            Driver.Check(Driver.cuStreamIsCapturing(Handle, &status), "cuStreamIsCapturing");
+            return status != 0;
+        }
+    }
+
     public void Dispose() => _stream.Dispose();
 }
 

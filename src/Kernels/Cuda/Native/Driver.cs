@@ -99,6 +99,7 @@ public static unsafe partial class Driver
 
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamBeginCapture_v2(IntPtr stream, int mode);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamEndCapture(IntPtr stream, IntPtr* graph);
+    [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamIsCapturing(IntPtr stream, int* captureStatus);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuGraphInstantiateWithFlags(IntPtr* graphExec, IntPtr graph, ulong flags);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuGraphLaunch(IntPtr graphExec, IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuGraphExecDestroy(IntPtr graphExec);
