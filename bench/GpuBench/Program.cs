@@ -111,7 +111,13 @@ Case("prefill and decode", () =>
 {
 foreach (int ctx in new[] { shortCtx, longCtx })
 {
+    // best of two at the short context, one at the long one: as hf_baseline.py measures transformers
     var (token, ms) = Prefill(ctx);
+    if (ctx == shortCtx)
+    {
+        var again = Prefill(ctx);
+        (token, ms) = (again.Token, Math.Min(ms, again.Ms));
+    }
     results[$"prefill_{ctx}_ms"] = ms;
     double dms = Decode(ctx, token);
     results[$"decode_after_{ctx}_ms_per_token"] = dms;

@@ -16,7 +16,10 @@ struct Case { int queries, first, splits; };
 int main(int argc, char** argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-    const int heads = 32, kvHeads = 8, d = 128, pageSize = 16, tokenStride = kvHeads * d;
+#ifndef HARNESS_PAGE
+#define HARNESS_PAGE 16
+#endif
+    const int heads = 32, kvHeads = 8, d = 128, pageSize = HARNESS_PAGE, tokenStride = kvHeads * d;
     const long long pageStride = 2LL * pageSize * tokenStride;
     int fa128Shared = 3 * 2 * 64 * 136 * 2;
     CK(cudaFuncSetAttribute(paged_prefill_fa128g, cudaFuncAttributeMaxDynamicSharedMemorySize, fa128Shared));

@@ -4,12 +4,13 @@
 # paged_prefill_fa128g on random paged pools (shuffled pages, NaN in unreachable slots, cached prefixes, split-KV)
 # and times both at 8K and 32K. Prints the ptxas register / spill report and any wgmma serialisation warning.
 # Usage: bash scripts/gpu/prefill-harness/run.sh [queries]   (queries: run only that case, e.g. 8192)
+# NVFLAGS: extra nvcc flags (e.g. -DHARNESS_PAGE=64 for another page size).
 set -u
 K=src/Kernels/Cuda/Kernels
 cd "$(dirname "$0")/../../.."
 cat $K/common.cuh $K/attention.cu $K/attention_fast.cu $K/attention_hopper.cu scripts/gpu/prefill-harness/harness.cu > /tmp/prefill-harness.cu
 nvidia-smi --query-gpu=name --format=csv,noheader
-nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/prefill-harness /tmp/prefill-harness.cu -lcuda > /tmp/prefill-harness.log 2>&1
+nvcc ${NVFLAGS:-} -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/prefill-harness /tmp/prefill-harness.cu -lcuda > /tmp/prefill-harness.log 2>&1
 echo "nvcc rc $?"
 grep -E "error" /tmp/prefill-harness.log | head -20
 grep -A3 -E "entry function 'paged_prefill_wgmma" /tmp/prefill-harness.log | grep -E "Used|spill"

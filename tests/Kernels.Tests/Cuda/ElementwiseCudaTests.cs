@@ -33,6 +33,11 @@ public class ElementwiseCudaTests
     [InlineData(5, 131)]
     [InlineData(3, 4099)] // wider than one block: threads stride over the row
     [InlineData(1, 7)]
+    [InlineData(4, 4096)]   // 16-byte pieces (add_rmsnorm8), one per thread
+    [InlineData(3, 3584)]   // 16-byte pieces, 448 threads
+    [InlineData(2, 20480)]  // 16-byte pieces, three per thread
+    [InlineData(2, 32776)]  // a multiple of 8 too wide for the register pieces: the strided kernel
+    [InlineData(5, 24)]     // 16-byte pieces, fewer than a warp
     public void Add_rmsnorm_matches_reference(int rows, int dim)
     {
         var gpu = Gpu.Require();
@@ -54,11 +59,13 @@ public class ElementwiseCudaTests
         TestData.Close(expY, Gpu.DownloadBf16(dY), 1e-2, 2e-3, "y");
     }
 
-    [Fact]
-    public void Rmsnorm_in_place_matches_reference()
+    [Theory]
+    [InlineData(333)]
+    [InlineData(336)] // 16-byte pieces (add_rmsnorm8)
+    public void Rmsnorm_in_place_matches_reference(int dim)
     {
         var gpu = Gpu.Require();
-        const int rows = 9, dim = 333;
+        const int rows = 9;
         float[] x = Gpu.RandomBf16(rows * dim, 20, 3f);
         float[] weight = Gpu.RandomBf16(dim, 21);
         using var dX = gpu.UploadBf16(x);
@@ -114,7 +121,9 @@ public class ElementwiseCudaTests
 
     [Theory]
     [InlineData(3, 517, false)]
-    [InlineData(4, 96, true)] // fused [gate | up] rows
+    [InlineData(4, 96, true)] // fused [gate | up] rows, 16-byte pieces (swiglu8)
+    [InlineData(3, 100, true)] // fused rows whose stride is not a multiple of 8: the scalar kernel
+    [InlineData(5, 1032, false)] // 16-byte pieces
     public void Swiglu_matches_reference(int rows, int cols, bool fused)
     {
         var gpu = Gpu.Require();

@@ -51,6 +51,8 @@ public class QkvRopeCudaTests
         { 9, 3, 3, 7, 4, false, false, true, 0 },     // odd head dim: the last channel is not rotated
         { 1, 32, 8, 128, 16, false, false, false, 0 },// a decode row of a Llama-3-8B-shaped layer
         { 33, 2, 1, 256, 7, true, true, true, 0 },    // the largest head dim
+        { 37, 8, 2, 128, 16, true, false, true, 0 },  // head dim 128 with 8-byte accesses (qkv_rope_kv128), bias
+        { 6, 4, 2, 128, 16, true, true, true, 2 },    // head dim 128, rows 2 elements apart from 8-byte alignment: qkv_rope_kv
     };
 
     [Theory]

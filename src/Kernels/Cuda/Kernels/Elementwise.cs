@@ -10,15 +10,17 @@ namespace Actors.Kernels.Cuda.Kernels;
 public sealed class ElementwiseKernels
 {
     private const uint Block = 256;
-    private readonly CudaFunction _embedding, _rmsnorm, _rope, _swiglu;
+    private readonly CudaFunction _embedding, _rmsnorm, _rmsnorm8, _rope, _swiglu, _swiglu8;
 
     public ElementwiseKernels(KernelCompiler compiler)
     {
         var module = compiler.Load(KernelSource.Load("elementwise.cu"), "elementwise.cu");
         _embedding = module.Function("embedding_gather");
         _rmsnorm = module.Function("add_rmsnorm");
+        _rmsnorm8 = module.Function("add_rmsnorm8");
         _rope = module.Function("rope");
         _swiglu = module.Function("swiglu");
+        _swiglu8 = module.Function("swiglu8");
     }
 
     /// <summary>output (tokens, hidden) = table[ids[t]], table (vocab, hidden). Ids outside [0, vocab) give zero rows.</summary>
@@ -55,7 +57,17 @@ public sealed class ElementwiseKernels
         x.Require((long)rows * dim, nameof(x), "rows * dim");
         weight.Require(dim, nameof(weight), "dim");
         y.Require((long)rows * dim, nameof(y), "rows * dim");
+        if (rows == 0) return;
         var p = new RmsNormParams { Residual = residual, X = x.Pointer, Weight = weight.Pointer, Y = y.Pointer, Rows = rows, Dim = dim, Eps = eps };
+        // 16-byte pieces when the row splits into them and fits 4 pieces per thread of a 1024-thread block
+        if (dim % 8 == 0 && dim <= 8 * 4 * 1024 && Aligned16(residual, x.Pointer, weight.Pointer, y.Pointer))
+        {
+            int pieces = dim / 8;
+            int per = (pieces + 1023) / 1024;
+            uint threads = (uint)Math.Max(32, ((pieces + per - 1) / per + 31) / 32 * 32);
+            _rmsnorm8.Launch(stream, ((uint)rows, 1, 1), threads, 0, p);
+            return;
+        }
         uint block = dim >= 1024 ? 1024u : (uint)Math.Max(32, (dim + 31) / 32 * 32);
         _rmsnorm.Launch(stream, ((uint)rows, 1, 1), block, 0, p);
     }
@@ -100,7 +112,20 @@ public sealed class ElementwiseKernels
         y.Require((long)(rows - 1) * outStride + cols, nameof(y), "(rows - 1) * outStride + cols");
         long total = (long)rows * cols;
         var p = new SwiGluParams { Gate = gate.Pointer, Up = up.Pointer, Y = y.Pointer, Rows = rows, Cols = cols, InStride = inStride, OutStride = outStride };
+        if ((cols | inStride | outStride) % 8 == 0 && Aligned16(gate.Pointer, up.Pointer, y.Pointer))
+        {
+            long pieces = total / 8;
+            _swiglu8.Launch(stream, (checked((uint)((pieces + Block - 1) / Block)), 1, 1), Block, 0, p);
+            return;
+        }
         _swiglu.Launch(stream, (checked((uint)((total + Block - 1) / Block)), 1, 1), Block, 0, p);
+    }
+
+    private static bool Aligned16(params ReadOnlySpan<ulong> pointers)
+    {
+        foreach (ulong p in pointers)
+            if (p % 16 != 0) return false;
+        return true;
     }
 
     internal static void NonNegative(int value, string name)

@@ -14,12 +14,14 @@ public sealed class QkvRopeKernels
     /// <summary>Largest head dimension (a warp's head lives in shared memory).</summary>
     public const int MaxHeadDim = 256;
     private const int Warps = 8;
-    private readonly CudaFunction _fused;
+    private readonly CudaFunction _fused, _fused128;
 
     public QkvRopeKernels(KernelCompiler compiler)
     {
         ArgumentNullException.ThrowIfNull(compiler);
-        _fused = compiler.Load(KernelSource.Load("qkv_rope.cu"), "qkv_rope.cu").Function("qkv_rope_kv");
+        var module = compiler.Load(KernelSource.Load("qkv_rope.cu"), "qkv_rope.cu");
+        _fused = module.Function("qkv_rope_kv");
+        _fused128 = module.Function("qkv_rope_kv128");
     }
 
     /// <summary>
@@ -57,7 +59,10 @@ public sealed class QkvRopeKernels
             TokenStride = layout.TokenStride, Eps = eps,
         };
         long warps = (long)tokens * (heads + 2 * kvHeads);
-        _fused.Launch(stream, (checked((uint)((warps + Warps - 1) / Warps)), 1, 1), Warps * 32, 0, p);
+        // head dim 128 with 8-byte accesses when every row and pointer allows them
+        bool wide = headDim == 128 && stride % 4 == 0 && (qkv.Pointer | bias.Pointer | qNorm.Pointer | kNorm.Pointer | q.Pointer | pool.Pointer) % 8 == 0
+            && (cos.Pointer | sin.Pointer) % 16 == 0;
+        (wide ? _fused128 : _fused).Launch(stream, (checked((uint)((warps + Warps - 1) / Warps)), 1, 1), Warps * 32, 0, p);
     }
 
     private static int Check(int tokens, int stride, int heads, int kvHeads, int headDim, bool hasBias, bool hasQNorm, bool hasKNorm,

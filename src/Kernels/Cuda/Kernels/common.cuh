@@ -20,6 +20,31 @@ __device__ __forceinline__ bf16_t f2bf(float f)
     return (bf16_t)(u >> 16);
 }
 
+// 16 bytes = 8 bf16, one vector load or store (NVRTC's own uint4 is not relied on). Element 2i is the low half of
+// word i (little-endian).
+struct alignas(16) vec16 { unsigned int x, y, z, w; };
+
+__device__ __forceinline__ void unpack8(vec16 v, float* f)
+{
+    const unsigned int a[4] = { v.x, v.y, v.z, v.w };
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+    {
+        f[2 * i] = __uint_as_float(a[i] << 16);
+        f[2 * i + 1] = __uint_as_float(a[i] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ vec16 pack8(const float* f)
+{
+    unsigned int a[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) a[i] = (unsigned int)f2bf(f[2 * i]) | ((unsigned int)f2bf(f[2 * i + 1]) << 16);
+    vec16 v;
+    v.x = a[0]; v.y = a[1]; v.z = a[2]; v.w = a[3];
+    return v;
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -75,6 +75,54 @@ extern "C" __global__ void add_rmsnorm(RmsNormParams p)
     }
 }
 
+// add_rmsnorm with 16-byte accesses: dim % 8 == 0, every pointer 16-byte aligned, dim <= 8 * 4 * blockDim.x (checked
+// by the launcher). Each thread keeps its (up to 4) pieces of 8 in registers between the sum and the scaling, so the
+// row is read once. Same arithmetic per element as add_rmsnorm (only the order of the sum of squares differs).
+// Grid: rows blocks. Block: multiple of 32, at most 1024.
+extern "C" __global__ void add_rmsnorm8(RmsNormParams p)
+{
+    __shared__ float scratch[32];
+    constexpr int V = 4;
+    const u64 base = (u64)blockIdx.x * p.dim;
+    const int pieces = p.dim >> 3;
+    const vec16* xr = (const vec16*)(p.x + base);
+    vec16* rr = p.residual ? (vec16*)(p.residual + base) : 0;
+    vec16* yr = (vec16*)(p.y + base);
+    const vec16* wr = (const vec16*)p.weight;
+    float v[V][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < V; k++)
+    {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i >= pieces) break;
+        unpack8(xr[i], v[k]);
+        if (rr)
+        {
+            float r[8];
+            unpack8(rr[i], r);
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[k][j] = bf2f(f2bf(r[j] + v[k][j]));
+            rr[i] = pack8(v[k]);
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss += v[k][j] * v[k][j];
+    }
+    float total = block_sum(ss, scratch);
+    float inv = rsqrtf(total / (float)p.dim + p.eps);
+#pragma unroll
+    for (int k = 0; k < V; k++)
+    {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i >= pieces) break;
+        float w[8], out[8];
+        unpack8(wr[i], w);
+#pragma unroll
+        for (int j = 0; j < 8; j++) out[j] = v[k][j] * inv * w[j];
+        yr[i] = pack8(out);
+    }
+}
+
 // Rotary embedding, rotate_half layout, in place. Token t, head h sits at x + t * rowStride + h * headDim (rowStride
 // lets q or k be rotated inside a fused qkv row). cos, sin: (tableRows, headDim / 2) f32, already multiplied by the
 // RoPE attention scaling; token t uses table row positions[t], or t when positions is null.
@@ -134,4 +182,20 @@ extern "C" __global__ void swiglu(SwiGluParams p)
     float g = bf2f(p.gate[(u64)r * p.inStride + c]);
     float u = bf2f(p.up[(u64)r * p.inStride + c]);
     p.y[(u64)r * p.outStride + c] = f2bf(g / (1.f + expf(-g)) * u);
+}
+
+// swiglu with 16-byte accesses: cols, inStride and outStride multiples of 8 and gate, up, y 16-byte aligned (checked by
+// the launcher). One thread per 8 consecutive columns. Grid: ceil(rows * cols / 8 / block).
+extern "C" __global__ void swiglu8(SwiGluParams p)
+{
+    const int pieces = p.cols >> 3;
+    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long long)p.rows * pieces) return;
+    int r = (int)(idx / pieces), c = (int)(idx % pieces) * 8;
+    float g[8], u[8], y[8];
+    unpack8(*(const vec16*)(p.gate + (u64)r * p.inStride + c), g);
+    unpack8(*(const vec16*)(p.up + (u64)r * p.inStride + c), u);
+#pragma unroll
+    for (int j = 0; j < 8; j++) y[j] = g[j] / (1.f + expf(-g[j])) * u[j];
+    *(vec16*)(p.y + (u64)r * p.outStride + c) = pack8(y);
 }

@@ -12,9 +12,6 @@
 // Versions (H100, Llama-3-8B decode shapes, M = 1): measured by the kernel timing test, see docs/benchmarks.md.
 // Requirements (checked by the launcher): k % 8 == 0, x, w and y 16-byte aligned.
 
-// 16 bytes = 8 bf16, one vector load (NVRTC's own uint4 is not relied on).
-struct alignas(16) vec16 { unsigned int x, y, z, w; };
-
 #define GEMV_COLS 2
 #define GEMV_WARPS 8
 

@@ -91,3 +91,76 @@ extern "C" __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_rope_kv(QkvRope
     }
     if ((d & 1) && lane == 0) dst[d - 1] = f2bf(x[d - 1]);
 }
+
+// qkv_rope_kv for head dim 128 with 8-byte accesses: lane l holds channels 4l .. 4l + 3 in registers (no shared
+// memory); RoPE's partner channel i ± 64 sits in lane l ^ 16 at the same place, one shuffle away. Same bf16 roundings
+// per element as qkv_rope_kv (the q/k norm's sum of squares is added in another order). Requirements (checked by the
+// launcher): stride % 4 == 0; qkv, bias, norms, q and the pool 8-byte aligned; cos and sin 16-byte aligned.
+// Grid and block as qkv_rope_kv.
+struct alignas(8) vec8 { unsigned int x, y; };    // 4 bf16
+struct alignas(16) f32x4 { float x, y, z, w; };
+
+__device__ __forceinline__ void unpack4(vec8 v, float* f)
+{
+    f[0] = __uint_as_float(v.x << 16); f[1] = __uint_as_float(v.x & 0xffff0000u);
+    f[2] = __uint_as_float(v.y << 16); f[3] = __uint_as_float(v.y & 0xffff0000u);
+}
+
+__device__ __forceinline__ vec8 pack4(const float* f)
+{
+    vec8 v;
+    v.x = (unsigned int)f2bf(f[0]) | ((unsigned int)f2bf(f[1]) << 16);
+    v.y = (unsigned int)f2bf(f[2]) | ((unsigned int)f2bf(f[3]) << 16);
+    return v;
+}
+
+extern "C" __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_rope_kv128(QkvRopeParams p)
+{
+    const int d = 128, half = 64;
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, e0 = lane * 4;
+    int per = p.heads + 2 * p.kvHeads;
+    u64 job = (u64)blockIdx.x * QKV_WARPS + w;
+    if (job >= (u64)p.tokens * per) return; // whole warps leave together
+    int t = (int)(job / per), h = (int)(job % per);
+    float x[4];
+    unpack4(*(const vec8*)(p.qkv + (u64)t * p.stride + (u64)h * d + e0), x);
+    if (p.bias)
+    {
+        float b[4];
+        unpack4(*(const vec8*)(p.bias + (u64)h * d + e0), b);
+#pragma unroll
+        for (int k = 0; k < 4; k++) x[k] = bf2f(f2bf(x[k] + b[k]));
+    }
+    int s = p.slots[t];
+    u64 kslot = (u64)(s / p.pageSize) * p.pageStride + p.layerOffset + (u64)(s % p.pageSize) * p.tokenStride;
+    if (h >= p.heads + p.kvHeads)
+    {
+        *(vec8*)(p.kv + kslot + (u64)p.pageSize * p.tokenStride + (u64)(h - p.heads - p.kvHeads) * d + e0) = pack4(x);
+        return;
+    }
+    bool isQ = h < p.heads;
+    const bf16_t* nw = isQ ? p.qNorm : p.kNorm;
+    if (nw)
+    {
+        float ss = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3];
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        float inv = rsqrtf(ss / d + p.eps), g[4];
+        unpack4(*(const vec8*)(nw + e0), g);
+#pragma unroll
+        for (int k = 0; k < 4; k++) x[k] = bf2f(f2bf(g[k] * bf2f(f2bf(x[k] * inv))));
+    }
+    int row = p.positions ? p.positions[t] : t;
+    f32x4 c = *(const f32x4*)(p.cos + (u64)row * half + (e0 & (half - 1)));
+    f32x4 sn = *(const f32x4*)(p.sin + (u64)row * half + (e0 & (half - 1)));
+    const float cv[4] = { c.x, c.y, c.z, c.w }, sv[4] = { sn.x, sn.y, sn.z, sn.w };
+    float y[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+    {
+        float other = __shfl_xor_sync(0xffffffffu, x[k], 16);
+        // first half: out[i] = x[i] cos - x[i + half] sin; second half: out[i + half] = x[i + half] cos + x[i] sin
+        y[k] = lane < 16 ? x[k] * cv[k] - other * sv[k] : x[k] * cv[k] + other * sv[k];
+    }
+    bf16_t* dst = isQ ? p.q + (u64)t * p.heads * d + (u64)h * d : p.kv + kslot + (u64)(h - p.heads) * d;
+    *(vec8*)(dst + e0) = pack4(y);
+}
