@@ -128,27 +128,41 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 // Where prefill time goes: GPU time per stage of one prefill at each context (a timing event between stages).
 using var profile = new StepProfile(dev);
 string Key(string label) => new string(label.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_').ToArray()).Replace("__", "_").Trim('_');
-void ProfiledPrefill(string tag)
+void ProfiledPrefill(string tag, bool withDecode = false)
 {
     foreach (int ctx in new[] { shortCtx, longCtx })
     {
         profile.Reset();
         runner.Profile = profile;
-        double ms;
-        try { ms = Prefill(ctx).Ms; }
+        (int Token, double Ms) r;
+        try { r = Prefill(ctx); }
         finally { runner.Profile = null; }
-        var totals = profile.Totals();
-        double sum = totals.Sum(t => t.Ms);
-        results[$"prefill_{ctx}_{tag}_profiled_ms"] = ms;
-        Console.WriteLine($"prefill {ctx} ({tag} GEMM algorithms), profiled: {ms:F1} ms wall, {sum:F1} ms of GPU time in stages");
-        foreach (var (label, sms, count) in totals)
-        {
-            results[$"prefill_{ctx}_{tag}_{Key(label)}_ms"] = sms;
-            Console.WriteLine($"  {label,-30} {sms,9:F2} ms {sms / sum,7:P1}  ({count} intervals)");
-        }
+        results[$"prefill_{ctx}_{tag}_profiled_ms"] = r.Ms;
+        Report($"prefill_{ctx}_{tag}", $"prefill {ctx} ({tag} GEMM algorithms), profiled: {r.Ms:F1} ms wall", 1);
+        if (!withDecode) continue;
+        profile.Reset();
+        runner.Profile = profile;
+        double dms;
+        try { dms = Decode(ctx, r.Token); }
+        finally { runner.Profile = null; }
+        results[$"decode_after_{ctx}_profiled_ms_per_token"] = dms;
+        Report($"decode_after_{ctx}", $"decode after {ctx}, profiled: {dms:F2} ms/token wall (median), per step", warmDecode + decodeSteps);
     }
 }
-Case("prefill profile", () => ProfiledPrefill("heuristic"));
+// Prints (and records per step) the GPU time per stage of the profile; `steps` profiled steps are averaged.
+void Report(string key, string title, int steps)
+{
+    var totals = profile.Totals();
+    double sum = totals.Sum(t => t.Ms) / steps;
+    Console.WriteLine($"{title}: {sum:F2} ms of GPU time in stages");
+    foreach (var (label, sms, count) in totals)
+    {
+        double ms = sms / steps;
+        results[$"{key}_{Key(label)}_ms"] = ms;
+        Console.WriteLine($"  {label,-30} {ms,9:F3} ms {ms / sum,7:P1}  ({count / steps} intervals)");
+    }
+}
+Case("prefill profile", () => ProfiledPrefill("heuristic", withDecode: true));
 // cuBLASLt's first heuristic pick against the fastest of its first 16 picks timed on the prefill's own operands.
 Case("prefill with autotuned GEMMs", () =>
 {

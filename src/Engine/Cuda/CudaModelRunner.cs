@@ -51,7 +51,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     private PinnedBuffer<float> _ropeHost = null!;
     private int _tokenCapacity;
     private int _generation;  // bumped whenever a buffer a captured graph points at is reallocated
-    private readonly Dictionary<int, (CudaGraph Graph, int Generation)> _decodeGraphs = [];
+    private readonly Dictionary<(int Rows, int Context), (CudaGraph Graph, int Generation)> _decodeGraphs = [];
     private readonly CudaEvent _staged;  // recorded after the step's uploads from pinned memory
     private bool _stagedRecorded;
 
@@ -131,7 +131,8 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     /// <summary>
     /// Replay decode-only greedy steps (every chunk one token, every chunk's last row asked for) from CUDA graphs
-    /// captured per batch size. Off unless EngineOptions.CudaGraphs; benchmarks toggle it. Not yet validated on a device.
+    /// captured per batch size and context bucket (the longest sequence's length rounded up to a power of two, at least
+    /// 64, at most the context length: a new bucket captures a new graph). Off unless EngineOptions.CudaGraphs; benchmarks toggle it.
     /// </summary>
     public bool UseDecodeGraphs { get; set; }
 
@@ -333,15 +334,17 @@ public sealed partial class CudaModelRunner : IModelRunner
         var order = Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length == 1)
             .Concat(Enumerable.Range(0, batch.Count).Where(i => batch[i].Tokens.Length > 1)).ToArray();
         int decodes = order.TakeWhile(i => batch[i].Tokens.Length == 1).Count();
-        // A decode-only step can replay a CUDA graph captured for its batch size: its kernel parameters must not change
-        // between steps, so page tables get the stride of a full context and the decode grid covers the whole context
-        // (splits beyond a sequence's length exit at once).
+        // A decode-only step can replay a CUDA graph captured for its batch size and context bucket: its kernel
+        // parameters must not change between steps, so page tables get the stride of the bucket and the decode grid
+        // covers the whole bucket (splits beyond a sequence's length exit at once).
         bool graph = UseDecodeGraphs && decodes == batch.Count && outRows == batch.Count;
         int stride = 1, maxContext = 1;
         if (graph)
         {
-            stride = (_contextLength + layout.PageSize - 1) / layout.PageSize;
-            maxContext = _contextLength;
+            int longest = 1;
+            foreach (var ch in batch) longest = Math.Max(longest, ch.FirstPosition + 1);
+            maxContext = (int)Math.Min(_contextLength, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(longest, 64)));
+            stride = (maxContext + layout.PageSize - 1) / layout.PageSize;
         }
         for (int j = 0; j < decodes; j++)
         {
@@ -524,11 +527,11 @@ public sealed partial class CudaModelRunner : IModelRunner
 
         if (graph)
         {
-            if (!_decodeGraphs.TryGetValue(n, out var g) || g.Generation != _generation)
+            if (!_decodeGraphs.TryGetValue((n, maxContext), out var g) || g.Generation != _generation)
             {
                 g.Graph?.Dispose();
                 g = (CudaGraph.Capture(_stream, Enqueue), _generation);
-                _decodeGraphs[n] = g;
+                _decodeGraphs[(n, maxContext)] = g;
             }
             g.Graph.Launch(_stream);
         }
