@@ -7,12 +7,10 @@
 // - Rows: 128 query rows, the group = heads / kvHeads query heads of one KV head at rows = 128 / group positions (block
 //   row g * rows + i is head kvh * group + g at query q0 + i), as paged_prefill_fa128g. Two consumer warpgroups
 //   (warps 0-7): warpgroup w owns block rows 64w .. 64w + 63, warp k of it 16 of those.
-// - Producer (pageSize >= WGP_TMA_MIN_PAGE): warp 8 (warps 9-11 only hand their registers over). The K and V tiles
-//   (128 keys) are gathered from the pages by the tensor memory accelerator: one box of (64 dims x pageSize keys) per
-//   page, half of the head dim and K or V, 4 boxes per page, issued by the producer's lanes straight into the
-//   128-byte-swizzled layout wgmma reads; each stage's arrival is an mbarrier (full, with the byte count), its release
-//   by the consumers another (empty). Smaller pages: the producer warpgroup's 128 threads gather with cp.async into the
-//   same layout and arrive on full themselves (wgp_produce_gather).
+// - Producer: warp 8 (warps 9-11 only hand their registers over). The K and V tiles (128 keys) are gathered from the
+//   pages by the tensor memory accelerator: one box of (64 dims x pageSize keys) per page, half of the head dim and K
+//   or V, 4 boxes per page, issued by the producer's lanes straight into the 128-byte-swizzled layout wgmma reads;
+//   each stage's arrival is an mbarrier (full, with the byte count), its release by the consumers another (empty).
 //   WGP_STAGES stages, so the producer runs up to two tiles ahead and the consumers never execute a load instruction
 //   or a block-wide barrier in the loop.
 // - Consumers, per warpgroup and tile j: S(j) = Q K(j) (8 wgmma m64n128k16, Q and K from shared memory), then
@@ -37,10 +35,7 @@
 #define WGP_BARRIERS (WGP_TILE + WGP_STAGES * WGP_STAGE) // full[WGP_STAGES], empty[WGP_STAGES]: 8 bytes each
 // + alignment slack: the swizzled operands start 1024-byte aligned
 #define WGP_SHARED (WGP_BARRIERS + 2 * WGP_STAGES * 8 + 1024)
-#define WGP_THREADS 384                      // 2 consumer warpgroups + the producer warpgroup
-#ifndef WGP_TMA_MIN_PAGE
-#define WGP_TMA_MIN_PAGE 64                  // smaller pages are gathered with cp.async (wgp_produce_gather)
-#endif
+#define WGP_THREADS 384                      // 2 consumer warpgroups + the producer warpgroup (one warp of it works)
 
 // A CUtensorMap (opaque, 128 bytes, 64-byte aligned), made by cuTensorMapEncodeTiled on the host.
 struct alignas(64) TmaMap { u64 v[16]; };
@@ -259,52 +254,6 @@ __device__ __forceinline__ void wgp_produce(const WgmmaPrefillParams& ps, unsign
     }
 }
 
-// Producer for small pages (pageSize < WGP_TMA_MIN_PAGE; the whole producer warpgroup): the tensor memory accelerator
-// would take 4 boxes per page (32 boxes of 2 KiB per tile at pageSize 16) and its issue rate, not the memory, then
-// bounds the kernel (H100: 440 TFLOP/s at pageSize 16 against 627 at 64). Instead each of the 128 threads gathers the
-// 16-byte chunk c = t % 16 of rows t / 16 + 8 i (i < 16) of K and V with cp.async into the same swizzled layout, keys
-// past lastKey zero-filled. Tile j's copies form one cp.async group; once tile j + 1's are issued, the thread waits for
-// tile j's (one group in flight behind it), makes them visible to the async proxy and arrives on full[j] (count 128).
-__device__ __forceinline__ void wgp_produce_gather(const WgmmaPrefillParams& ps, unsigned int stages, unsigned int bars, int kvh,
-                                                  int tileBase, int nTiles, int lastKey)
-{
-    const PrefillParams& p = ps.p;
-    int t = threadIdx.x & 127, c = t & 15, r0 = t >> 4;
-    const bf16_t* base = p.kv + p.layerOffset + (u64)kvh * FA_D + c * 8;
-    u64 vOff = (u64)p.pageSize * p.tokenStride;
-    for (int j = 0; j < nTiles; j++)
-    {
-        int stage = j % WGP_STAGES;
-        if (j >= WGP_STAGES) mbar_wait(bars + (WGP_STAGES + stage) * 8, (unsigned int)(j / WGP_STAGES - 1) & 1u);
-        int t0 = tileBase + j * WGP_BC;
-        unsigned int st = stages + stage * WGP_STAGE;
-#pragma unroll 4
-        for (int i = 0; i < 16; i++)
-        {
-            int r = r0 + 8 * i, key = t0 + r;
-            int bytes = key <= lastKey ? 16 : 0;
-            const bf16_t* src = base;
-            if (bytes) src += (u64)p.pageTable[key / p.pageSize] * p.pageStride + (u64)(key % p.pageSize) * p.tokenStride;
-            unsigned int dst = st + wgp_off(r, c);
-            cp_async16(dst, src, bytes);
-            cp_async16(dst + WGP_TILE, src + (bytes ? vOff : 0), bytes);
-        }
-        cp_async_commit();
-        if (j > 0)
-        {
-            asm volatile("cp.async.wait_group 1;" ::: "memory");
-            fence_async_shared();
-            mbar_arrive(bars + ((j - 1) % WGP_STAGES) * 8);
-        }
-    }
-    if (nTiles > 0)
-    {
-        cp_async_wait_all();
-        fence_async_shared();
-        mbar_arrive(bars + ((nTiles - 1) % WGP_STAGES) * 8);
-    }
-}
-
 // Zeroes V rows from .. 127 of a stage (keys past the block's last key: stale or never-written slots, or no page at
 // all) for one warpgroup, and publishes the zeros to its tensor cores. Both warpgroups write the same zeros.
 __device__ __forceinline__ void wgp_zero_v(unsigned int v, int from, int wg)
@@ -343,13 +292,11 @@ extern "C" __global__ void __launch_bounds__(WGP_THREADS, 1) paged_prefill_wgmma
     int nTiles = max(0, min(lastKey / WGP_BC + 1, tileEnd) - tileBegin);
     int tileBase = tileBegin * WGP_BC;
 
-    bool tma = p.pageSize >= WGP_TMA_MIN_PAGE;
     if (threadIdx.x == 0)
     {
         for (int s = 0; s < WGP_STAGES; s++)
         {
-            // full: the TMA producer's expect_tx arrival + the bytes, or the 128 gathering threads' arrivals
-            mbar_init(bars + s * 8, tma ? 1 : 128);
+            mbar_init(bars + s * 8, 1);                        // full: the producer's expect_tx arrival + the bytes
             mbar_init(bars + (WGP_STAGES + s) * 8, 256);       // empty: every consumer thread
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -363,8 +310,7 @@ extern "C" __global__ void __launch_bounds__(WGP_THREADS, 1) paged_prefill_wgmma
     if (wg == 2)
     {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;" ::: "memory");
-        if (!tma) wgp_produce_gather(ps, stages, bars, kvh, tileBase, nTiles, lastKey);
-        else if (threadIdx.x / 32 == 8) wgp_produce(ps, stages, bars, kvh, tileBase, nTiles, lastKey);
+        if (threadIdx.x / 32 == 8) wgp_produce(ps, stages, bars, kvh, tileBase, nTiles, lastKey);
     }
     else
     {
