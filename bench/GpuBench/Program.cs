@@ -27,7 +27,7 @@ if (!CudaDevice.TryOpen(Int("--device", 0), out var device, out var reason))
     return 2;
 }
 using var dev = device!;
-const int PageSize = 16;
+const int PageSize = EngineOptions.DefaultCudaPageSize; // the engine's default on CUDA
 var config = new ModelConfig
 {
     ModelType = "llama", Family = ModelFamily.Llama, HiddenSize = 4096, IntermediateSize = 14336, NumLayers = 32,
@@ -258,22 +258,33 @@ var attention = new AttentionKernels(compiler);
 Console.WriteLine(attention.PrefillUsesWgmma(config.HeadDim, config.NumHeads, config.NumKvHeads, PageSize)
     ? "prefill attention kernel: paged_prefill_wgmma (wgmma + TMA, warp-specialised)"
     : $"prefill attention kernel: mma.sync ({attention.WgmmaUnavailableReason ?? "wgmma off"})");
-Case("prefill attention", () =>
+// Over the runner's pool (pages of PageSize tokens), then over a one-layer pool of 16-token pages (vLLM's default
+// block size) to show what the page size costs the kernel.
+void PrefillAttention(DeviceSpan<ushort> pool, KvLayout kv, string suffix)
 {
 foreach (int T in new[] { shortCtx, longCtx })
 {
     int heads = config.NumHeads, d = config.HeadDim;
     using var q = dev.Allocate<ushort>((long)T * heads * d);
     using var o = dev.Allocate<ushort>((long)T * heads * d);
-    using var table = dev.Allocate<int>((T + PageSize - 1) / PageSize);
+    using var table = dev.Allocate<int>((T + kv.PageSize - 1) / kv.PageSize);
     table.Upload(Pages(0, (int)table.Length));
     ek.RandomInit(stream, q, 3, 1f, 0f);
-    double ms = Time(T > 16384 ? 2 : 5, () => attention.Prefill(stream, q, T, heads, 0, runner.Pool, layout, 0, table, 1f / MathF.Sqrt(d), o));
+    double ms = Time(T > 16384 ? 2 : 5, () => attention.Prefill(stream, q, T, heads, 0, pool, kv, 0, table, 1f / MathF.Sqrt(d), o));
     double flops = 2.0 * 2 * T * (double)T * heads * d / 2;
-    results[$"prefill_attention_{T}_tflops"] = flops / (ms * 1e-3) / 1e12;
-    Console.WriteLine($"prefill attention {T}: {ms:F2} ms, {results[$"prefill_attention_{T}_tflops"]:F1} TFLOP/s");
+    string key = $"prefill_attention_{T}{suffix}_tflops";
+    results[key] = flops / (ms * 1e-3) / 1e12;
+    Console.WriteLine($"prefill attention {T}, pages of {kv.PageSize} tokens: {ms:F2} ms, {results[key]:F1} TFLOP/s");
     Sample();
 }
+}
+Case("prefill attention", () => PrefillAttention(runner.Pool, layout, ""));
+Case("prefill attention, 16-token pages", () =>
+{
+    var small = new KvLayout(16, 1, config.NumKvHeads, config.HeadDim);
+    using var pool = dev.Allocate<ushort>((long)(longCtx / 16 + 1) * small.PageStride);
+    ek.RandomInit(stream, pool, 6, 1f, 0f);
+    PrefillAttention(pool, small, "_page16");
 });
 Case("decode attention", () =>
 {

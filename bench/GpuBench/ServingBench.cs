@@ -114,7 +114,7 @@ internal static class ServingBench
     {
         var options = new EngineOptions
         {
-            PageSize = 16, MaxSequences = 4, ContextLength = context + 512, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
+            PageSize = EngineOptions.DefaultCudaPageSize, MaxSequences = 4, ContextLength = context + 512, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
             HostKvBytes = 12L << 30,
         };
         using var engine = Engine(dev, weights, compiler, ek, options);
@@ -217,7 +217,7 @@ internal static class ServingBench
         const int NewTokens = 256; // long enough that a turn's fixed costs (state writes, tier probe) are amortised as in real answers
         var options = new EngineOptions
         {
-            PageSize = 16, MaxSequences = sessions, ContextLength = context + 256, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
+            PageSize = EngineOptions.DefaultCudaPageSize, MaxSequences = sessions, ContextLength = context + 256, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
         };
         using var engine = Engine(dev, weights, compiler, ek, options);
         var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
@@ -312,7 +312,7 @@ internal static class ServingBench
     {
         var options = new EngineOptions
         {
-            PageSize = 16, MaxSequences = 32, ContextLength = 8192, PrefillChunkTokens = 8192, MaxBatchTokens = 8192, HostKvBytes = 0,
+            PageSize = EngineOptions.DefaultCudaPageSize, MaxSequences = 32, ContextLength = 8192, PrefillChunkTokens = 8192, MaxBatchTokens = 8192, HostKvBytes = 0,
         };
         using var engine = Engine(dev, weights, compiler, ek, options);
         var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);

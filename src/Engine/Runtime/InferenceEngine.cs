@@ -65,13 +65,19 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
         ArgumentNullException.ThrowIfNull(modelId);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        _options = options;
         _weights = weights;
         Config = config;
         ModelId = modelId;
         ContextLength = options.ContextLength ?? config.EffectiveContextLength;
         if (ContextLength < 1) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be ≥ 1 (EngineOptions.ContextLength or max_position_embeddings)");
-        _model = runner ?? CreateRunner(config, weights!, options, ContextLength);
+        _model = runner ?? CreateRunner(config, weights!, ref options, ContextLength);
+        if (_model.KvLayout.PageSize != options.PageSize)
+        {
+            if (options.PageSizeSet)
+                throw new ArgumentException($"the runner's pages hold {_model.KvLayout.PageSize} tokens; EngineOptions.PageSize is {options.PageSize}", nameof(options));
+            options = options with { PageSize = _model.KvLayout.PageSize };
+        }
+        _options = options;
         _blocks = new BlockManager(_model.KvPages, options.PageSize, modelId, RopeProfile(config));
         PageFormat = new KvPageFormat(modelId, RopeProfile(config), _model.KvDType, options.PageSize,
             _model.KvLayout.Layers, _model.KvLayout.KvHeads, _model.KvLayout.HeadDim);
@@ -559,7 +565,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
     /// Backend choice: Cuda demands a usable device (throws with the reason otherwise); Auto takes CUDA when
     /// CudaDevice.TryOpen succeeds (compute capability ≥ 8.0) and the CPU otherwise, keeping the reason.
     /// </summary>
-    private static IModelRunner CreateRunner(ModelConfig config, IWeightSource weights, EngineOptions options, int contextLength)
+    private static IModelRunner CreateRunner(ModelConfig config, IWeightSource weights, ref EngineOptions options, int contextLength)
     {
         string? reason = null;
         if (options.Backend != Backend.Cpu)
@@ -568,6 +574,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
             {
                 try
                 {
+                    if (!options.PageSizeSet) options = options with { PageSize = EngineOptions.DefaultCudaPageSize };
                     return Cuda.CudaModelRunner.Create(device!, config, weights, options, contextLength);
                 }
                 catch
@@ -580,7 +587,8 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
                 throw new InvalidOperationException($"EngineOptions.Backend is Cuda but no usable CUDA device: {reason}");
             reason = "CUDA not used: " + reason;
         }
-        return new CpuModelRunner(config, weights, options.PageSize, layout => KvPagesFor(options, layout, contextLength), reason);
+        var cpu = options;
+        return new CpuModelRunner(config, weights, cpu.PageSize, layout => KvPagesFor(cpu, layout, contextLength), reason);
     }
 
     /// <summary>Pool size: KvPages, else KvMemoryBytes, else a share of available memory; no more than MaxSequences full contexts.</summary>

@@ -290,6 +290,17 @@ public class CudaEngineTests
     }
 
     [Fact]
+    public void Cuda_engine_defaults_to_64_token_pages()
+    {
+        CudaGpu.Require();
+        var config = TestModels.Llama;
+        using var engine = new InferenceEngine(config, TestModels.Weights(config), "t",
+            new EngineOptions { Backend = Backend.Cuda, MaxSequences = 2, ContextLength = 128 });
+        Assert.Equal(EngineOptions.DefaultCudaPageSize, engine.PageSize);
+        Assert.Equal(2 * 128 / EngineOptions.DefaultCudaPageSize, engine.TotalPages);
+    }
+
+    [Fact]
     public void Pool_is_sized_from_free_device_memory()
     {
         CudaGpu.Require();

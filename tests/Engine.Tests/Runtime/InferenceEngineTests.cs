@@ -16,6 +16,25 @@ public class InferenceEngineTests
     }
 
     [Fact]
+    public void Page_size_defaults_per_backend_and_an_explicit_one_is_kept()
+    {
+        var config = TestModels.Llama;
+        var unset = new EngineOptions { Backend = Backend.Cpu, MaxSequences = 2, ContextLength = 128 };
+        Assert.False(unset.PageSizeSet);
+        Assert.Equal(EngineOptions.DefaultPageSize, unset.PageSize);
+        using (var engine = new InferenceEngine(config, TestModels.Weights(config), "t", unset))
+            Assert.Equal(EngineOptions.DefaultPageSize, engine.PageSize);
+        var set = unset with { PageSize = 8 };
+        Assert.True(set.PageSizeSet);
+        Assert.True((set with { MaxSequences = 3 }).PageSizeSet); // `with` keeps it
+        using (var engine = new InferenceEngine(config, TestModels.Weights(config), "t", set))
+        {
+            Assert.Equal(8, engine.PageSize);
+            Assert.Equal(2 * 128 / 8, engine.TotalPages);
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_sequences_batched_give_the_same_tokens_as_alone()
     {
         var config = TestModels.Llama;
