@@ -132,7 +132,8 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// <summary>
     /// Replay decode-only greedy steps (every chunk one token, every chunk's last row asked for) from CUDA graphs
     /// captured per batch size and context bucket (the longest sequence's length rounded up to a power of two, at least
-    /// 64, at most the context length: a new bucket captures a new graph). Off unless EngineOptions.CudaGraphs; benchmarks toggle it.
+    /// 64, at most the context length: a new bucket captures a new graph). From EngineOptions.CudaGraphs (on by default);
+    /// profiled steps (<see cref="Profile"/>) need it off.
     /// </summary>
     public bool UseDecodeGraphs { get; set; }
 
