@@ -687,8 +687,7 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 // Decode, vectorised split: same contract, params and partial outputs as paged_decode_split (partialMax in natural-log
 // units), so paged_decode_reduce merges either. Head dim D in {64, 128}, G query heads per KV head in {1, 2, 4, 8}.
 // Grid (maxSplits, kvHeads, seqs); block 128 (4 warps). A key row of D bf16 is read by L = D / 8 lanes, 16 bytes each
-// (ld.global.nc.v4), so a warp reads 32 / L rows per step and each thread keeps U steps of loads in flight (16 for
-// G <= 4, else 4). Each K/V
+// (ld.global.nc.v4), so a warp reads 32 / L rows per step and each thread keeps U steps of loads in flight. Each K/V
 // read serves all G query heads of the group. Dynamic shared memory: (G * D (q) + G * splitSize (scores)
 // + 4 * G * D (per-warp V partials)) floats.
 // ---------------------------------------------------------------------------------------------------------------------
@@ -699,9 +698,7 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
     constexpr int KPW = 32 / L;  // rows per warp step
     constexpr int WARPS = 4;
     constexpr int KPB = KPW * WARPS;
-    // steps of loads in flight: one sequence's decode is latency-bound (one wave of short blocks, each waiting on its
-    // loads step after step), so up to 4 heads per group keep 16 steps (a 128-key split in one round trip per phase)
-    constexpr int U = G <= 4 ? 16 : 4;
+    constexpr int U = 4;         // steps of loads in flight
     extern __shared__ float smem[];
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
     int len = p.contextLens[seq];
