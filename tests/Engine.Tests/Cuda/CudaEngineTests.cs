@@ -290,6 +290,30 @@ public class CudaEngineTests
     }
 
     [Fact]
+    public void Runner_profile_times_every_stage_of_a_step_and_leaves_the_result_alone()
+    {
+        CudaGpu.Require();
+        var config = TestModels.Qwen2;
+        Assert.True(Actors.Engine.Cuda.CudaModelRunner.TryOpenDevice(0, out var device, out var reason), reason);
+        using var runner = Actors.Engine.Cuda.CudaModelRunner.Create(device!, config, TestModels.Weights(config),
+            new EngineOptions { PageSize = 4, KvPages = 32, CudaGraphs = false }, 64);
+        var a = TestModels.Tokens(13, 3);
+        ForwardChunk[] Batch() => [new(a, 0, Enumerable.Range(0, 4).ToArray(), 13, LogitsRows.Last)];
+        var plain = runner.ForwardArgmax(Batch());
+        using var profile = new StepProfile(runner.Device);
+        runner.Profile = profile;
+        var profiled = runner.ForwardArgmax(Batch());
+        runner.Profile = null;
+        Assert.Equal(plain, profiled);
+        var totals = profile.Totals().ToDictionary(t => t.Label);
+        foreach (var stage in new[] { "qkv projection", "qkv bias/norm, rope, kv write", "prefill attention", "o projection", "down projection" })
+            Assert.Equal(config.NumLayers, totals[stage].Count);
+        Assert.Equal(2 * config.NumLayers, totals["residual + norm"].Count);
+        Assert.Equal(1, totals["logits"].Count);
+        Assert.All(totals.Values, t => Assert.True(t.Ms >= 0, $"{t.Label}: {t.Ms} ms"));
+    }
+
+    [Fact]
     public void Cuda_engine_defaults_to_64_token_pages()
     {
         CudaGpu.Require();

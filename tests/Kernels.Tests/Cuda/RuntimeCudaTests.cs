@@ -138,6 +138,71 @@ public class RuntimeCudaTests
     }
 
     [Fact]
+    public void Autotuned_matmul_picks_a_timed_candidate_and_matches_the_heuristic_pick()
+    {
+        var gpu = Gpu.Require();
+        const int rows = 300, k = 512, n = 640;
+        float[] x = Gpu.RandomBf16(rows * k, 62);
+        float[] w = Gpu.RandomBf16(n * k, 63, 0.5f);
+        using var dX = gpu.UploadBf16(x);
+        using var dW = gpu.UploadBf16(w);
+        using var dY = gpu.Device.Allocate<ushort>(rows * n);
+        using var stream = gpu.Device.CreateStream();
+        using var tuned = new CublasLtMatmul(gpu.Device) { Autotune = true, AutotuneMinRows = 256 };
+        tuned.Bf16(stream, dX, dW, dY, rows, k, n);
+        stream.Synchronize();
+        var t = Assert.Single(tuned.Tunings);
+        Assert.Equal((rows, k, n), (t.Rows, t.K, t.N));
+        Assert.InRange(t.Candidates, 1, tuned.AutotuneCandidates);
+        Assert.True(t.ChosenMs > 0 && t.ChosenMs <= t.HeuristicMs, $"chosen #{t.Chosen} {t.ChosenMs} ms, heuristic {t.HeuristicMs} ms");
+        var got = Gpu.DownloadBf16(dY);
+
+        // the heuristic pick's product (another algorithm may sum in another order: compare within f32 rounding)
+        gpu.Matmul.Bf16(stream, dX, dW, dY, rows, k, n);
+        stream.Synchronize();
+        var heuristic = Gpu.DownloadBf16(dY);
+        TestData.Close(heuristic, got, 1e-2, 1e-3, "autotuned vs heuristic");
+
+        // below AutotuneMinRows, and inside graph capture (nothing may be timed there), the heuristic pick is taken
+        tuned.Bf16(stream, dX, dW, dY, 100, k, n);
+        using var graph = CudaGraph.Capture(stream, s => tuned.Bf16(s, dX, dW, dY, 299, k, n));
+        graph.Launch(stream);
+        stream.Synchronize();
+        Assert.Single(tuned.Tunings);
+        Assert.False(stream.IsCapturing);
+    }
+
+    [Fact]
+    public void Step_profile_charges_each_interval_to_its_label()
+    {
+        var gpu = Gpu.Require();
+        using var stream = gpu.Device.CreateStream();
+        using var profile = new StepProfile(gpu.Device);
+        Assert.Throws<InvalidOperationException>(() => profile.Mark(stream, "before start"));
+        const int rows = 64, k = 1024, n = 2048;
+        using var dX = gpu.UploadBf16(Gpu.RandomBf16(rows * k, 64));
+        using var dW = gpu.UploadBf16(Gpu.RandomBf16(n * k, 65));
+        using var dY = gpu.Device.Allocate<ushort>(rows * n);
+        using var dNorm = gpu.UploadBf16(Gpu.RandomBf16(k, 66));
+        for (int round = 0; round < 2; round++)
+        {
+            profile.Reset();
+            profile.Start(stream);
+            for (int i = 0; i < 3; i++)
+            {
+                gpu.Matmul.Bf16(stream, dX, dW, dY, rows, k, n);
+                profile.Mark(stream, "matmul");
+                gpu.Elementwise.RmsNorm(stream, dX, dNorm, dX, rows, k, 1e-5f);
+                profile.Mark(stream, "norm");
+            }
+            var totals = profile.Totals();
+            Assert.Equal(["matmul", "norm"], totals.Select(t => t.Label));
+            Assert.All(totals, t => Assert.Equal(3, t.Count));
+            Assert.All(totals, t => Assert.True(t.Ms > 0 && t.Ms < 1000, $"{t.Label}: {t.Ms} ms"));
+        }
+    }
+
+    [Fact]
     public void Graph_replay_equals_direct_launches_and_reads_fresh_inputs()
     {
         var gpu = Gpu.Require();
