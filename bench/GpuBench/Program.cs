@@ -11,6 +11,7 @@ using Actors.Kernels.Cuda.Kernels;
 // Usage: actors-gpubench [--out results.json] [--chunk 8192] [--decode 32] [--quick]
 //        actors-gpubench --serving [--tiers] [--grains] [--quick] [--out result.json]   (ServingBench.cs)
 //        actors-gpubench --scale-parity --model DIR --variant DIR [--out result.json] [--chunk 2048]
+// --skip "case,case": leave out the named cases (the names Case() prints), for short device runs.
 // --quick: 2K/4K instead of 8K/32K and 4 sessions (for a smoke run). Times: wall clock around a synchronised step
 // (prefill, decode: what a caller sees, logits copied back) or CUDA events (kernels alone).
 // At-scale parity against transformers (ScaleParity.cs): a mode of its own, it shares nothing with the benchmark below.
@@ -18,6 +19,7 @@ if (args.Length > 0 && args[0] == "--scale-parity") return ScaleParity.Run(args[
 if (args.Length > 0 && args[0] == "--serving") return await ServingBench.RunAsync(args[1..]);
 string? outPath = Str("--out");
 bool quick = args.Contains("--quick");
+string[] skip = Str("--skip")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? []; // case names
 int chunk = Int("--chunk", 8192), decodeSteps = Int("--decode", 32), warmDecode = 4;
 int shortCtx = quick ? 2048 : 8192, longCtx = quick ? 4096 : 32768, sessions = quick ? 4 : 32;
 
@@ -289,7 +291,7 @@ Case("prefill attention, 16-token pages", () =>
 });
 Case("decode attention", () =>
 {
-foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
+foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, shortCtx), (1, longCtx) })
 {
     int heads = config.NumHeads, d = config.HeadDim, stride = (ctx + PageSize - 1) / PageSize;
     if ((long)seqs * stride > kvPages) stride = kvPages / seqs;
@@ -309,6 +311,23 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, longCtx) })
     results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
     Console.WriteLine($"decode attention {seqs} x {context}: {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
 }
+});
+// What programmatic dependent launch and the norms folded into the decode products are worth: decode after shortCtx
+// with each turned off (graphs on, as in the engine).
+Case("decode without programmatic launch or folded norms", () =>
+{
+    foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v) })
+    {
+        set(false);
+        try
+        {
+            var (token, _) = Prefill(shortCtx);
+            double dms = Decode(shortCtx, token);
+            results[$"no_{name}_decode_after_{shortCtx}_ms_per_token"] = dms;
+            Console.WriteLine($"without {name.Replace('_', ' ')}: decode after {shortCtx} {dms:F2} ms/token");
+        }
+        finally { set(true); }
+    }
 });
 // The decode cases above replay steps from CUDA graphs (the engine's default); the same without them.
 Case("decode without graphs", () =>
@@ -346,6 +365,7 @@ return errors.Count == 0 ? 0 : 1;
 // One measurement: a failure is recorded and printed, and the remaining cases still run.
 void Case(string name, Action body)
 {
+    if (skip.Contains(name)) { Console.WriteLine($"{name}: skipped (--skip)"); return; }
     try { body(); }
     catch (Exception e)
     {

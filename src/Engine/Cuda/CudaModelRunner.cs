@@ -67,6 +67,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         var c = Config = weights.Config;
         _contextLength = contextLength;
         _stream = device.CreateStream();
+        _stream.ProgrammaticLaunch = Environment.GetEnvironmentVariable("ACTORS_PDL") != "0";
         _staged = new CudaEvent(device, timing: false);
         _ew = new ElementwiseKernels(compiler);
         _attn = new AttentionKernels(compiler);
@@ -155,6 +156,31 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     private bool _useFusedQkv = true;
+
+    /// <summary>
+    /// Programmatic dependent launch of the step's kernels (compute capability 9.0+; on by default, ACTORS_PDL=0 turns it
+    /// off): each kernel's blocks start while the previous kernel drains, which at decode, where a step is ~300 short
+    /// kernels, hides most of the per-launch gap. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool ProgrammaticLaunch
+    {
+        get => _stream.ProgrammaticLaunch;
+        set { if (value != _stream.ProgrammaticLaunch) { _stream.ProgrammaticLaunch = value; _generation++; } }
+    }
+
+    /// <summary>
+    /// In steps the decode products take (<see cref="UseGemv"/>, at most <see cref="GemvKernels.MaxRows"/> rows), fold each
+    /// RMSNorm into the product that reads its output and each residual add into the product before it (gemv.cu), so a
+    /// layer runs 7 kernels instead of 9 (on by default; ACTORS_GEMV_FOLD=0 turns it off). Same roundings as the separate
+    /// kernels; only the order of the sum of squares differs. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool FoldNorms
+    {
+        get => _foldNorms;
+        set { if (value != _foldNorms) { _foldNorms = value; _generation++; } }
+    }
+
+    private bool _foldNorms = Environment.GetEnvironmentVariable("ACTORS_GEMV_FOLD") != "0";
 
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
@@ -455,6 +481,11 @@ public sealed partial class CudaModelRunner : IModelRunner
         var logitsSpan = _logits.Span.Slice(0, (long)outRows * c.VocabSize);
         bool fused = UseFusedQkv && d <= QkvRopeKernels.MaxHeadDim;
         if (fused) _qkvRope ??= new QkvRopeKernels(_compiler);
+        // Norms and residual adds folded into the decode products; the logits product then reads the residual stream
+        // directly when the step's logits rows are its rows in order (every decode step).
+        bool fold = _foldNorms && _useGemv && n <= GemvKernels.MaxRows && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
+        bool rowsInOrder = outRows == n;
+        for (int k = 0; rowsInOrder && k < outRows; k++) rowsInOrder = m[(int)(oRows + k)] == k;
 
         // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
         void Enqueue(CudaStream st)
@@ -467,11 +498,20 @@ public sealed partial class CudaModelRunner : IModelRunner
             for (int li = 0; li < c.NumLayers; li++)
             {
                 var L = _w.Layers[li];
-                if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
-                else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
-                p?.Mark(st, "residual + norm");
-                Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
-                p?.Mark(st, "qkv projection");
+                if (fold)
+                {
+                    // the previous layer's down projection already added its output into x
+                    Gemv.Matmul(st, x, L.Qkv, qkv, n, hid, qkvDim, norm: L.InputNorm, eps: eps);
+                    p?.Mark(st, "qkv projection");
+                }
+                else
+                {
+                    if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
+                    else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
+                    p?.Mark(st, "residual + norm");
+                    Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
+                    p?.Mark(st, "qkv projection");
+                }
                 if (fused)
                 {
                     // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
@@ -502,6 +542,16 @@ public sealed partial class CudaModelRunner : IModelRunner
                         meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
                 }
                 if (order.Length > decodes) p?.Mark(st, "prefill attention");
+                if (fold)
+                {
+                    Gemv.Matmul(st, a, L.O, x, n, qDim, hid, bias: L.OBias?.Span ?? default, residual: x);
+                    p?.Mark(st, "o projection");
+                    Gemv.SwiGlu(st, x, L.GateUp, act, n, hid, inter, norm: L.PostNorm, eps: eps);
+                    p?.Mark(st, "gate/up projection + swiglu");
+                    Gemv.Matmul(st, act, L.Down, x, n, inter, hid, residual: x);
+                    p?.Mark(st, "down projection");
+                    continue;
+                }
                 Project(st, a, L.O, o, n, qDim, hid);
                 if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
                 p?.Mark(st, "o projection");
@@ -519,7 +569,14 @@ public sealed partial class CudaModelRunner : IModelRunner
                 p?.Mark(st, "down projection");
             }
             if (outRows == 0) return;
-            _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
+            if (fold && rowsInOrder)
+            {
+                Gemv.Matmul(st, x, _w.LmHead, logitsSpan, n, hid, c.VocabSize, norm: _w.Norm, eps: eps);
+                p?.Mark(st, "logits");
+                return;
+            }
+            if (fold) _ew.RmsNorm(st, x, _w.Norm, h, n, hid, eps);
+            else _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
             _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
             p?.Mark(st, "final norm");
             Project(st, _sel.Span.Slice(0, (long)outRows * hid), _w.LmHead, logitsSpan, outRows, hid, c.VocabSize);

@@ -23,6 +23,7 @@ public sealed class EngineKernels
         _gather = module.Function("gather_rows");
         _init = module.Function("random_init");
         _argmax = module.Function("argmax_rows");
+        foreach (var f in new[] { _bias, _qkNorm, _kvWrite, _gather, _argmax }) f.Programmatic = true;
     }
 
     /// <summary>output[r] = argmax of row r of x (rows, cols) bf16, lowest index on ties (as the CPU Sampler); NaN never wins.</summary>
@@ -131,6 +132,12 @@ public sealed class EngineKernels
     internal const string Source = """
         typedef unsigned short bf16_t;
         typedef unsigned long long u64;
+        // Programmatic dependent launch, as in common.cuh: wait for the previous kernel before touching its buffers.
+        #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        #define PDL_ENTER() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
+        #else
+        #define PDL_ENTER() do { } while (0)
+        #endif
         __device__ __forceinline__ float bf2f(bf16_t b) { return __uint_as_float(((unsigned int)b) << 16); }
         __device__ __forceinline__ bf16_t f2bf(float f)
         {
@@ -143,6 +150,7 @@ public sealed class EngineKernels
         struct BiasParams { bf16_t* y; const bf16_t* bias; int rows, cols, stride, pad; };
         extern "C" __global__ void bias_add(BiasParams p)
         {
+            PDL_ENTER();
             u64 total = (u64)p.rows * p.cols;
             u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= total) return;
@@ -155,6 +163,7 @@ public sealed class EngineKernels
         struct QkNormParams { bf16_t* x; const bf16_t* qw; const bf16_t* kw; int tokens, stride, heads, kvHeads, headDim; float eps; };
         extern "C" __global__ void qk_norm(QkNormParams p)
         {
+            PDL_ENTER();
             u64 warp = ((u64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
             int lane = threadIdx.x & 31;
             int per = p.heads + p.kvHeads;
@@ -173,6 +182,7 @@ public sealed class EngineKernels
         struct KvWriteParams { const bf16_t* src; bf16_t* kv; const int* slots; long long pageStride, layerOffset; int tokenStride, pageSize, tokens, stride, kOffset, vOffset; };
         extern "C" __global__ void kv_write_slots(KvWriteParams p)
         {
+            PDL_ENTER();
             u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
             if (i >= (u64)p.tokens * p.tokenStride) return;
             u64 t = i / p.tokenStride;
@@ -188,6 +198,7 @@ public sealed class EngineKernels
         struct GatherParams { const bf16_t* src; const int* index; bf16_t* dst; int rows, cols, srcStride, dstStride; };
         extern "C" __global__ void gather_rows(GatherParams p)
         {
+            PDL_ENTER();
             int r = blockIdx.x;
             const bf16_t* s = p.src + (u64)p.index[r] * p.srcStride;
             bf16_t* d = p.dst + (u64)r * p.dstStride;
@@ -202,6 +213,7 @@ public sealed class EngineKernels
         }
         extern "C" __global__ void argmax_rows(ArgmaxParams p)
         {
+            PDL_ENTER();
             __shared__ float sv[32];
             __shared__ int si[32];
             const bf16_t* row = p.x + (u64)blockIdx.x * p.cols;

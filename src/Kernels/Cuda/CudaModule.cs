@@ -53,6 +53,14 @@ public sealed unsafe class CudaFunction
     public IntPtr Handle { get; }
 
     /// <summary>
+    /// The kernel calls griddepcontrol.wait (PDL_WAIT in common.cuh) before it reads or writes anything another kernel
+    /// touches, so it may be launched before the previous kernel of its stream ends: on a stream with
+    /// <see cref="CudaStream.ProgrammaticLaunch"/> it is (compute capability 9.0+). Only weights (never written while
+    /// steps run) may be read before the wait.
+    /// </summary>
+    public bool Programmatic { get; set; }
+
+    /// <summary>
     /// Launches with one params struct on <paramref name="stream"/>. Dynamic shared memory above 48 KiB is opted into
     /// first (cuFuncSetAttribute) when the device allows it.
     /// </summary>
@@ -73,6 +81,18 @@ public sealed unsafe class CudaFunction
         }
         TParams copy = parameters;
         void* arg = &copy;
+        if (Programmatic && stream.ProgrammaticLaunch && stream.SupportsProgrammaticLaunch)
+        {
+            var attribute = new Driver.LaunchAttribute { Id = Driver.LaunchAttributeProgrammaticStreamSerialization, Value = 1 };
+            var config = new Driver.LaunchConfig
+            {
+                GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block, BlockY = 1, BlockZ = 1,
+                SharedMemBytes = sharedBytes, Stream = stream.Handle, Attributes = &attribute, AttributeCount = 1,
+            };
+            Driver.Check(Driver.cuLaunchKernelEx(&config, Handle, &arg, null),
+                "cuLaunchKernelEx", $"{Name} grid ({grid.X},{grid.Y},{grid.Z}) block {block} shared {sharedBytes}, programmatic");
+            return;
+        }
         Driver.Check(Driver.cuLaunchKernel(Handle, grid.X, grid.Y, grid.Z, block, 1, 1, sharedBytes, stream.Handle, &arg, null),
             "cuLaunchKernel", $"{Name} grid ({grid.X},{grid.Y},{grid.Z}) block {block} shared {sharedBytes}");
     }

@@ -107,6 +107,54 @@ public class FusedQkvCudaTests
         }
     }
 
+    /// <summary>
+    /// Decode steps with the norms and residual adds folded into the products and programmatic launches (the defaults)
+    /// against the same runner with each turned off: programmatic launches must not change a bit (also from captured
+    /// graphs); the folded norms differ from the norm kernel only in the order of the sum of squares.
+    /// </summary>
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    public void Folded_norms_and_programmatic_launches_compute_what_separate_launches_compute(string family)
+    {
+        CudaGpu.Require();
+        var config = Config(family, "default");
+        var paths = new (bool Fold, bool Pdl, bool Graphs)[] { (true, true, true), (true, false, true), (true, true, false), (false, false, false) };
+        var steps = new List<float[]>[paths.Length];
+        for (int path = 0; path < paths.Length; path++)
+        {
+            Assert.True(CudaModelRunner.TryOpenDevice(0, out var device, out var reason), reason);
+            using var runner = CudaModelRunner.Create(device!, config, TestModels.Weights(config),
+                new EngineOptions { PageSize = 5, KvPages = 40, CudaGraphs = paths[path].Graphs }, 64);
+            runner.FoldNorms = paths[path].Fold;
+            runner.ProgrammaticLaunch = paths[path].Pdl;
+            var s = Steps(runner);
+            int[] pa = [3, 9, 1, 14, 6, 20, 11];
+            // one sequence decoding alone, two more steps
+            s.Add(runner.Forward([new(new[] { 9 }, 32, pa, 33, LogitsRows.Last)]));
+            s.Add(runner.Forward([new(new[] { 4 }, 33, pa, 34, LogitsRows.Last)]));
+            steps[path] = s;
+        }
+        for (int path = 1; path < paths.Length; path++)
+            for (int s = 0; s < steps[0].Count; s++)
+            {
+                float[] f = steps[0][s], u = steps[path][s];
+                Assert.Equal(u.Length, f.Length);
+                if (paths[path].Fold)
+                {
+                    Assert.True(f.AsSpan().SequenceEqual(u), $"{family} step {s}: programmatic launches / graphs changed logits ({paths[path]})");
+                    continue;
+                }
+                double worst = 0;
+                for (int i = 0; i < f.Length; i++) worst = Math.Max(worst, Math.Abs(f[i] - u[i]) / (1 + Math.Abs(u[i])));
+                // the prefill steps (more than 4 rows) do not fold: only programmatic launches differ there
+                if (s < 2) Assert.True(f.AsSpan().SequenceEqual(u), $"{family} step {s}: prefill logits changed");
+                Assert.True(worst <= 2e-2, $"{family} step {s}: folded vs separate worst relative difference {worst:E3}");
+                TestContext.Current.TestOutputHelper?.WriteLine($"{family} step {s}: folded vs separate worst {worst:E3}");
+            }
+    }
+
     [Theory]
     [InlineData("default")]
     [InlineData("linear")]

@@ -38,21 +38,72 @@ public class GemvCudaTests
         TestData.Close(expected, Gpu.DownloadBf16(dY), Magnitude(x, w, expected, rows, k, n), 1e-2, 1e-4, $"gemv {rows}x{k}x{n}");
     }
 
+    /// <summary>
+    /// The folded decode product: RMSNorm of x first, then bias and the residual added in place (y is the residual
+    /// buffer), each rounded to bf16 as the separate add_rmsnorm / bias / residual kernels store it.
+    /// </summary>
     [Theory]
-    [InlineData(1, 64, 3)]
-    [InlineData(2, 4096, 257)]
-    [InlineData(4, 1032, 129)]
-    public void SwiGlu_matches_unfused_reference(int rows, int k, int inter)
+    [InlineData(1, 64, 5, true, false, false)]
+    [InlineData(1, 4096, 1001, true, false, true)]
+    [InlineData(2, 1032, 37, true, true, true)]
+    [InlineData(3, 4096, 515, false, true, true)]
+    [InlineData(4, 4096, 96, true, true, false)]
+    [InlineData(4, 14336, 33, false, false, true)]
+    public void Matmul_with_norm_bias_and_residual_matches_the_unfused_roundings(int rows, int k, int n, bool norm, bool bias, bool residual)
+    {
+        var gpu = Gpu.Require();
+        const float eps = 1e-5f;
+        float[] x = Gpu.RandomBf16(rows * k, 100 + k, 3f);
+        float[] nw = Gpu.RandomBf16(k, 101, 1f).Select(v => Bf16.ToSingle(Bf16.FromSingle(1f + 0.5f * v))).ToArray();
+        float[] w = Gpu.RandomBf16(n * k, 102 + n, 0.5f);
+        float[] b = Gpu.RandomBf16(n, 103, 2f);
+        float[] r = Gpu.RandomBf16(rows * n, 104, 4f);
+        using var dX = gpu.UploadBf16(x);
+        using var dNorm = gpu.UploadBf16(nw);
+        using var dW = gpu.UploadBf16(w);
+        using var dB = gpu.UploadBf16(b);
+        using var dY = gpu.UploadBf16(residual ? r : new float[rows * n]);
+        using var stream = gpu.Device.CreateStream();
+        Kernels.Value.Matmul(stream, dX, dW, dY, rows, k, n, norm: norm ? dNorm.Span : default, eps: eps,
+            bias: bias ? dB.Span : default, residual: residual ? dY.Span : default);
+        stream.Synchronize();
+
+        float[] xn = norm ? Normalised(x, nw, rows, k, eps) : x;
+        var acc = new float[rows * n];
+        MatMul.Reference(xn, w, [], acc, rows, k, n);
+        var mag = Magnitude(xn, w, acc, rows, k, n);
+        var expected = new float[rows * n];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float y = Round(acc[i]);
+            if (bias) y = Round(y + b[i % n]);
+            if (residual) y = Round(r[i] + y);
+            expected[i] = y;
+            mag[i] += Math.Abs(y) + (bias ? Math.Abs(b[i % n]) * 4e-3f : 0) + (residual ? Math.Abs(r[i]) * 4e-3f : 0);
+        }
+        TestData.Close(expected, Gpu.DownloadBf16(dY), mag, 1e-2, 1e-4, $"gemv norm={norm} bias={bias} residual={residual} {rows}x{k}x{n}");
+    }
+
+    [Theory]
+    [InlineData(1, 64, 3, false)]
+    [InlineData(2, 4096, 257, false)]
+    [InlineData(4, 1032, 129, false)]
+    [InlineData(1, 4096, 77, true)]
+    [InlineData(3, 1032, 129, true)]
+    public void SwiGlu_matches_unfused_reference(int rows, int k, int inter, bool norm)
     {
         var gpu = Gpu.Require();
         float[] x = Gpu.RandomBf16(rows * k, 90 + k);
         float[] w = Gpu.RandomBf16(2 * inter * k, 91 + inter, 0.2f);
+        float[] nw = Gpu.RandomBf16(k, 92, 1f).Select(v => Bf16.ToSingle(Bf16.FromSingle(1f + 0.5f * v))).ToArray();
         using var dX = gpu.UploadBf16(x);
         using var dW = gpu.UploadBf16(w);
+        using var dNorm = gpu.UploadBf16(nw);
         using var dY = gpu.Device.Allocate<ushort>(rows * inter);
         using var stream = gpu.Device.CreateStream();
-        Kernels.Value.SwiGlu(stream, dX, dW, dY, rows, k, inter);
+        Kernels.Value.SwiGlu(stream, dX, dW, dY, rows, k, inter, norm: norm ? dNorm.Span : default, eps: 1e-6f);
         stream.Synchronize();
+        if (norm) x = Normalised(x, nw, rows, k, 1e-6f);
 
         // Reference: the fused projection (rows, 2·inter) rounded to bf16 as the runner stores it, then SwiGLU.
         var gu = new float[rows * 2 * inter];
@@ -89,6 +140,55 @@ public class GemvCudaTests
         Assert.Equal("rows", e.ParamName);
     }
 
+    /// <summary>
+    /// Programmatic dependent launch: a chain of 40 products, each reading the one before (normalised, so values stay
+    /// bounded), launched with and without the attribute, eagerly and from a captured graph, gives the same bits. A
+    /// kernel reading its input before the previous kernel finished would not.
+    /// </summary>
+    [Fact]
+    public void Programmatic_chain_computes_what_plain_launches_compute()
+    {
+        var gpu = Gpu.Require();
+        const int k = 4096, rows = 2, steps = 40;
+        float[] x = Gpu.RandomBf16(rows * k, 110, 2f);
+        float[] nw = Gpu.RandomBf16(k, 111, 1f).Select(v => 1f + 0.25f * v).ToArray();
+        float[] w = Gpu.RandomBf16(k * k, 112, 0.05f);
+        using var dNorm = gpu.UploadBf16(nw);
+        using var dW = gpu.UploadBf16(w);
+        using var a = gpu.Device.Allocate<ushort>(rows * k);
+        using var b = gpu.Device.Allocate<ushort>(rows * k);
+        using var stream = gpu.Device.CreateStream();
+        var xBits = Bf16.FromSingles(x);
+        void Chain(CudaStream s)
+        {
+            for (int i = 0; i < steps; i++)
+            {
+                var (src, dst) = i % 2 == 0 ? (a, b) : (b, a);
+                Kernels.Value.Matmul(s, src, dW, dst, rows, k, k, norm: dNorm, eps: 1e-5f, residual: i % 3 == 0 ? dst.Span : default);
+            }
+        }
+        ushort[] Run(bool programmatic, bool graph)
+        {
+            stream.ProgrammaticLaunch = programmatic;
+            a.Upload(xBits);
+            b.Upload(new ushort[rows * k]);
+            if (graph)
+            {
+                using var g = CudaGraph.Capture(stream, Chain);
+                g.Launch(stream);
+            }
+            else Chain(stream);
+            stream.Synchronize();
+            return a.ToArray();
+        }
+        var plain = Run(false, false);
+        Assert.Contains(plain, v => v != 0);
+        Assert.Equal(plain, Run(true, false));
+        Assert.Equal(plain, Run(true, true));
+        Assert.Equal(plain, Run(false, true));
+        TestContext.Current.SendDiagnosticMessage($"programmatic launch supported: {stream.SupportsProgrammaticLaunch}");
+    }
+
     /// <summary>Decode shapes of Llama-3-8B: qkv, o, gate/up (+SwiGLU), down, lm head; GB/s of each beside cuBLASLt.</summary>
     [Theory]
     [InlineData(1)]
@@ -116,10 +216,36 @@ public class GemvCudaTests
                 float fused = Time(stream, s => Kernels.Value.SwiGlu(s, x, w, act, rows, k, n / 2));
                 line += $"; fused SwiGLU {fused * 1000:F1} us";
             }
+            if (name == "o")
+            {
+                // back-to-back products as in a decode step: each kernel's ramp and the previous one's tail
+                void Chain(CudaStream s) { for (int i = 0; i < 16; i++) Kernels.Value.Matmul(s, x, w, y, rows, k, n); }
+                float plain = Time(stream, Chain) / 16;
+                stream.ProgrammaticLaunch = true;
+                float programmatic = Time(stream, Chain) / 16;
+                stream.ProgrammaticLaunch = false;
+                line += $"; 16 in a row: plain {plain * 1000:F1} us each, programmatic {programmatic * 1000:F1} us each";
+            }
             string? path = Environment.GetEnvironmentVariable("ACTORS_GPU_REPORT");
             if (!string.IsNullOrEmpty(path)) File.AppendAllText(path, line + Environment.NewLine);
             TestContext.Current.SendDiagnosticMessage(line);
         }
+    }
+
+    private static float Round(float v) => Bf16.ToSingle(Bf16.FromSingle(v));
+
+    /// <summary>x / sqrt(mean(x²) + eps) · weight per row, rounded to bf16 (the add_rmsnorm kernel's output).</summary>
+    private static float[] Normalised(float[] x, float[] weight, int rows, int k, float eps)
+    {
+        var y = new float[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            double ss = 0;
+            for (int i = 0; i < k; i++) ss += (double)x[r * k + i] * x[r * k + i];
+            float inv = (float)(1.0 / Math.Sqrt(ss / k + eps));
+            for (int i = 0; i < k; i++) y[r * k + i] = Round(x[r * k + i] * inv * weight[i]);
+        }
+        return y;
     }
 
     private static float Time(CudaStream stream, Action<CudaStream> work)

@@ -29,6 +29,8 @@ public sealed class AttentionKernels
     private const int FlashShared128 = 3 * 2 * 64 * 136 * 2;
     /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200; 1024 was slower on an H100: one sequence at 8K 29 % of the bandwidth instead of 40 %), see <see cref="VectorDecodeSplitSize"/>.</summary>
     private const int DecodeTargetBlocks = 512;
+    /// <summary>Block of paged_decode_reduce: the splits of a head are spread over blockDim / headDim threads per channel.</summary>
+    private const uint DecodeReduceThreads = 512;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
@@ -116,6 +118,7 @@ public sealed class AttentionKernels
         _kvWrite = module.Function("kv_write");
         _decodeSplit = module.Function("paged_decode_split");
         _decodeReduce = module.Function("paged_decode_reduce");
+        _kvWrite.Programmatic = _decodeSplit.Programmatic = _decodeReduce.Programmatic = true; // PDL_ENTER in each
         _prefill = module.Function("paged_prefill");
         _maxSharedOptin = compiler.Device.MaxSharedMemoryPerBlockOptin;
         if (simpleOnly ?? SimpleRequested)
@@ -163,7 +166,11 @@ public sealed class AttentionKernels
         _decodeVector = [];
         foreach (int d in (int[])[64, 128])
             foreach (int g in (int[])[1, 2, 4, 8])
-                _decodeVector[(d, g)] = fast.Function($"paged_decode_split_d{d}_g{g}");
+            {
+                var f = fast.Function($"paged_decode_split_d{d}_g{g}");
+                f.Programmatic = true; // PDL_ENTER
+                _decodeVector[(d, g)] = f;
+            }
     }
 
     /// <summary>
@@ -310,7 +317,7 @@ public sealed class AttentionKernels
         output.Require((long)seqs * heads * d, nameof(output), "seqs * heads * headDim");
         pageTables.Require((long)seqs * pageTableStride, nameof(pageTables), "seqs * pageTableStride");
         contextLens.Require(seqs, nameof(contextLens), "seqs");
-        bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0;
+        bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0 && q.Pointer % 16 == 0;
         int splitSize = vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, maxContext) : DecodeSplitSize(group, d);
         int maxSplits = (maxContext + splitSize - 1) / splitSize;
         long partial = (long)seqs * heads * maxSplits;
@@ -328,8 +335,8 @@ public sealed class AttentionKernels
         };
         if (vector)
         {
-            // q (group, d) + scores (group, splitSize) + per-warp V partials (4, group, d), f32
-            uint vshared = (uint)((group * (d + splitSize) + 4 * group * d) * sizeof(float));
+            // per-warp softmax states: weighted V (4, group, d), max and sum (4, group), f32
+            uint vshared = (uint)(4 * group * (d + 2) * sizeof(float));
             _decodeVector![(d, group)].Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, vshared, p);
         }
         else
@@ -337,7 +344,7 @@ public sealed class AttentionKernels
             uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
             _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
         }
-        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), 128, 0, p);
+        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), DecodeReduceThreads, 0, p);
     }
 
     /// <summary>

@@ -21,6 +21,7 @@ public sealed class ElementwiseKernels
         _rope = module.Function("rope");
         _swiglu = module.Function("swiglu");
         _swiglu8 = module.Function("swiglu8");
+        foreach (var f in new[] { _embedding, _rmsnorm, _rmsnorm8, _rope, _swiglu, _swiglu8 }) f.Programmatic = true; // PDL_ENTER in each
     }
 
     /// <summary>output (tokens, hidden) = table[ids[t]], table (vocab, hidden). Ids outside [0, vocab) give zero rows.</summary>

@@ -5,14 +5,18 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// <summary>
 /// Launchers of gemv.cu: y (rows, n) = x (rows, k) · wᵀ for decode steps of 1..<see cref="MaxRows"/> rows, w (n, k)
 /// row-major bf16, f32 accumulation, bf16 out — a stream over the weights at memory bandwidth, where cuBLASLt's GEMM
-/// kernels are tuned for larger row counts. <see cref="SwiGlu"/> fuses the MLP's gate/up product with SwiGLU.
-/// Callers check <see cref="Supports"/> and use cuBLASLt otherwise.
+/// kernels are tuned for larger row counts. <see cref="SwiGlu"/> fuses the MLP's gate/up product with SwiGLU. Either
+/// can RMS-normalise x first (the decoder's input and post-attention norms) and <see cref="Matmul"/> can add a bias and
+/// the residual stream after, so a decode layer needs no norm or residual launch of its own.
+/// Callers check <see cref="Supports"/> and use cuBLASLt otherwise. Every kernel here is programmatic (see
+/// <see cref="CudaFunction.Programmatic"/>): it loads its first weights before it waits for the previous kernel.
 /// </summary>
 public sealed class GemvKernels
 {
     public const int MaxRows = 4;
     private const int Warps = 8, Columns = 2;
     private readonly CudaFunction[] _plain = new CudaFunction[MaxRows], _swiglu = new CudaFunction[MaxRows];
+    private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows];
 
     public GemvKernels(KernelCompiler compiler)
     {
@@ -21,6 +25,10 @@ public sealed class GemvKernels
         {
             _plain[m - 1] = module.Function($"gemv_{m}");
             _swiglu[m - 1] = module.Function($"gemv_swiglu_{m}");
+            _normed[m - 1] = module.Function($"gemv_norm_{m}");
+            _normedSwiglu[m - 1] = module.Function($"gemv_norm_swiglu_{m}");
+            foreach (var f in new[] { _plain[m - 1], _swiglu[m - 1], _normed[m - 1], _normedSwiglu[m - 1] })
+                f.Programmatic = true; // weights before PDL_WAIT, x after
         }
     }
 
@@ -28,24 +36,36 @@ public sealed class GemvKernels
     public static bool Supports(int rows, int k, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y) =>
         rows is >= 1 and <= MaxRows && k > 0 && k % 8 == 0 && x.Pointer % 16 == 0 && w.Pointer % 16 == 0 && y.Pointer % 16 == 0;
 
-    /// <summary>Enqueues y (rows, n) = x (rows, k) · wᵀ, w (n, k).</summary>
-    public void Matmul(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n)
+    /// <summary>
+    /// Enqueues y (rows, n) = x' (rows, k) · wᵀ, w (n, k), where x' = x, or with <paramref name="norm"/> (k weights)
+    /// x' = bf16(x / sqrt(mean(x²) + eps) · norm) per row, rounded as the add_rmsnorm kernel stores it. Then, rounding to
+    /// bf16 after each: + <paramref name="bias"/> (n) and + <paramref name="residual"/> (rows, n), which may be y itself
+    /// (the residual stream updated in place). Null spans leave each part out.
+    /// </summary>
+    public void Matmul(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n,
+        DeviceSpan<ushort> norm = default, float eps = 0f, DeviceSpan<ushort> bias = default, DeviceSpan<ushort> residual = default)
     {
-        Check(x, w, y, rows, k, n, n);
-        Launch(_plain[rows - 1], stream, x, w, y, rows, k, n);
+        Check(x, w, y, rows, k, n, n, norm);
+        if (bias.Pointer != 0) bias.Require(n, nameof(bias), "n");
+        if (residual.Pointer != 0) residual.Require((long)rows * n, nameof(residual), "rows * n");
+        var f = norm.Pointer != 0 ? _normed[rows - 1] : _plain[rows - 1];
+        Launch(f, stream, x, w, y, rows, k, n, norm, eps, bias, residual);
     }
 
     /// <summary>
-    /// Enqueues act (rows, inter) = silu(x · gateᵀ) · (x · upᵀ) with gateUp (2·inter, k): gate rows first, then up rows
-    /// (the fused projection's layout), gate and up rounded to bf16 before SwiGLU as the unfused path stores them.
+    /// Enqueues act (rows, inter) = silu(x' · gateᵀ) · (x' · upᵀ) with gateUp (2·inter, k): gate rows first, then up rows
+    /// (the fused projection's layout), gate and up rounded to bf16 before SwiGLU as the unfused path stores them; x' as
+    /// in <see cref="Matmul"/> (RMS-normalised with <paramref name="norm"/> when it is given).
     /// </summary>
-    public void SwiGlu(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> gateUp, DeviceSpan<ushort> act, int rows, int k, int inter)
+    public void SwiGlu(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> gateUp, DeviceSpan<ushort> act, int rows, int k, int inter,
+        DeviceSpan<ushort> norm = default, float eps = 0f)
     {
-        Check(x, gateUp, act, rows, k, 2 * inter, inter);
-        Launch(_swiglu[rows - 1], stream, x, gateUp, act, rows, k, inter);
+        Check(x, gateUp, act, rows, k, 2 * inter, inter, norm);
+        var f = norm.Pointer != 0 ? _normedSwiglu[rows - 1] : _swiglu[rows - 1];
+        Launch(f, stream, x, gateUp, act, rows, k, inter, norm, eps, default, default);
     }
 
-    private static void Check(DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int wRows, int n)
+    private static void Check(DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int wRows, int n, DeviceSpan<ushort> norm)
     {
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the decode product takes 1..{MaxRows} rows");
         if (k <= 0 || k % 8 != 0) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be a positive multiple of 8 (16-byte loads)");
@@ -55,15 +75,26 @@ public sealed class GemvKernels
         y.Require((long)rows * n, nameof(y), "rows * n");
         if (x.Pointer % 16 != 0 || w.Pointer % 16 != 0 || y.Pointer % 16 != 0)
             throw new ArgumentException($"the decode product needs 16-byte aligned operands (x 0x{x.Pointer:x}, w 0x{w.Pointer:x}, y 0x{y.Pointer:x})");
+        if (norm.Pointer != 0)
+        {
+            norm.Require(k, nameof(norm), "k");
+            if (norm.Pointer % 16 != 0) throw new ArgumentException($"the norm weights must be 16-byte aligned (0x{norm.Pointer:x})", nameof(norm));
+        }
     }
 
-    private static void Launch(CudaFunction f, CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n)
+    private static void Launch(CudaFunction f, CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n,
+        DeviceSpan<ushort> norm, float eps, DeviceSpan<ushort> bias, DeviceSpan<ushort> residual)
     {
-        var p = new GemvParams { X = x.Pointer, W = w.Pointer, Y = y.Pointer, Rows = rows, K = k, N = n };
+        var p = new GemvParams
+        {
+            X = x.Pointer, W = w.Pointer, Y = y.Pointer, Norm = norm.Pointer, Bias = bias.Pointer, Resid = residual.Pointer,
+            Rows = rows, K = k, N = n, Eps = eps,
+        };
         uint blocks = (uint)((n + Warps * Columns - 1) / (Warps * Columns));
-        f.Launch(stream, (blocks, 1, 1), Warps * 32, 0, p);
+        uint shared = norm.Pointer != 0 ? (uint)(rows * k * sizeof(ushort)) : 0; // the normalised rows of x
+        f.Launch(stream, (blocks, 1, 1), Warps * 32, shared, p);
     }
 
     [StructLayout(LayoutKind.Sequential)]
-    private struct GemvParams { public ulong X, W, Y; public int Rows, K, N, Pad; }
+    private struct GemvParams { public ulong X, W, Y, Norm, Bias, Resid; public int Rows, K, N; public float Eps; }
 }

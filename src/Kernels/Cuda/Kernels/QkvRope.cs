@@ -22,6 +22,7 @@ public sealed class QkvRopeKernels
         var module = compiler.Load(KernelSource.Load("qkv_rope.cu"), "qkv_rope.cu");
         _fused = module.Function("qkv_rope_kv");
         _fused128 = module.Function("qkv_rope_kv128");
+        _fused.Programmatic = _fused128.Programmatic = true; // PDL_ENTER in each
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ public sealed class SamplingKernels
     {
         ArgumentNullException.ThrowIfNull(compiler);
         _sample = compiler.Load(KernelSource.Load("sampling.cu"), "sampling.cu").Function("sample_rows");
+        _sample.Programmatic = true; // PDL_ENTER
     }
 
     /// <summary>Workspace ints for <paramref name="blocks"/> rows sampled at once (more rows loop over the blocks).</summary>

@@ -27,6 +27,7 @@ static_assert(sizeof(KvWriteParams) == 80, "layout must match AttentionKernels.K
 
 extern "C" __global__ void kv_write(KvWriteParams p)
 {
+    PDL_ENTER();
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long perToken = (long long)p.kvHeads * p.headDim;
     if (idx >= (long long)p.tokens * perToken) return;
@@ -71,6 +72,7 @@ static_assert(sizeof(DecodeParams) == 120, "layout must match AttentionKernels.D
 // once per group. Dynamic shared memory: group * headDim (q) + group * splitSize (scores) + 32 (scratch) floats.
 extern "C" __global__ void paged_decode_split(DecodeParams p)
 {
+    PDL_ENTER();
     extern __shared__ float smem[];
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
     int len = p.contextLens[seq];
@@ -146,10 +148,15 @@ extern "C" __global__ void paged_decode_split(DecodeParams p)
     }
 }
 
-// Grid (heads, seqs); block 128. out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
+// Grid (heads, seqs); block: a multiple of 32, at most 1024 (512 from the launcher). out = sum_s e^(m_s - M) acc_s /
+// sum_s e^(m_s - M) l_s, M = max_s m_s. The weights e^(m_s - M) are computed once per split into shared memory (in
+// chunks of 256 splits); each channel's sum over the splits is spread over blockDim / headDim threads (one sequence
+// decoding has only heads blocks, so a thread per channel walking every split one load at a time was latency-bound).
 // An empty context gives a zero row.
+#define REDUCE_CHUNK 256
 extern "C" __global__ void paged_decode_reduce(DecodeParams p)
 {
+    PDL_ENTER();
     int h = blockIdx.x, seq = blockIdx.y, d = p.headDim;
     int len = p.contextLens[seq];
     int splits = (len + p.splitSize - 1) / p.splitSize;
@@ -160,6 +167,8 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
         return;
     }
     __shared__ float scratch[32];
+    __shared__ float wts[REDUCE_CHUNK];
+    __shared__ float part[1024];
     u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
     // M and L over the splits, spread over the block (long contexts have hundreds of splits)
     float M = NEG_INF;
@@ -168,12 +177,40 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
     float L = 0.f;
     for (int s = threadIdx.x; s < splits; s += blockDim.x) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
     L = block_sum(L, scratch);
-    for (int c = threadIdx.x; c < d; c += blockDim.x)
+    // thread t sums channels c = t % d (and c + blockDim, ... when d > blockDim) over splits r, r + R, ... (r = t / d)
+    int R = max(1, (int)blockDim.x / d), r = threadIdx.x / d;
+    for (int c0 = 0; c0 < d; c0 += blockDim.x)
     {
+        int c = c0 + (int)threadIdx.x % d;
+        bool mine = r < R && c < d && (d >= (int)blockDim.x ? c0 + (int)threadIdx.x < d : true);
         float acc = 0.f;
-#pragma unroll 4
-        for (int s = 0; s < splits; s++) acc += p.partialAcc[(base + s) * d + c] * expf(p.partialMax[base + s] - M);
-        o[c] = f2bf(splits > 0 ? acc / L : 0.f);
+        for (int s0 = 0; s0 < splits; s0 += REDUCE_CHUNK)
+        {
+            int cnt = min(REDUCE_CHUNK, splits - s0);
+            __syncthreads(); // earlier readers of wts are done
+            for (int s = threadIdx.x; s < cnt; s += blockDim.x) wts[s] = expf(p.partialMax[base + s0 + s] - M);
+            __syncthreads();
+            if (mine)
+            {
+                const float* pa = p.partialAcc + (base + s0) * d + c;
+#pragma unroll 8
+                for (int s = r; s < cnt; s += R) acc += pa[(u64)s * d] * wts[s];
+            }
+        }
+        if (R == 1)
+        {
+            if (mine) o[c] = f2bf(splits > 0 ? acc / L : 0.f);
+            continue;
+        }
+        __syncthreads();
+        if (mine) part[threadIdx.x] = acc;
+        __syncthreads();
+        if (r == 0)
+        {
+            float t = 0.f;
+            for (int k = 0; k < R; k++) t += part[k * d + c];
+            o[c] = f2bf(splits > 0 ? t / L : 0.f);
+        }
     }
 }
 

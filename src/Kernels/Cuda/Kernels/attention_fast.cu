@@ -688,47 +688,60 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 // units), so paged_decode_reduce merges either. Head dim D in {64, 128}, G query heads per KV head in {1, 2, 4, 8}.
 // Grid (maxSplits, kvHeads, seqs); block 128 (4 warps). A key row of D bf16 is read by L = D / 8 lanes, 16 bytes each
 // (ld.global.nc.v4), so a warp reads 32 / L rows per step and each thread keeps U steps of loads in flight. Each K/V
-// read serves all G query heads of the group. Dynamic shared memory: (G * D (q) + G * splitSize (scores)
-// + 4 * G * D (per-warp V partials)) floats.
+// read serves all G query heads of the group.
+// One pass: the K and the V row of a position are loaded together (V does not depend on the scores), and every thread
+// keeps an online softmax (running max m, sum l, weighted V acc) over the rows it reads, in log2 units. The threads'
+// states are merged at the end, across the warp with shuffles, then across the 4 warps in shared memory. So a block
+// makes one dependent round trip to memory per U steps instead of two (K, then V after a barrier and the softmax).
+// Dynamic shared memory: 4 * G * (D + 2) floats.
 // ---------------------------------------------------------------------------------------------------------------------
 template <int D, int G>
 __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 {
+    PDL_ENTER();
     constexpr int L = D / 8;     // lanes per key row
     constexpr int KPW = 32 / L;  // rows per warp step
     constexpr int WARPS = 4;
     constexpr int KPB = KPW * WARPS;
-    constexpr int U = 4;         // steps of loads in flight
+    constexpr int U = G >= 8 ? 2 : 4; // steps of loads in flight (K and V each)
     extern __shared__ float smem[];
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
     int len = p.contextLens[seq];
     int start = split * p.splitSize;
     if (start >= len) return; // uniform across the block
-    int n = min(len - start, p.splitSize), S = p.splitSize;
-    float* qs = smem;
-    float* sc = qs + G * D;
-    float* red = sc + G * S;
+    int n = min(len - start, p.splitSize);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int sub = lane / L, part = lane % L; // row within the warp step, 16-byte chunk within the row
 
-    const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * G) * D; // the group's heads are contiguous
-    float qscale = p.scale * LOG2E;                                         // scores in log2 units
-    for (int i = threadIdx.x; i < G * D; i += blockDim.x) qs[i] = bf2f(qbase[i]) * qscale;
-    __syncthreads();
+    // this thread's 8 channels of each head of the group (the group's heads are contiguous), in log2 units
+    const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * G) * D + part * 8;
+    const float qscale = p.scale * LOG2E;
     float qr[G][8];
 #pragma unroll
     for (int g = 0; g < G; g++)
+    {
+        unpack8(*(const vec16*)(qbase + g * D), qr[g]);
 #pragma unroll
-        for (int e = 0; e < 8; e++) qr[g][e] = qs[g * D + part * 8 + e];
+        for (int e = 0; e < 8; e++) qr[g][e] *= qscale;
+    }
 
     const int* table = p.pageTables + (u64)seq * p.pageTableStride;
     const bf16_t* base = p.kv + p.layerOffset + (u64)kvh * D + part * 8;
-    u64 vHalf = (u64)p.pageSize * p.tokenStride;
+    const u64 vHalf = (u64)p.pageSize * p.tokenStride;
+    float m[G], l[G], acc[G][8];
+#pragma unroll
+    for (int g = 0; g < G; g++)
+    {
+        m[g] = NEG_INF;
+        l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
+    }
 
-    // scores: loop bounds are warp-uniform (the shuffles need every lane); rows past n load zeros and are not stored
+    // loop bounds are warp-uniform (the shuffles need every lane); rows past n load nothing and score -inf
     for (int b = warp * KPW; b < n; b += KPB * U)
     {
-        unsigned int kw[U][4];
+        unsigned int kw[U][4], vw[U][4];
 #pragma unroll
         for (int u = 0; u < U; u++)
         {
@@ -736,17 +749,22 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             if (j < n)
             {
                 int pos = start + j;
-                ld_nc16(base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride, kw[u]);
+                const bf16_t* row = base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
+                ld_nc16(row, kw[u]);
+                ld_nc16(row + vHalf, vw[u]);
             }
-            else { kw[u][0] = 0u; kw[u][1] = 0u; kw[u][2] = 0u; kw[u][3] = 0u; }
+            else
+#pragma unroll
+                for (int e = 0; e < 4; e++) { kw[u][e] = 0u; vw[u][e] = 0u; }
         }
+        float sc[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++)
         {
             float k[8];
 #pragma unroll
             for (int e = 0; e < 4; e++) { k[2 * e] = bf_lo(kw[u][e]); k[2 * e + 1] = bf_hi(kw[u][e]); }
-            float dot[G];
+            bool valid = b + u * KPB + sub < n;
 #pragma unroll
             for (int g = 0; g < G; g++)
             {
@@ -755,98 +773,91 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
                 for (int e = 0; e < 8; e++) a += qr[g][e] * k[e];
 #pragma unroll
                 for (int o = 1; o < L; o <<= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
-                dot[g] = a;
+                sc[u][g] = valid ? a : NEG_INF;
             }
-            int j = b + u * KPB + sub;
-            if (part == 0 && j < n)
-#pragma unroll
-                for (int g = 0; g < G; g++) sc[g * S + j] = dot[g];
         }
-    }
-    __syncthreads();
-
-    // softmax of each head's n scores: warp w takes heads w, w + 4, ...
-    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * G) * p.maxSplits + split;
-    for (int g = warp; g < G; g += WARPS)
-    {
-        float m = NEG_INF;
-        for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g * S + j]);
-        m = warp_max(m);
-        float sum = 0.f;
-        for (int j = lane; j < n; j += 32)
-        {
-            float e = exp2f(sc[g * S + j] - m);
-            sc[g * S + j] = e;
-            sum += e;
-        }
-        sum = warp_sum(sum);
-        if (lane == 0)
-        {
-            p.partialMax[partIdx + (u64)g * p.maxSplits] = m * LN2; // natural-log units, as paged_decode_split
-            p.partialSum[partIdx + (u64)g * p.maxSplits] = sum;
-        }
-    }
-    __syncthreads();
-
-    // weighted V: each thread accumulates its 8 channels over the rows it reads, for every head of the group
-    float acc[G][8];
+        // online softmax: one rescale per U rows; a state with no finite score yet keeps m = -inf, l = 0, acc = 0
 #pragma unroll
-    for (int g = 0; g < G; g++)
-#pragma unroll
-        for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
-    for (int b = warp * KPW; b < n; b += KPB * U)
-    {
-        unsigned int vw[U][4];
-#pragma unroll
-        for (int u = 0; u < U; u++)
+        for (int g = 0; g < G; g++)
         {
-            int j = b + u * KPB + sub;
-            if (j < n)
-            {
-                int pos = start + j;
-                ld_nc16(base + vHalf + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride, vw[u]);
-            }
-            else { vw[u][0] = 0u; vw[u][1] = 0u; vw[u][2] = 0u; vw[u][3] = 0u; }
+            float mx = m[g];
+#pragma unroll
+            for (int u = 0; u < U; u++) mx = fmaxf(mx, sc[u][g]);
+            float ms = mx == NEG_INF ? 0.f : mx;
+            float corr = exp2f(m[g] - ms);
+            l[g] *= corr;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] *= corr;
+#pragma unroll
+            for (int u = 0; u < U; u++) sc[u][g] = exp2f(sc[u][g] - ms);
+            m[g] = mx;
         }
 #pragma unroll
         for (int u = 0; u < U; u++)
         {
-            int j = b + u * KPB + sub;
-            if (j < n)
+            float v[8];
+#pragma unroll
+            for (int e = 0; e < 4; e++) { v[2 * e] = bf_lo(vw[u][e]); v[2 * e + 1] = bf_hi(vw[u][e]); }
+#pragma unroll
+            for (int g = 0; g < G; g++)
             {
-                float v[8];
+                l[g] += sc[u][g];
 #pragma unroll
-                for (int e = 0; e < 4; e++) { v[2 * e] = bf_lo(vw[u][e]); v[2 * e + 1] = bf_hi(vw[u][e]); }
-#pragma unroll
-                for (int g = 0; g < G; g++)
-                {
-                    float w = sc[g * S + j];
-#pragma unroll
-                    for (int e = 0; e < 8; e++) acc[g][e] += w * v[e];
-                }
+                for (int e = 0; e < 8; e++) acc[g][e] += sc[u][g] * v[e];
             }
         }
     }
-    // sum the KPW rows of a warp step (lanes part, part + L, ...), then the 4 warps through shared memory
+    // l is the same on the L lanes of a row group (their scores are the same after the shuffles); merge the KPW row
+    // groups of the warp (lanes part, part + L, ...)
 #pragma unroll
-    for (int g = 0; g < G; g++)
+    for (int o = L; o < 32; o <<= 1)
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int g = 0; g < G; g++)
+        {
+            float mo = __shfl_xor_sync(0xffffffffu, m[g], o), lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+            float mx = fmaxf(m[g], mo), ms = mx == NEG_INF ? 0.f : mx;
+            float fa = exp2f(m[g] - ms), fb = exp2f(mo - ms);
+            l[g] = l[g] * fa + lo * fb;
 #pragma unroll
-            for (int o = L; o < 32; o <<= 1) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+            for (int e = 0; e < 8; e++) acc[g][e] = acc[g][e] * fa + __shfl_xor_sync(0xffffffffu, acc[g][e], o) * fb;
+            m[g] = mx;
+        }
+    // then the 4 warps: per warp acc (G, D), m (G), l (G)
+    float* racc = smem;
+    float* rm = racc + WARPS * G * D;
+    float* rl = rm + WARPS * G;
     if (sub == 0)
 #pragma unroll
         for (int g = 0; g < G; g++)
+        {
 #pragma unroll
-            for (int e = 0; e < 8; e++) red[(warp * G + g) * D + part * 8 + e] = acc[g][e];
+            for (int e = 0; e < 8; e++) racc[(warp * G + g) * D + part * 8 + e] = acc[g][e];
+            if (part == 0) { rm[warp * G + g] = m[g]; rl[warp * G + g] = l[g]; }
+        }
     __syncthreads();
+    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * G) * p.maxSplits + split;
     for (int i = threadIdx.x; i < G * D; i += blockDim.x)
     {
-        float a = 0.f;
-#pragma unroll
-        for (int w = 0; w < WARPS; w++) a += red[w * G * D + i];
         int g = i / D, c = i % D;
-        p.partialAcc[(partIdx + (u64)g * p.maxSplits) * D + c] = a;
+        float mx = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) mx = fmaxf(mx, rm[w * G + g]);
+        // split 0 .. n - 1 has n >= 1 rows and warp 0 reads row 0: mx is finite
+        float a = 0.f, sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++)
+        {
+            float f = exp2f(rm[w * G + g] - mx);
+            a += racc[(w * G + g) * D + c] * f;
+            sum += rl[w * G + g] * f;
+        }
+        u64 at = partIdx + (u64)g * p.maxSplits;
+        p.partialAcc[at * D + c] = a;
+        if (c == 0)
+        {
+            p.partialMax[at] = mx * LN2; // natural-log units, as paged_decode_split
+            p.partialSum[at] = sum;
+        }
     }
 }
 

@@ -20,6 +20,20 @@ __device__ __forceinline__ bf16_t f2bf(float f)
     return (bf16_t)(u >> 16);
 }
 
+// Programmatic dependent launch (compute capability 9.0+; CudaFunction.Programmatic, CudaStream.ProgrammaticLaunch).
+// A kernel launched programmatically may start while the previous kernel of its stream still runs: PDL_WAIT blocks
+// until that kernel has finished and its writes are visible, so it comes before the kernel reads or writes any buffer
+// another kernel touches (only weights may be read before it). PDL_LAUNCH lets the next kernel's blocks start (they
+// still wait for this one to end). Without a programmatic launch, and below sm_90, both are no-ops.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
+#define PDL_LAUNCH() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
+#else
+#define PDL_WAIT() do { } while (0)
+#define PDL_LAUNCH() do { } while (0)
+#endif
+#define PDL_ENTER() do { PDL_WAIT(); PDL_LAUNCH(); } while (0)
+
 // 16 bytes = 8 bf16, one vector load or store (NVRTC's own uint4 is not relied on). Element 2i is the low half of
 // word i (little-endian).
 struct alignas(16) vec16 { unsigned int x, y, z, w; };

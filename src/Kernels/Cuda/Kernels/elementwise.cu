@@ -18,6 +18,7 @@ static_assert(sizeof(EmbeddingParams) == 40, "layout must match ElementwiseKerne
 
 extern "C" __global__ void embedding_gather(EmbeddingParams p)
 {
+    PDL_ENTER();
     int t = blockIdx.x;
     int id = p.ids[t];
     bf16_t* o = p.out + (u64)t * p.hidden;
@@ -48,6 +49,7 @@ static_assert(sizeof(RmsNormParams) == 48, "layout must match ElementwiseKernels
 
 extern "C" __global__ void add_rmsnorm(RmsNormParams p)
 {
+    PDL_ENTER();
     __shared__ float scratch[32];
     u64 base = (u64)blockIdx.x * p.dim;
     const bf16_t* xr = p.x + base;
@@ -81,6 +83,7 @@ extern "C" __global__ void add_rmsnorm(RmsNormParams p)
 // Grid: rows blocks. Block: multiple of 32, at most 1024.
 extern "C" __global__ void add_rmsnorm8(RmsNormParams p)
 {
+    PDL_ENTER();
     __shared__ float scratch[32];
     constexpr int V = 4;
     const u64 base = (u64)blockIdx.x * p.dim;
@@ -143,6 +146,7 @@ static_assert(sizeof(RopeParams) == 48, "layout must match ElementwiseKernels.Ro
 
 extern "C" __global__ void rope(RopeParams p)
 {
+    PDL_ENTER();
     int half = p.headDim / 2;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long total = (long long)p.tokens * p.heads * half;
@@ -176,6 +180,7 @@ static_assert(sizeof(SwiGluParams) == 40, "layout must match ElementwiseKernels.
 
 extern "C" __global__ void swiglu(SwiGluParams p)
 {
+    PDL_ENTER();
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long long)p.rows * p.cols) return;
     int r = (int)(idx / p.cols), c = (int)(idx % p.cols);
@@ -188,6 +193,7 @@ extern "C" __global__ void swiglu(SwiGluParams p)
 // the launcher). One thread per 8 consecutive columns. Grid: ceil(rows * cols / 8 / block).
 extern "C" __global__ void swiglu8(SwiGluParams p)
 {
+    PDL_ENTER();
     const int pieces = p.cols >> 3;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long long)p.rows * pieces) return;

@@ -14,13 +14,21 @@
 
 #define GEMV_COLS 2
 #define GEMV_WARPS 8
+#define GEMV_STEP 4 // 16-byte pieces of each row a lane loads per step
 
+// Optional parts of the product (null pointers leave them out):
+// - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
+//   each block stages the normalised rows in shared memory, so the decode step needs no separate norm launch;
+// - Bias: y = bf16(bf16(acc) + Bias[col]);
+// - Resid: y = bf16(Resid[row, col] + that), the residual add (Y may be Resid: each element is read and written by
+//   the one lane that owns it).
 struct GemvParams
 {
-    u64 X, W, Y;
-    int Rows, K, N, Pad;
+    u64 X, W, Y, Norm, Bias, Resid;
+    int Rows, K, N;
+    float Eps;
 };
-static_assert(sizeof(GemvParams) == 40, "layout must match GemvKernels.GemvParams");
+static_assert(sizeof(GemvParams) == 64, "layout must match GemvKernels.GemvParams");
 
 __device__ __forceinline__ vec16 ld_stream(const vec16* p)
 {
@@ -45,58 +53,97 @@ __device__ __forceinline__ float dot8(vec16 a, vec16 b, float acc)
 }
 
 // acc[m][c] = x[m] · w[col0 + c] over this lane's pieces; SWIGLU doubles the columns (gate, then up at +n).
-template <int M, bool SWIGLU>
+// The first step's weights are loaded before PDL_WAIT (weights are never written while steps run), so under a
+// programmatic launch they stream in while the previous kernel drains; x is read only after it.
+template <int M, bool SWIGLU, bool NORM>
 __device__ __forceinline__ void gemv_body(const GemvParams& p)
 {
+    extern __shared__ vec16 xs[]; // NORM: the M normalised rows of x
     const int lane = threadIdx.x & 31;
     const int warp = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     const int col0 = warp * GEMV_COLS;
-    if (col0 >= p.N) return;
+    // a warp past n still joins the block's barriers (NORM) but loads and writes nothing
+    const bool active = col0 < p.N;
     constexpr int C = SWIGLU ? 2 * GEMV_COLS : GEMV_COLS;
     const int pieces = p.K >> 3;                       // 16-byte pieces per row
-    const vec16* x = (const vec16*)p.X;
     const vec16* wrow[C];
 #pragma unroll
     for (int c = 0; c < C; c++)
     {
-        int col = col0 + (c % GEMV_COLS);
-        if (col >= p.N) col = p.N - 1;                 // a valid row; its sum is never written
-        if (SWIGLU && c >= GEMV_COLS) col += p.N;      // the up row pairs with gate row col
+        int col = min(col0 + (c % GEMV_COLS), p.N - 1); // a valid row; its sum is never written
+        if (SWIGLU && c >= GEMV_COLS) col += p.N;       // the up row pairs with gate row col
         wrow[c] = (const vec16*)p.W + (u64)col * pieces;
     }
+    vec16 wv[C][GEMV_STEP];
+    const vec16 zero = { 0u, 0u, 0u, 0u };
+    int i = lane;
+#pragma unroll
+    for (int c = 0; c < C; c++)
+#pragma unroll
+        for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
+
+    PDL_WAIT();
+    PDL_LAUNCH();
+    const vec16* x = (const vec16*)p.X;
+    if (NORM)
+    {
+        __shared__ float scratch[32];
+        const vec16* nw = (const vec16*)p.Norm;
+        for (int m = 0; m < M; m++)
+        {
+            float ss = 0.f;
+            for (int k = threadIdx.x; k < pieces; k += blockDim.x)
+            {
+                vec16 v = x[(u64)m * pieces + k];
+                xs[m * pieces + k] = v;
+                float f[8];
+                unpack8(v, f);
+#pragma unroll
+                for (int e = 0; e < 8; e++) ss += f[e] * f[e];
+            }
+            float inv = rsqrtf(block_sum(ss, scratch) / (float)p.K + p.Eps);
+            // each thread rescales only the pieces it staged above
+            for (int k = threadIdx.x; k < pieces; k += blockDim.x)
+            {
+                float f[8], w[8];
+                unpack8(xs[m * pieces + k], f);
+                unpack8(nw[k], w);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] = f[e] * inv * w[e];
+                xs[m * pieces + k] = pack8(f);
+            }
+        }
+        __syncthreads();
+        x = xs;
+    }
+    if (!active) return;
+
     float acc[M][C];
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
         for (int c = 0; c < C; c++) acc[m][c] = 0.f;
-
-    int i = lane;
-    // Two pieces per lane per step: all the loads of a step are issued before any math uses them.
-    for (; i + 32 < pieces; i += 64)
+    while (true)
     {
-        vec16 wv[C][2];
 #pragma unroll
-        for (int c = 0; c < C; c++) { wv[c][0] = ld_stream(wrow[c] + i); wv[c][1] = ld_stream(wrow[c] + i + 32); }
-#pragma unroll
-        for (int m = 0; m < M; m++)
+        for (int s = 0; s < GEMV_STEP; s++)
         {
-            vec16 x0 = x[(u64)m * pieces + i], x1 = x[(u64)m * pieces + i + 32];
+            int k = i + 32 * s;
+            if (k >= pieces) break;
 #pragma unroll
-            for (int c = 0; c < C; c++) acc[m][c] = dot8(wv[c][1], x1, dot8(wv[c][0], x0, acc[m][c]));
+            for (int m = 0; m < M; m++)
+            {
+                vec16 xv = x[(u64)m * pieces + k];
+#pragma unroll
+                for (int c = 0; c < C; c++) acc[m][c] = dot8(wv[c][s], xv, acc[m][c]);
+            }
         }
-    }
-    for (; i < pieces; i += 32)
-    {
-        vec16 wv[C];
+        i += 32 * GEMV_STEP;
+        if (i >= pieces) break;
 #pragma unroll
-        for (int c = 0; c < C; c++) wv[c] = ld_stream(wrow[c] + i);
+        for (int c = 0; c < C; c++)
 #pragma unroll
-        for (int m = 0; m < M; m++)
-        {
-            vec16 x0 = x[(u64)m * pieces + i];
-#pragma unroll
-            for (int c = 0; c < C; c++) acc[m][c] = dot8(wv[c], x0, acc[m][c]);
-        }
+            for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
     }
 #pragma unroll
     for (int m = 0; m < M; m++)
@@ -104,6 +151,8 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
         for (int c = 0; c < C; c++) acc[m][c] = warp_sum(acc[m][c]);
     if (lane != 0) return;
     bf16_t* y = (bf16_t*)p.Y;
+    const bf16_t* bias = (const bf16_t*)p.Bias;
+    const bf16_t* resid = (const bf16_t*)p.Resid;
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
@@ -118,13 +167,18 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
                 float g = bf2f(f2bf(v)), u = bf2f(f2bf(acc[m][c + GEMV_COLS]));
                 v = g / (1.f + expf(-g)) * u;
             }
-            y[(u64)m * p.N + col] = f2bf(v);
+            bf16_t r = f2bf(v);
+            if (bias) r = f2bf(bf2f(r) + bf2f(bias[col]));
+            if (resid) r = f2bf(bf2f(resid[(u64)m * p.N + col]) + bf2f(r));
+            y[(u64)m * p.N + col] = r;
         }
 }
 
 #define GEMV_KERNELS(M) \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true>(p); }
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_##M(GemvParams p) { gemv_body<M, false, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_swiglu_##M(GemvParams p) { gemv_body<M, true, true>(p); }
 
 GEMV_KERNELS(1)
 GEMV_KERNELS(2)

@@ -41,6 +41,7 @@ static_assert(sizeof(QkvRopeParams) == 128, "layout must match QkvRopeKernels.Qk
 
 extern "C" __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_rope_kv(QkvRopeParams p)
 {
+    PDL_ENTER();
     __shared__ float buf[QKV_WARPS][QKV_MAX_DIM];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     int per = p.heads + 2 * p.kvHeads;
@@ -116,6 +117,7 @@ __device__ __forceinline__ vec8 pack4(const float* f)
 
 extern "C" __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_rope_kv128(QkvRopeParams p)
 {
+    PDL_ENTER();
     const int d = 128, half = 64;
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5, e0 = lane * 4;
     int per = p.heads + 2 * p.kvHeads;

@@ -118,6 +118,7 @@ __device__ void block_argmax(int* key, int* index, int* sk, int* si)
 
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(SampleParams p)
 {
+    PDL_ENTER();
     __shared__ double sd[65];
     __shared__ int si[65];
     __shared__ int sk[32];

@@ -87,6 +87,32 @@ public static unsafe partial class Driver
     public static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemBytes, IntPtr stream, void** kernelParams, void** extra);
 
+    /// <summary>CUlaunchConfig: grid, block, dynamic shared memory, stream and the launch attributes.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LaunchConfig
+    {
+        public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedMemBytes;
+        public IntPtr Stream;
+        public LaunchAttribute* Attributes;
+        public uint AttributeCount;
+    }
+
+    /// <summary>CUlaunchAttribute: an id padded to 8 bytes, then a 64-byte value union (only its first int is used here).</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 72)]
+    public struct LaunchAttribute
+    {
+        [FieldOffset(0)] public int Id;
+        [FieldOffset(8)] public int Value;
+    }
+
+    /// <summary>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION: the kernel may start before the previous kernel in
+    /// the stream ends (programmatic dependent launch, compute capability 9.0+); it must griddepcontrol.wait before
+    /// touching that kernel's results.</summary>
+    public const int LaunchAttributeProgrammaticStreamSerialization = 6;
+
+    [LibraryImport(NativeLibraries.Cuda)]
+    public static partial int cuLaunchKernelEx(LaunchConfig* config, IntPtr function, void** kernelParams, void** extra);
+
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamCreate(IntPtr* stream, uint flags);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamDestroy_v2(IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamSynchronize(IntPtr stream);
