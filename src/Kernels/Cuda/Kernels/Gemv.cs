@@ -16,10 +16,7 @@ public sealed class GemvKernels
     public const int MaxRows = 4;
     private const int Warps = 8, Columns = 2;
     private readonly CudaFunction[] _plain = new CudaFunction[MaxRows], _swiglu = new CudaFunction[MaxRows];
-    private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows], _long = new CudaFunction[MaxRows];
-
-    /// <summary>k from which the plain product loads 8 pieces per lane per step instead of 4 (gemv_long_*).</summary>
-    public static int LongK { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("ACTORS_GEMV_LONG_K"), out int v) ? v : 8192;
+    private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows];
 
     public GemvKernels(KernelCompiler compiler)
     {
@@ -30,8 +27,7 @@ public sealed class GemvKernels
             _swiglu[m - 1] = module.Function($"gemv_swiglu_{m}");
             _normed[m - 1] = module.Function($"gemv_norm_{m}");
             _normedSwiglu[m - 1] = module.Function($"gemv_norm_swiglu_{m}");
-            _long[m - 1] = module.Function($"gemv_long_{m}");
-            foreach (var f in new[] { _plain[m - 1], _swiglu[m - 1], _normed[m - 1], _normedSwiglu[m - 1], _long[m - 1] })
+            foreach (var f in new[] { _plain[m - 1], _swiglu[m - 1], _normed[m - 1], _normedSwiglu[m - 1] })
                 f.Programmatic = true; // weights before PDL_WAIT, x after
         }
     }
@@ -52,7 +48,7 @@ public sealed class GemvKernels
         Check(x, w, y, rows, k, n, n, norm);
         if (bias.Pointer != 0) bias.Require(n, nameof(bias), "n");
         if (residual.Pointer != 0) residual.Require((long)rows * n, nameof(residual), "rows * n");
-        var f = norm.Pointer != 0 ? _normed[rows - 1] : k >= LongK ? _long[rows - 1] : _plain[rows - 1];
+        var f = norm.Pointer != 0 ? _normed[rows - 1] : _plain[rows - 1];
         Launch(f, stream, x, w, y, rows, k, n, norm, eps, bias, residual);
     }
 

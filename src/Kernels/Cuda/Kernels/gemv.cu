@@ -14,8 +14,7 @@
 
 #define GEMV_COLS 2
 #define GEMV_WARPS 8
-// 16-byte pieces of each row a lane loads per step (template S): 4, or 8 for the plain product over a long k (the MLP's
-// down projection, k = 14336: twice the bytes in flight per warp, where a step of 4 left it at 2.7 TB/s)
+#define GEMV_STEP 4 // 16-byte pieces of each row a lane loads per step
 
 // Optional parts of the product (null pointers leave them out):
 // - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
@@ -56,7 +55,7 @@ __device__ __forceinline__ float dot8(vec16 a, vec16 b, float acc)
 // acc[m][c] = x[m] · w[col0 + c] over this lane's pieces; SWIGLU doubles the columns (gate, then up at +n).
 // The first step's weights are loaded before PDL_WAIT (weights are never written while steps run), so under a
 // programmatic launch they stream in while the previous kernel drains; x is read only after it.
-template <int M, bool SWIGLU, bool NORM, int S>
+template <int M, bool SWIGLU, bool NORM>
 __device__ __forceinline__ void gemv_body(const GemvParams& p)
 {
     extern __shared__ vec16 xs[]; // NORM: the M normalised rows of x
@@ -75,13 +74,13 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
         if (SWIGLU && c >= GEMV_COLS) col += p.N;       // the up row pairs with gate row col
         wrow[c] = (const vec16*)p.W + (u64)col * pieces;
     }
-    vec16 wv[C][S];
+    vec16 wv[C][GEMV_STEP];
     const vec16 zero = { 0u, 0u, 0u, 0u };
     int i = lane;
 #pragma unroll
     for (int c = 0; c < C; c++)
 #pragma unroll
-        for (int s = 0; s < S; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
+        for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
 
     PDL_WAIT();
     PDL_LAUNCH();
@@ -127,7 +126,7 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
     while (true)
     {
 #pragma unroll
-        for (int s = 0; s < S; s++)
+        for (int s = 0; s < GEMV_STEP; s++)
         {
             int k = i + 32 * s;
             if (k >= pieces) break;
@@ -139,12 +138,12 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
                 for (int c = 0; c < C; c++) acc[m][c] = dot8(wv[c][s], xv, acc[m][c]);
             }
         }
-        i += 32 * S;
+        i += 32 * GEMV_STEP;
         if (i >= pieces) break;
 #pragma unroll
         for (int c = 0; c < C; c++)
 #pragma unroll
-            for (int s = 0; s < S; s++) wv[c][s] = i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
+            for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
     }
 #pragma unroll
     for (int m = 0; m < M; m++)
@@ -176,11 +175,10 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
 }
 
 #define GEMV_KERNELS(M) \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false, false, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_long_##M(GemvParams p) { gemv_body<M, false, false, 8>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true, false, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_##M(GemvParams p) { gemv_body<M, false, true, 4>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_swiglu_##M(GemvParams p) { gemv_body<M, true, true, 4>(p); }
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true, false>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_##M(GemvParams p) { gemv_body<M, false, true>(p); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_swiglu_##M(GemvParams p) { gemv_body<M, true, true>(p); }
 
 GEMV_KERNELS(1)
 GEMV_KERNELS(2)
