@@ -329,6 +329,52 @@ Case("decode without programmatic launch or folded norms", () =>
         finally { set(true); }
     }
 });
+// The decode step's weight products alone, 8 layers of them back to back (3.5 GB of weights, far past the 50 MB L2)
+// as one CUDA graph: how close the chain of gemv.cu launches gets to the memory bandwidth, with and without
+// programmatic launch. What a decode step takes beyond this (per layer) is attention, RoPE and launch gaps.
+Case("decode products chain", () =>
+{
+    const int layers = 8;
+    int hid = config.HiddenSize, inter = config.IntermediateSize, qkvDim = (config.NumHeads + 2 * config.NumKvHeads) * config.HeadDim;
+    var gemv = new GemvKernels(compiler);
+    var bufs = new List<DeviceBuffer<ushort>>();
+    DeviceBuffer<ushort> Buf(long n, ulong seed) { var b = dev.Allocate<ushort>(n); ek.RandomInit(stream, b, seed, 0.02f, 0f); bufs.Add(b); return b; }
+    try
+    {
+        var ws = Enumerable.Range(0, layers).Select(l => (Qkv: Buf((long)qkvDim * hid, 50 + (ulong)l), O: Buf((long)hid * hid, 60 + (ulong)l),
+            Gu: Buf(2L * inter * hid, 70 + (ulong)l), Down: Buf((long)hid * inter, 80 + (ulong)l))).ToArray();
+        var norm = Buf(hid, 90);
+        var x = Buf(hid, 91);
+        var qkv = Buf(qkvDim, 92);
+        var act = Buf(inter, 93);
+        void Chain(CudaStream st)
+        {
+            foreach (var w in ws)
+            {
+                gemv.Matmul(st, x, w.Qkv, qkv, 1, hid, qkvDim, norm: norm, eps: 1e-5f);
+                gemv.Matmul(st, qkv.Span.Slice(0, hid), w.O, x, 1, hid, hid, residual: x);
+                gemv.SwiGlu(st, x, w.Gu, act, 1, hid, inter, norm: norm, eps: 1e-5f);
+                gemv.Matmul(st, act, w.Down, x, 1, inter, hid, residual: x);
+            }
+        }
+        double bytes = layers * 2.0 * ((long)qkvDim * hid + (long)hid * hid + 2L * inter * hid + (long)hid * inter);
+        bool before = stream.ProgrammaticLaunch;
+        foreach (bool pdl in new[] { true, false })
+        {
+            stream.ProgrammaticLaunch = pdl;
+            using var graph = CudaGraph.Capture(stream, Chain);
+            double ms = Time(10, () => graph.Launch(stream));
+            double eager = Time(10, () => Chain(stream));
+            string tag = pdl ? "programmatic" : "plain";
+            results[$"decode_products_chain_{tag}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
+            results[$"decode_products_chain_{tag}_eager_tb_per_s"] = bytes / (eager * 1e-3) / 1e12;
+            Console.WriteLine($"decode products, {layers} layers ({bytes / 1e9:F2} GB), {tag} launches: graph {ms * 1000 / layers:F1} us per layer " +
+                $"({bytes / (ms * 1e-3) / 1e12:F2} TB/s), eager {eager * 1000 / layers:F1} us per layer ({bytes / (eager * 1e-3) / 1e12:F2} TB/s)");
+        }
+        stream.ProgrammaticLaunch = before;
+    }
+    finally { stream.Synchronize(); foreach (var b in bufs) b.Dispose(); }
+});
 // The decode cases above replay steps from CUDA graphs (the engine's default); the same without them.
 Case("decode without graphs", () =>
 {

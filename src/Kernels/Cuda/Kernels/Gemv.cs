@@ -14,13 +14,26 @@ namespace Actors.Kernels.Cuda.Kernels;
 public sealed class GemvKernels
 {
     public const int MaxRows = 4;
-    private const int Warps = 8, Columns = 2;
+    private readonly int _warps, _columns;
     private readonly CudaFunction[] _plain = new CudaFunction[MaxRows], _swiglu = new CudaFunction[MaxRows];
     private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows];
 
-    public GemvKernels(KernelCompiler compiler)
+    /// <param name="compiler">NVRTC front end.</param>
+    /// <param name="columns">Output columns per warp (default 2, or ACTORS_GEMV_COLS).</param>
+    /// <param name="warps">Warps per block (default 8, or ACTORS_GEMV_WARPS).</param>
+    /// <param name="step">16-byte pieces per lane per row and step (default 4, or ACTORS_GEMV_STEP).</param>
+    public GemvKernels(KernelCompiler compiler, int? columns = null, int? warps = null, int? step = null)
     {
-        var module = compiler.Load(KernelSource.Load("gemv.cu"), "gemv.cu");
+        _columns = columns ?? EnvInt("ACTORS_GEMV_COLS", 2);
+        _warps = warps ?? EnvInt("ACTORS_GEMV_WARPS", 8);
+        int pieces = step ?? EnvInt("ACTORS_GEMV_STEP", 4);
+        if (_columns is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(columns), _columns, "1..8 columns per warp");
+        if (_warps is < 1 or > 32) throw new ArgumentOutOfRangeException(nameof(warps), _warps, "1..32 warps per block");
+        if (pieces is < 1 or > 16) throw new ArgumentOutOfRangeException(nameof(step), pieces, "1..16 pieces per step");
+        string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n";
+        // where the next kernel may start: after this one's wait (default) or after its main loop (ACTORS_GEMV_TRIGGER=late)
+        if (Environment.GetEnvironmentVariable("ACTORS_GEMV_TRIGGER") == "late") defines += "#define GEMV_LATE_TRIGGER\n";
+        var module = compiler.Load(defines + KernelSource.Load("gemv.cu"), "gemv.cu");
         for (int m = 1; m <= MaxRows; m++)
         {
             _plain[m - 1] = module.Function($"gemv_{m}");
@@ -31,6 +44,8 @@ public sealed class GemvKernels
                 f.Programmatic = true; // weights before PDL_WAIT, x after
         }
     }
+
+    private static int EnvInt(string name, int fallback) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : fallback;
 
     /// <summary>Whether the kernels take this product: 1..MaxRows rows, k a multiple of 8, every operand 16-byte aligned.</summary>
     public static bool Supports(int rows, int k, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y) =>
@@ -82,7 +97,7 @@ public sealed class GemvKernels
         }
     }
 
-    private static void Launch(CudaFunction f, CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n,
+    private void Launch(CudaFunction f, CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n,
         DeviceSpan<ushort> norm, float eps, DeviceSpan<ushort> bias, DeviceSpan<ushort> residual)
     {
         var p = new GemvParams
@@ -90,9 +105,9 @@ public sealed class GemvKernels
             X = x.Pointer, W = w.Pointer, Y = y.Pointer, Norm = norm.Pointer, Bias = bias.Pointer, Resid = residual.Pointer,
             Rows = rows, K = k, N = n, Eps = eps,
         };
-        uint blocks = (uint)((n + Warps * Columns - 1) / (Warps * Columns));
+        uint blocks = (uint)((n + _warps * _columns - 1) / (_warps * _columns));
         uint shared = norm.Pointer != 0 ? (uint)(rows * k * sizeof(ushort)) : 0; // the normalised rows of x
-        f.Launch(stream, (blocks, 1, 1), Warps * 32, shared, p);
+        f.Launch(stream, (blocks, 1, 1), (uint)(_warps * 32), shared, p);
     }
 
     [StructLayout(LayoutKind.Sequential)]

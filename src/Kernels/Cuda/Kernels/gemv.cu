@@ -12,9 +12,17 @@
 // Versions (H100, Llama-3-8B decode shapes, M = 1): measured by the kernel timing test, see docs/benchmarks.md.
 // Requirements (checked by the launcher): k % 8 == 0, x, w and y 16-byte aligned.
 
+// Output columns per warp, warps per block and 16-byte pieces of each row a lane loads per step; GemvKernels can set
+// them (tuning runs) by prepending #defines, and sizes the grid from the same values.
+#ifndef GEMV_COLS
 #define GEMV_COLS 2
+#endif
+#ifndef GEMV_WARPS
 #define GEMV_WARPS 8
-#define GEMV_STEP 4 // 16-byte pieces of each row a lane loads per step
+#endif
+#ifndef GEMV_STEP
+#define GEMV_STEP 4
+#endif
 
 // Optional parts of the product (null pointers leave them out):
 // - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
@@ -83,7 +91,9 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
         for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
 
     PDL_WAIT();
+#ifndef GEMV_LATE_TRIGGER
     PDL_LAUNCH();
+#endif
     const vec16* x = (const vec16*)p.X;
     if (NORM)
     {
@@ -145,6 +155,9 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
 #pragma unroll
             for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
     }
+#ifdef GEMV_LATE_TRIGGER
+    PDL_LAUNCH();
+#endif
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
