@@ -170,9 +170,10 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     /// <summary>
     /// In steps the decode products take (<see cref="UseGemv"/>, at most <see cref="GemvKernels.MaxRows"/> rows), fold each
-    /// RMSNorm into the product that reads its output and each residual add into the product before it (gemv.cu), so a
-    /// layer runs 7 kernels instead of 9 (on by default; ACTORS_GEMV_FOLD=0 turns it off). Same roundings as the separate
-    /// kernels; only the order of the sum of squares differs. Changing it retires the captured decode graphs.
+    /// RMSNorm into the product that reads its output, each residual add into the product before it, and (without q/k
+    /// norm) the qkv bias, RoPE and KV write into the qkv product (gemv.cu), so a layer runs 6 kernels instead of 9 (on by
+    /// default; ACTORS_GEMV_FOLD=0 turns it off). Same roundings as the separate kernels; only the order of the sum of
+    /// squares differs. Changing it retires the captured decode graphs.
     /// </summary>
     public bool FoldNorms
     {
@@ -498,9 +499,18 @@ public sealed partial class CudaModelRunner : IModelRunner
             for (int li = 0; li < c.NumLayers; li++)
             {
                 var L = _w.Layers[li];
-                if (fold)
+                bool prologueDone = false;
+                if (fold && fused && L.QNorm is null && Gemv.SupportsQkvRope(d))
                 {
-                    // the previous layer's down projection already added its output into x
+                    // the previous layer's down projection already added its output into x; norm, product, bias, RoPE
+                    // and the KV write in one launch
+                    Gemv.QkvRope(st, x, L.InputNorm, eps, L.Qkv, L.QkvBias?.Span ?? default, n, hid, nh, nkv, d,
+                        cosSpan, sinSpan, tableRows, ropePositions, slots, q, _pool, layout, li);
+                    p?.Mark(st, "qkv projection + rope, kv write");
+                    prologueDone = true;
+                }
+                else if (fold)
+                {
                     Gemv.Matmul(st, x, L.Qkv, qkv, n, hid, qkvDim, norm: L.InputNorm, eps: eps);
                     p?.Mark(st, "qkv projection");
                 }
@@ -512,7 +522,8 @@ public sealed partial class CudaModelRunner : IModelRunner
                     Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
                     p?.Mark(st, "qkv projection");
                 }
-                if (fused)
+                if (prologueDone) { }
+                else if (fused)
                 {
                     // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
                     _qkvRope!.Apply(st, qkv, n, qkvDim, nh, nkv, d, L.QkvBias?.Span ?? default, L.QNorm?.Span ?? default, L.KNorm?.Span ?? default, eps,
@@ -528,7 +539,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                     // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
                     _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
                 }
-                p?.Mark(st, "qkv bias/norm, rope, kv write");
+                if (!prologueDone) p?.Mark(st, "qkv bias/norm, rope, kv write");
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);

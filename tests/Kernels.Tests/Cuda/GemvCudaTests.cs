@@ -141,6 +141,65 @@ public class GemvCudaTests
     }
 
     /// <summary>
+    /// The qkv product with the attention prologue folded in: RMSNorm, product, bias, RoPE, q out and K/V into the pool,
+    /// against the scalar product rounded to bf16 and then QkvRopeKernels.Reference (the separate prologue's reference).
+    /// Pool pages the step does not write must keep their bits.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 256, 4, 2, 64, false, true)]
+    [InlineData(2, 1032, 4, 2, 128, true, false)]
+    [InlineData(4, 4096, 8, 2, 128, true, true)]
+    [InlineData(3, 264, 6, 3, 10, false, true)]
+    public void QkvRope_matches_the_product_then_the_prologue(int rows, int k, int heads, int kvHeads, int d, bool bias, bool positions)
+    {
+        var gpu = Gpu.Require();
+        if (!Kernels.Value.SupportsQkvRope(d)) Assert.Skip("gemv.cu built without 2 columns per warp (ACTORS_GEMV_COLS): no folded RoPE");
+        const float eps = 1e-6f;
+        int n = (heads + 2 * kvHeads) * d, half = d / 2, tableRows = 40;
+        var layout = new KvLayout(5, 2, kvHeads, d);
+        const int layer = 1, pages = 6;
+        var rng = new Random(k + d);
+        float[] x = Gpu.RandomBf16(rows * k, 120 + k, 2f);
+        float[] nw = Gpu.RandomBf16(k, 121, 1f).Select(v => Bf16.ToSingle(Bf16.FromSingle(1f + 0.5f * v))).ToArray();
+        float[] w = Gpu.RandomBf16(n * k, 122, 0.5f);
+        ushort[] b = bias ? Bf16.FromSingles(Gpu.RandomBf16(n, 123, 3f)) : [];
+        float[] cos = Enumerable.Range(0, tableRows * half).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] sin = Enumerable.Range(0, tableRows * half).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        int[] pos = positions ? Enumerable.Range(0, rows).Select(_ => rng.Next(tableRows)).ToArray() : [];
+        int[] slots = Enumerable.Range(0, pages * layout.PageSize).OrderBy(_ => rng.Next()).Take(rows).ToArray();
+        ushort[] pool = Bf16.FromSingles(Gpu.RandomBf16(pages * layout.PageStride, 124, 1f));
+
+        using var dX = gpu.UploadBf16(x);
+        using var dNorm = gpu.UploadBf16(nw);
+        using var dW = gpu.UploadBf16(w);
+        using var dB = gpu.Upload<ushort>(bias ? b : new ushort[1]);
+        using var dCos = gpu.Upload<float>(cos);
+        using var dSin = gpu.Upload<float>(sin);
+        using var dPos = gpu.Upload<int>(positions ? pos : new int[1]);
+        using var dSlots = gpu.Upload<int>(slots);
+        using var dQ = gpu.Device.Allocate<ushort>(rows * heads * d);
+        using var dPool = gpu.Upload<ushort>(pool);
+        using var stream = gpu.Device.CreateStream();
+        Kernels.Value.QkvRope(stream, dX, dNorm, eps, dW, bias ? dB.Span : default, rows, k, heads, kvHeads, d, dCos, dSin, tableRows,
+            positions ? dPos.Span : default, dSlots, dQ, dPool, layout, layer);
+        stream.Synchronize();
+
+        var qkv = new float[rows * n];
+        MatMul.Reference(Normalised(x, nw, rows, k, eps), w, [], qkv, rows, k, n);
+        var q = new ushort[rows * heads * d];
+        var expectedPool = (ushort[])pool.Clone();
+        QkvRopeKernels.Reference(Bf16.FromSingles(qkv), rows, n, heads, kvHeads, d, b, [], [], eps, cos, sin, tableRows, pos, slots, q, expectedPool, layout, layer);
+        // a bf16 step of the product (0.4 %) moves both outputs of a rotated pair: tolerance from the row's largest value
+        double scale = qkv.Max(Math.Abs) + (bias ? b.Max(v => Math.Abs(Bf16.ToSingle(v))) : 0);
+        TestData.Close(Bf16.ToSingles(q), Gpu.DownloadBf16(dQ), 1e-2, 1e-2 * scale, $"q of qkv+rope {rows}x{k}, {heads}/{kvHeads} heads of {d}");
+        TestData.Close(Bf16.ToSingles(expectedPool), Bf16.ToSingles(dPool.ToArray()), 1e-2, 1e-2 * scale, $"pool of qkv+rope {rows}x{k}");
+        var got = dPool.ToArray();
+        int written = 0;
+        for (int i = 0; i < pool.Length; i++) if (got[i] != pool[i]) written++;
+        Assert.InRange(written, 1, rows * 2 * kvHeads * d); // only the rows' K and V slots of the layer change
+    }
+
+    /// <summary>
     /// Programmatic dependent launch: a chain of 40 products, each reading the one before (normalised, so values stay
     /// bounded), launched with and without the attribute, eagerly and from a captured graph, gives the same bits. A
     /// kernel reading its input before the previous kernel finished would not.

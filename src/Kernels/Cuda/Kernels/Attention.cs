@@ -30,7 +30,7 @@ public sealed class AttentionKernels
     /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200; 1024 was slower on an H100: one sequence at 8K 29 % of the bandwidth instead of 40 %), see <see cref="VectorDecodeSplitSize"/>.</summary>
     private const int DecodeTargetBlocks = 512;
     /// <summary>Block of paged_decode_reduce: the splits of a head are spread over blockDim / headDim threads per channel.</summary>
-    private const uint DecodeReduceThreads = 512;
+    private const uint DecodeReduceThreads = 1024;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;

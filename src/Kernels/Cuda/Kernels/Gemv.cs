@@ -1,3 +1,4 @@
+using Actors.Kernels.Cpu;
 using System.Runtime.InteropServices;
 
 namespace Actors.Kernels.Cuda.Kernels;
@@ -17,6 +18,7 @@ public sealed class GemvKernels
     private readonly int _warps, _columns;
     private readonly CudaFunction[] _plain = new CudaFunction[MaxRows], _swiglu = new CudaFunction[MaxRows];
     private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows];
+    private readonly CudaFunction[]? _normedRope; // built with 2 columns per warp only
 
     /// <param name="compiler">NVRTC front end.</param>
     /// <param name="columns">Output columns per warp (default 2, or ACTORS_GEMV_COLS).</param>
@@ -31,8 +33,6 @@ public sealed class GemvKernels
         if (_warps is < 1 or > 32) throw new ArgumentOutOfRangeException(nameof(warps), _warps, "1..32 warps per block");
         if (pieces is < 1 or > 16) throw new ArgumentOutOfRangeException(nameof(step), pieces, "1..16 pieces per step");
         string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n";
-        // where the next kernel may start: after this one's wait (default) or after its main loop (ACTORS_GEMV_TRIGGER=late)
-        if (Environment.GetEnvironmentVariable("ACTORS_GEMV_TRIGGER") == "late") defines += "#define GEMV_LATE_TRIGGER\n";
         var module = compiler.Load(defines + KernelSource.Load("gemv.cu"), "gemv.cu");
         for (int m = 1; m <= MaxRows; m++)
         {
@@ -42,6 +42,15 @@ public sealed class GemvKernels
             _normedSwiglu[m - 1] = module.Function($"gemv_norm_swiglu_{m}");
             foreach (var f in new[] { _plain[m - 1], _swiglu[m - 1], _normed[m - 1], _normedSwiglu[m - 1] })
                 f.Programmatic = true; // weights before PDL_WAIT, x after
+        }
+        if (_columns == 2)
+        {
+            _normedRope = new CudaFunction[MaxRows];
+            for (int m = 1; m <= MaxRows; m++)
+            {
+                _normedRope[m - 1] = module.Function($"gemv_norm_rope_{m}");
+                _normedRope[m - 1].Programmatic = true;
+            }
         }
     }
 
@@ -80,6 +89,49 @@ public sealed class GemvKernels
         Launch(f, stream, x, gateUp, act, rows, k, inter, norm, eps, default, default);
     }
 
+    /// <summary>Whether <see cref="QkvRope"/> is available (the kernels were built with 2 columns per warp) for this head dim.</summary>
+    public bool SupportsQkvRope(int headDim) => _normedRope is not null && headDim > 0 && headDim % 2 == 0;
+
+    /// <summary>
+    /// The qkv product with the attention prologue folded in (decode steps): x' = RMS-normalised x (as in
+    /// <see cref="Matmul"/>), qkv = x' · wᵀ (w: ((heads + 2 kvHeads) · headDim, k)), + <paramref name="bias"/>, then RoPE on
+    /// every q and k head (cos, sin: (tableRows, headDim / 2), row positions[r], or r when positions is a default span)
+    /// and q written to <paramref name="q"/> (rows, heads · headDim), k and v into layer <paramref name="layer"/> of
+    /// <paramref name="pool"/> at slot slots[r] = page · pageSize + slot. What the product followed by
+    /// <see cref="QkvRopeKernels.Apply"/> (without q/k norm) computes, with the same roundings.
+    /// </summary>
+    public void QkvRope(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> norm, float eps, DeviceSpan<ushort> w, DeviceSpan<ushort> bias,
+        int rows, int k, int heads, int kvHeads, int headDim, DeviceSpan<float> cos, DeviceSpan<float> sin, int tableRows, DeviceSpan<int> positions,
+        DeviceSpan<int> slots, DeviceSpan<ushort> q, DeviceSpan<ushort> pool, KvLayout layout, int layer)
+    {
+        if (!SupportsQkvRope(headDim))
+            throw new NotSupportedException($"the folded qkv + RoPE product needs 2 columns per warp (built with {_columns}) and an even head dim ({headDim})");
+        if (heads <= 0 || kvHeads <= 0) throw new ArgumentOutOfRangeException(nameof(heads), $"heads {heads} and kvHeads {kvHeads} must be positive");
+        if (layout.KvHeads != kvHeads || layout.HeadDim != headDim)
+            throw new ArgumentException($"layout has {layout.KvHeads} KV heads of {layout.HeadDim}, the step {kvHeads} of {headDim}", nameof(layout));
+        if ((uint)layer >= (uint)layout.Layers) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"layer outside [0, {layout.Layers})");
+        int n = (heads + 2 * kvHeads) * headDim, half = headDim / 2;
+        if (norm.Pointer == 0) throw new ArgumentException("the folded qkv + RoPE product takes the input norm weights", nameof(norm));
+        Check(x, w, q, rows, k, n, heads * headDim, norm);
+        if (bias.Pointer != 0) bias.Require(n, nameof(bias), "(heads + 2 kvHeads) * headDim");
+        if (positions.Pointer == 0 && tableRows < rows)
+            throw new ArgumentOutOfRangeException(nameof(tableRows), tableRows, $"without positions the tables need a row per row of x ({rows})");
+        cos.Require((long)tableRows * half, nameof(cos), "tableRows * headDim / 2");
+        sin.Require((long)tableRows * half, nameof(sin), "tableRows * headDim / 2");
+        if (positions.Pointer != 0) positions.Require(rows, nameof(positions), "rows");
+        slots.Require(rows, nameof(slots), "rows");
+        pool.Require(layout.PageStride, nameof(pool), "one page");
+        var p = new GemvRopeParams
+        {
+            G = new GemvParams { X = x.Pointer, W = w.Pointer, Y = 0, Norm = norm.Pointer, Bias = bias.Pointer, Rows = rows, K = k, N = n, Eps = eps },
+            Cos = cos.Pointer, Sin = sin.Pointer, Positions = positions.Pointer, Slots = slots.Pointer, Q = q.Pointer, Kv = pool.Pointer,
+            PageStride = layout.PageStride, LayerOffset = (long)layer * layout.LayerStride,
+            Heads = heads, KvHeads = kvHeads, HeadDim = headDim, PageSize = layout.PageSize, TokenStride = layout.TokenStride,
+        };
+        uint blocks = (uint)((n / 2 + _warps - 1) / _warps); // a warp per column pair
+        _normedRope![rows - 1].Launch(stream, (blocks, 1, 1), (uint)(_warps * 32), (uint)(rows * k * sizeof(ushort)), p);
+    }
+
     private static void Check(DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int wRows, int n, DeviceSpan<ushort> norm)
     {
         if (rows is < 1 or > MaxRows) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the decode product takes 1..{MaxRows} rows");
@@ -112,4 +164,13 @@ public sealed class GemvKernels
 
     [StructLayout(LayoutKind.Sequential)]
     private struct GemvParams { public ulong X, W, Y, Norm, Bias, Resid; public int Rows, K, N; public float Eps; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct GemvRopeParams
+    {
+        public GemvParams G;
+        public ulong Cos, Sin, Positions, Slots, Q, Kv;
+        public long PageStride, LayerOffset;
+        public int Heads, KvHeads, HeadDim, PageSize, TokenStride, Pad;
+    }
 }

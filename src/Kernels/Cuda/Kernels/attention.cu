@@ -148,7 +148,7 @@ extern "C" __global__ void paged_decode_split(DecodeParams p)
     }
 }
 
-// Grid (heads, seqs); block: a multiple of 32, at most 1024 (512 from the launcher). out = sum_s e^(m_s - M) acc_s /
+// Grid (heads, seqs); block: a multiple of 32, at most 1024 (1024 from the launcher). out = sum_s e^(m_s - M) acc_s /
 // sum_s e^(m_s - M) l_s, M = max_s m_s. The weights e^(m_s - M) are computed once per split into shared memory (in
 // chunks of 256 splits); each channel's sum over the splits is spread over blockDim / headDim threads (one sequence
 // decoding has only heads blocks, so a thread per channel walking every split one load at a time was latency-bound).
@@ -158,6 +158,12 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
 {
     PDL_ENTER();
     int h = blockIdx.x, seq = blockIdx.y, d = p.headDim;
+    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
+    // With at most one split per thread, each thread reads its split's max and sum at once, beside the context length
+    // (the splits past it are masked below).
+    const bool staged = p.maxSplits <= REDUCE_CHUNK && p.maxSplits <= (int)blockDim.x;
+    float ms = NEG_INF, ls = 0.f;
+    if (staged && (int)threadIdx.x < p.maxSplits) { ms = p.partialMax[base + threadIdx.x]; ls = p.partialSum[base + threadIdx.x]; }
     int len = p.contextLens[seq];
     int splits = (len + p.splitSize - 1) / p.splitSize;
     bf16_t* o = p.out + ((u64)seq * p.heads + h) * d;
@@ -169,14 +175,25 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
     __shared__ float scratch[32];
     __shared__ float wts[REDUCE_CHUNK];
     __shared__ float part[1024];
-    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
     // M and L over the splits, spread over the block (long contexts have hundreds of splits)
-    float M = NEG_INF;
-    for (int s = threadIdx.x; s < splits; s += blockDim.x) M = fmaxf(M, p.partialMax[base + s]);
-    M = block_max(M, scratch);
-    float L = 0.f;
-    for (int s = threadIdx.x; s < splits; s += blockDim.x) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
-    L = block_sum(L, scratch);
+    float M = NEG_INF, L = 0.f;
+    if (staged)
+    {
+        // one split per thread: its weight goes straight to shared memory
+        int s = threadIdx.x;
+        if (s >= splits) { ms = NEG_INF; ls = 0.f; }
+        M = block_max(ms, scratch);
+        float w = s < splits ? expf(ms - M) : 0.f;
+        if (s < REDUCE_CHUNK) wts[s] = w;
+        L = block_sum(ls * w, scratch); // its barriers also publish wts
+    }
+    else
+    {
+        for (int s = threadIdx.x; s < splits; s += blockDim.x) M = fmaxf(M, p.partialMax[base + s]);
+        M = block_max(M, scratch);
+        for (int s = threadIdx.x; s < splits; s += blockDim.x) L += p.partialSum[base + s] * expf(p.partialMax[base + s] - M);
+        L = block_sum(L, scratch);
+    }
     // thread t sums channels c = t % d (and c + blockDim, ... when d > blockDim) over splits r, r + R, ... (r = t / d)
     int R = max(1, (int)blockDim.x / d), r = threadIdx.x / d;
     for (int c0 = 0; c0 < d; c0 += blockDim.x)
@@ -187,9 +204,12 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
         for (int s0 = 0; s0 < splits; s0 += REDUCE_CHUNK)
         {
             int cnt = min(REDUCE_CHUNK, splits - s0);
-            __syncthreads(); // earlier readers of wts are done
-            for (int s = threadIdx.x; s < cnt; s += blockDim.x) wts[s] = expf(p.partialMax[base + s0 + s] - M);
-            __syncthreads();
+            if (!staged)
+            {
+                __syncthreads(); // earlier readers of wts are done
+                for (int s = threadIdx.x; s < cnt; s += blockDim.x) wts[s] = expf(p.partialMax[base + s0 + s] - M);
+                __syncthreads();
+            }
             if (mine)
             {
                 const float* pa = p.partialAcc + (base + s0) * d + c;

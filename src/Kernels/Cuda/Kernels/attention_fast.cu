@@ -693,7 +693,8 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 // keeps an online softmax (running max m, sum l, weighted V acc) over the rows it reads, in log2 units. The threads'
 // states are merged at the end, across the warp with shuffles, then across the 4 warps in shared memory. So a block
 // makes one dependent round trip to memory per U steps instead of two (K, then V after a barrier and the softmax).
-// Dynamic shared memory: 4 * G * (D + 2) floats.
+// Dynamic shared memory: 4 * G * (D + 2) floats. At most 128 registers for G <= 4, so 4 blocks fit an SM (one wave of
+// the ~512 blocks the launcher aims for on 132 SMs).
 // ---------------------------------------------------------------------------------------------------------------------
 template <int D, int G>
 __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
@@ -706,12 +707,16 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
     constexpr int U = G >= 8 ? 2 : 4; // steps of loads in flight (K and V each)
     extern __shared__ float smem[];
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
-    int len = p.contextLens[seq];
     int start = split * p.splitSize;
-    if (start >= len) return; // uniform across the block
-    int n = min(len - start, p.splitSize);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int sub = lane / L, part = lane % L; // row within the warp step, 16-byte chunk within the row
+    const int* table = p.pageTables + (u64)seq * p.pageTableStride;
+    const int lastPage = p.pageTableStride - 1;
+    // The page ids of the first step's rows, q and the context length are loaded together (none depends on another);
+    // past the table's end the index is clamped, and rows past the context are never loaded.
+    int pg[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) pg[u] = table[min((start + warp * KPW + u * KPB + sub) / p.pageSize, lastPage)];
 
     // this thread's 8 channels of each head of the group (the group's heads are contiguous), in log2 units
     const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * G) * D + part * 8;
@@ -725,9 +730,11 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
         for (int e = 0; e < 8; e++) qr[g][e] *= qscale;
     }
 
-    const int* table = p.pageTables + (u64)seq * p.pageTableStride;
     const bf16_t* base = p.kv + p.layerOffset + (u64)kvh * D + part * 8;
     const u64 vHalf = (u64)p.pageSize * p.tokenStride;
+    const int len = p.contextLens[seq];
+    if (start >= len) return; // uniform across the block
+    const int n = min(len - start, p.splitSize);
     float m[G], l[G], acc[G][8];
 #pragma unroll
     for (int g = 0; g < G; g++)
@@ -749,7 +756,7 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             if (j < n)
             {
                 int pos = start + j;
-                const bf16_t* row = base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
+                const bf16_t* row = base + (u64)pg[u] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
                 ld_nc16(row, kw[u]);
                 ld_nc16(row + vHalf, vw[u]);
             }
@@ -757,6 +764,9 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 #pragma unroll
                 for (int e = 0; e < 4; e++) { kw[u][e] = 0u; vw[u][e] = 0u; }
         }
+        // the next step's page ids, in flight with this step's K and V
+#pragma unroll
+        for (int u = 0; u < U; u++) pg[u] = table[min((start + b + KPB * U + u * KPB + sub) / p.pageSize, lastPage)];
         float sc[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++)
@@ -862,7 +872,7 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 }
 
 #define DECODE_VEC(D, G) \
-    extern "C" __global__ void __launch_bounds__(128) paged_decode_split_d##D##_g##G(DecodeParams p) { decode_split_vec<D, G>(p); }
+    extern "C" __global__ void __launch_bounds__(128, G >= 8 ? 1 : 4) paged_decode_split_d##D##_g##G(DecodeParams p) { decode_split_vec<D, G>(p); }
 DECODE_VEC(64, 1)
 DECODE_VEC(64, 2)
 DECODE_VEC(64, 4)

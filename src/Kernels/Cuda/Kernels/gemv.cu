@@ -38,6 +38,33 @@ struct GemvParams
 };
 static_assert(sizeof(GemvParams) == 64, "layout must match GemvKernels.GemvParams");
 
+// The attention prologue folded into the qkv product (gemv_norm_rope_*): y is not written; instead each warp computes
+// the column pair (i, i + d/2) of one head, adds the bias, and
+// - for a q or k head rotates the pair (RoPE, rotate_half: out[i] = x[i] cos - x[i + d/2] sin, out[i + d/2] =
+//   x[i + d/2] cos + x[i] sin, cos/sin row positions[m], or m when positions is null) and writes q to Q (rows, heads, d)
+//   or k into the KV pool at the row's slot;
+// - for a v head writes the pair into the pool.
+// The same roundings as the GEMV + qkv_rope_kv pair: the product and the bias-add each rounded to bf16, the rotation
+// in f32 rounded once. No q/k norm (Qwen3 takes the separate kernel). Needs GEMV_COLS == 2 and an even d.
+struct RopeOut
+{
+    const float* Cos;
+    const float* Sin;
+    const int* Positions;
+    const int* Slots;
+    bf16_t* Q;
+    bf16_t* Kv;
+    long long PageStride;
+    long long LayerOffset;
+    int Heads, KvHeads, HeadDim, PageSize, TokenStride, Pad;
+};
+struct GemvRopeParams
+{
+    GemvParams G;
+    RopeOut R;
+};
+static_assert(sizeof(GemvRopeParams) == 152, "layout must match GemvKernels.GemvRopeParams");
+
 __device__ __forceinline__ vec16 ld_stream(const vec16* p)
 {
     vec16 v;
@@ -63,22 +90,26 @@ __device__ __forceinline__ float dot8(vec16 a, vec16 b, float acc)
 // acc[m][c] = x[m] · w[col0 + c] over this lane's pieces; SWIGLU doubles the columns (gate, then up at +n).
 // The first step's weights are loaded before PDL_WAIT (weights are never written while steps run), so under a
 // programmatic launch they stream in while the previous kernel drains; x is read only after it.
-template <int M, bool SWIGLU, bool NORM>
-__device__ __forceinline__ void gemv_body(const GemvParams& p)
+template <int M, bool SWIGLU, bool NORM, bool ROPE>
+__device__ __forceinline__ void gemv_body(const GemvParams& p, const RopeOut& r)
 {
+    static_assert(!ROPE || (GEMV_COLS == 2 && !SWIGLU), "the RoPE epilogue takes column pairs (i, i + d/2)");
     extern __shared__ vec16 xs[]; // NORM: the M normalised rows of x
     const int lane = threadIdx.x & 31;
     const int warp = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    const int col0 = warp * GEMV_COLS;
+    const int half = ROPE ? r.HeadDim >> 1 : 0;
+    // ROPE: warp w takes head w / half, columns i and i + half of it (i = w % half)
+    const int col0 = ROPE ? (warp / half) * r.HeadDim + warp % half : warp * GEMV_COLS;
+    const int colStep = ROPE ? half : 1;
     // a warp past n still joins the block's barriers (NORM) but loads and writes nothing
-    const bool active = col0 < p.N;
+    const bool active = ROPE ? warp < (p.N >> 1) : col0 < p.N;
     constexpr int C = SWIGLU ? 2 * GEMV_COLS : GEMV_COLS;
     const int pieces = p.K >> 3;                       // 16-byte pieces per row
     const vec16* wrow[C];
 #pragma unroll
     for (int c = 0; c < C; c++)
     {
-        int col = min(col0 + (c % GEMV_COLS), p.N - 1); // a valid row; its sum is never written
+        int col = min(col0 + (c % GEMV_COLS) * colStep, p.N - 1); // a valid row; its sum is never written
         if (SWIGLU && c >= GEMV_COLS) col += p.N;       // the up row pairs with gate row col
         wrow[c] = (const vec16*)p.W + (u64)col * pieces;
     }
@@ -91,9 +122,6 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
         for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
 
     PDL_WAIT();
-#ifndef GEMV_LATE_TRIGGER
-    PDL_LAUNCH();
-#endif
     const vec16* x = (const vec16*)p.X;
     if (NORM)
     {
@@ -155,9 +183,9 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
 #pragma unroll
             for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
     }
-#ifdef GEMV_LATE_TRIGGER
+    // the next kernel's blocks may start now (starting them at the wait instead was 2 % slower on an H100 chain of
+    // decode products: waiting blocks hold SM slots the tail of this grid could use)
     PDL_LAUNCH();
-#endif
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
@@ -166,6 +194,33 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
     bf16_t* y = (bf16_t*)p.Y;
     const bf16_t* bias = (const bf16_t*)p.Bias;
     const bf16_t* resid = (const bf16_t*)p.Resid;
+    if (ROPE)
+    {
+        const int d = r.HeadDim, h = col0 / d, i = col0 % d;
+#pragma unroll
+        for (int m = 0; m < M; m++)
+        {
+            float a = bf2f(f2bf(acc[m][0])), b = bf2f(f2bf(acc[m][1]));
+            if (bias) { a = bf2f(f2bf(a + bf2f(bias[col0]))); b = bf2f(f2bf(b + bf2f(bias[col0 + half]))); }
+            int s = r.Slots[m];
+            u64 kslot = (u64)(s / r.PageSize) * r.PageStride + r.LayerOffset + (u64)(s % r.PageSize) * r.TokenStride;
+            bf16_t* dst;
+            if (h >= r.Heads + r.KvHeads)
+                dst = r.Kv + kslot + (u64)r.PageSize * r.TokenStride + (u64)(h - r.Heads - r.KvHeads) * d;
+            else
+            {
+                int row = r.Positions ? r.Positions[m] : m;
+                float cs = r.Cos[(u64)row * half + i], sn = r.Sin[(u64)row * half + i];
+                float ra = a * cs - b * sn, rb = b * cs + a * sn;
+                a = ra;
+                b = rb;
+                dst = h < r.Heads ? r.Q + ((u64)m * r.Heads + h) * d : r.Kv + kslot + (u64)(h - r.Heads) * d;
+            }
+            dst[i] = f2bf(a);
+            dst[i + half] = f2bf(b);
+        }
+        return;
+    }
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
@@ -187,11 +242,21 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p)
         }
 }
 
+__device__ const RopeOut NoRope = {};
+
+#if GEMV_COLS == 2
+#define GEMV_ROPE_KERNEL(M) \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_rope_##M(GemvRopeParams p) { gemv_body<M, false, true, true>(p.G, p.R); }
+#else
+#define GEMV_ROPE_KERNEL(M)
+#endif
+
 #define GEMV_KERNELS(M) \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true, false>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_##M(GemvParams p) { gemv_body<M, false, true>(p); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_swiglu_##M(GemvParams p) { gemv_body<M, true, true>(p); }
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##M(GemvParams p) { gemv_body<M, false, false, false>(p, NoRope); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_swiglu_##M(GemvParams p) { gemv_body<M, true, false, false>(p, NoRope); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_##M(GemvParams p) { gemv_body<M, false, true, false>(p, NoRope); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_norm_swiglu_##M(GemvParams p) { gemv_body<M, true, true, false>(p, NoRope); } \
+    GEMV_ROPE_KERNEL(M)
 
 GEMV_KERNELS(1)
 GEMV_KERNELS(2)
