@@ -29,8 +29,16 @@ public sealed class AttentionKernels
     private const int FlashShared128 = 3 * 2 * 64 * 136 * 2;
     /// <summary>Blocks the vectorised decode aims for (about 4 per SM of a 132-SM H100/H200; 1024 was slower on an H100: one sequence at 8K 29 % of the bandwidth instead of 40 %), see <see cref="VectorDecodeSplitSize"/>.</summary>
     private const int DecodeTargetBlocks = 512;
-    /// <summary>Block of paged_decode_reduce: the splits of a head are spread over blockDim / headDim threads per channel.</summary>
-    private const uint DecodeReduceThreads = 1024;
+    /// <summary>
+    /// Block of paged_decode_reduce: the splits of a head are spread over blockDim / headDim threads per channel, each
+    /// taking at most 8 (one round of loads); 128 to 1024 threads. ACTORS_DECODE_REDUCE_THREADS fixes it (experiments).
+    /// </summary>
+    private static uint ReduceThreads(int maxSplits, int headDim)
+    {
+        if (uint.TryParse(Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE_THREADS"), out uint fixedThreads)) return fixedThreads;
+        long want = (long)headDim * ((maxSplits + 7) / 8);
+        return (uint)Math.Clamp((want + 31) / 32 * 32, 128, 1024);
+    }
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
@@ -128,6 +136,7 @@ public sealed class AttentionKernels
         }
         // attention.cu first: the fast kernels share its params structs (and its layout static_asserts)
         string fastSource = $"{source}\n#line 1 \"attention_fast.cu\"\n{ReadSource("attention_fast.cu")}";
+        if (Environment.GetEnvironmentVariable("ACTORS_DECODE_PAGE_PREFETCH") == "0") fastSource = "#define DECODE_NO_PAGE_PREFETCH\n" + fastSource; // experiment
         var fast = compiler.Load(fastSource, "attention_fast.cu");
         _prefillFlash = fast.Function("paged_prefill_fa");
         _prefillFlash128 = fast.Function("paged_prefill_fa128");
@@ -344,7 +353,7 @@ public sealed class AttentionKernels
             uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
             _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
         }
-        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), DecodeReduceThreads, 0, p);
+        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), ReduceThreads(maxSplits, d), 0, p);
     }
 
     /// <summary>

@@ -756,7 +756,11 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             if (j < n)
             {
                 int pos = start + j;
+#ifdef DECODE_NO_PAGE_PREFETCH
+                const bf16_t* row = base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
+#else
                 const bf16_t* row = base + (u64)pg[u] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
+#endif
                 ld_nc16(row, kw[u]);
                 ld_nc16(row + vHalf, vw[u]);
             }
@@ -764,9 +768,11 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 #pragma unroll
                 for (int e = 0; e < 4; e++) { kw[u][e] = 0u; vw[u][e] = 0u; }
         }
+#ifndef DECODE_NO_PAGE_PREFETCH
         // the next step's page ids, in flight with this step's K and V
 #pragma unroll
         for (int u = 0; u < U; u++) pg[u] = table[min((start + b + KPB * U + u * KPB + sub) / p.pageSize, lastPage)];
+#endif
         float sc[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++)
