@@ -314,9 +314,10 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, shortCtx), (1, lon
 });
 // What programmatic dependent launch and the norms folded into the decode products are worth: decode after shortCtx
 // with each turned off (graphs on, as in the engine).
-Case("decode without programmatic launch or folded norms", () =>
+Case("decode without programmatic launch, folded kernels or L2 prefetch", () =>
 {
-    foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v) })
+    foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v),
+                 ("l2_prefetch", v => runner.PrefetchWeights = v) })
     {
         set(false);
         try

@@ -69,6 +69,36 @@ __device__ __forceinline__ void ld_nc16(const void* p, unsigned int* w)
     asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
 }
 
+// An L2 cache policy that evicts the lines it loads first (data read once, such as decode's K and V stream).
+__device__ __forceinline__ u64 l2_evict_first()
+{
+    u64 policy;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    return policy;
+}
+
+// ld_nc16 under an L2 cache policy (l2_evict_first), so a stream of K/V does not push out what was prefetched to L2.
+__device__ __forceinline__ void ld_nc16_first(const void* p, unsigned int* w, u64 policy)
+{
+    asm("ld.global.nc.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+        : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p), "l"(policy));
+}
+
+// Decode attention reads its KV far below the memory bandwidth (a sequence's splits are short, and each block waits on
+// a few round trips), so its blocks also pull the next product's weights (DecodeParams.prefetch, the o projection)
+// into L2: each block takes an equal share of the 128-byte lines. Weights are never written during a step, so this
+// runs before the kernel waits for the previous one.
+__device__ __forceinline__ void decode_prefetch_l2(const DecodeParams& p)
+{
+    if (!p.prefetch) return;
+    u64 blocks = (u64)gridDim.x * gridDim.y * gridDim.z;
+    u64 block = ((u64)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    u64 lines = ((u64)p.prefetchBytes + 127) / 128, per = (lines + blocks - 1) / blocks;
+    u64 end = min(lines, (block + 1) * per);
+    for (u64 l = block * per + threadIdx.x; l < end; l += blockDim.x)
+        asm volatile("prefetch.global.L2 [%0];" :: "l"(p.prefetch + l * 128));
+}
+
 __device__ __forceinline__ float bf_lo(unsigned int w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf_hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
 
@@ -699,7 +729,9 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 template <int D, int G>
 __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 {
+    decode_prefetch_l2(p); // weights only: before the wait
     PDL_ENTER();
+    const u64 kvPolicy = l2_evict_first();
     constexpr int L = D / 8;     // lanes per key row
     constexpr int KPW = 32 / L;  // rows per warp step
     constexpr int WARPS = 4;
@@ -711,12 +743,6 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int sub = lane / L, part = lane % L; // row within the warp step, 16-byte chunk within the row
     const int* table = p.pageTables + (u64)seq * p.pageTableStride;
-    const int lastPage = p.pageTableStride - 1;
-    // The page ids of the first step's rows, q and the context length are loaded together (none depends on another);
-    // past the table's end the index is clamped, and rows past the context are never loaded.
-    int pg[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) pg[u] = table[min((start + warp * KPW + u * KPB + sub) / p.pageSize, lastPage)];
 
     // this thread's 8 channels of each head of the group (the group's heads are contiguous), in log2 units
     const bf16_t* qbase = p.q + ((u64)seq * p.heads + (u64)kvh * G) * D + part * 8;
@@ -756,23 +782,14 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             if (j < n)
             {
                 int pos = start + j;
-#ifdef DECODE_NO_PAGE_PREFETCH
                 const bf16_t* row = base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
-#else
-                const bf16_t* row = base + (u64)pg[u] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
-#endif
-                ld_nc16(row, kw[u]);
-                ld_nc16(row + vHalf, vw[u]);
+                ld_nc16_first(row, kw[u], kvPolicy);
+                ld_nc16_first(row + vHalf, vw[u], kvPolicy);
             }
             else
 #pragma unroll
                 for (int e = 0; e < 4; e++) { kw[u][e] = 0u; vw[u][e] = 0u; }
         }
-#ifndef DECODE_NO_PAGE_PREFETCH
-        // the next step's page ids, in flight with this step's K and V
-#pragma unroll
-        for (int u = 0; u < U; u++) pg[u] = table[min((start + b + KPB * U + u * KPB + sub) / p.pageSize, lastPage)];
-#endif
         float sc[U][G];
 #pragma unroll
         for (int u = 0; u < U; u++)
