@@ -319,15 +319,16 @@ Case("decode without programmatic launch, folded kernels or L2 prefetch", () =>
     foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v),
                  ("l2_prefetch", v => runner.PrefetchWeights = v) })
     {
-        set(false);
+        bool was = name switch { "programmatic_launch" => runner.ProgrammaticLaunch, "folded_norms" => runner.FoldNorms, _ => runner.PrefetchWeights };
+        set(!was);
         try
         {
             var (token, _) = Prefill(shortCtx);
             double dms = Decode(shortCtx, token);
-            results[$"no_{name}_decode_after_{shortCtx}_ms_per_token"] = dms;
-            Console.WriteLine($"without {name.Replace('_', ' ')}: decode after {shortCtx} {dms:F2} ms/token");
+            results[$"{(was ? "no" : "with")}_{name}_decode_after_{shortCtx}_ms_per_token"] = dms;
+            Console.WriteLine($"{(was ? "without" : "with")} {name.Replace('_', ' ')}: decode after {shortCtx} {dms:F2} ms/token");
         }
-        finally { set(true); }
+        finally { set(was); }
     }
 });
 // The decode step's weight products alone, 8 layers of them back to back (3.5 GB of weights, far past the 50 MB L2)

@@ -69,21 +69,6 @@ __device__ __forceinline__ void ld_nc16(const void* p, unsigned int* w)
     asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
 }
 
-// An L2 cache policy that evicts the lines it loads first (data read once, such as decode's K and V stream).
-__device__ __forceinline__ u64 l2_evict_first()
-{
-    u64 policy;
-    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-    return policy;
-}
-
-// ld_nc16 under an L2 cache policy (l2_evict_first), so a stream of K/V does not push out what was prefetched to L2.
-__device__ __forceinline__ void ld_nc16_first(const void* p, unsigned int* w, u64 policy)
-{
-    asm("ld.global.nc.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
-        : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p), "l"(policy));
-}
-
 // Decode attention reads its KV far below the memory bandwidth (a sequence's splits are short, and each block waits on
 // a few round trips), so its blocks also pull the next product's weights (DecodeParams.prefetch, the o projection)
 // into L2: each block takes an equal share of the 128-byte lines. Weights are never written during a step, so this
@@ -731,7 +716,6 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 {
     decode_prefetch_l2(p); // weights only: before the wait
     PDL_ENTER();
-    const u64 kvPolicy = l2_evict_first();
     constexpr int L = D / 8;     // lanes per key row
     constexpr int KPW = 32 / L;  // rows per warp step
     constexpr int WARPS = 4;
@@ -783,8 +767,8 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             {
                 int pos = start + j;
                 const bf16_t* row = base + (u64)table[pos / p.pageSize] * p.pageStride + (u64)(pos % p.pageSize) * p.tokenStride;
-                ld_nc16_first(row, kw[u], kvPolicy);
-                ld_nc16_first(row + vHalf, vw[u], kvPolicy);
+                ld_nc16(row, kw[u]);
+                ld_nc16(row + vHalf, vw[u]);
             }
             else
 #pragma unroll
