@@ -314,12 +314,11 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, shortCtx), (1, lon
 });
 // What programmatic dependent launch and the norms folded into the decode products are worth: decode after shortCtx
 // with each turned off (graphs on, as in the engine).
-Case("decode without programmatic launch, folded kernels or L2 prefetch", () =>
+Case("decode without programmatic launch or folded kernels", () =>
 {
-    foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v),
-                 ("l2_prefetch", v => runner.PrefetchWeights = v) })
+    foreach (var (name, set) in new (string, Action<bool>)[] { ("programmatic_launch", v => runner.ProgrammaticLaunch = v), ("folded_norms", v => runner.FoldNorms = v) })
     {
-        bool was = name switch { "programmatic_launch" => runner.ProgrammaticLaunch, "folded_norms" => runner.FoldNorms, _ => runner.PrefetchWeights };
+        bool was = name == "programmatic_launch" ? runner.ProgrammaticLaunch : runner.FoldNorms;
         set(!was);
         try
         {

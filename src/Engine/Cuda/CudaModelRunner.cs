@@ -183,18 +183,6 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private bool _foldNorms = Environment.GetEnvironmentVariable("ACTORS_GEMV_FOLD") != "0";
 
-    /// <summary>
-    /// Decode attention prefetches the o projection's weights into L2 while it runs (off by default: on the H100 it did
-    /// not make decode faster; ACTORS_L2_PREFETCH=1 turns it on). Changing it retires the captured decode graphs.
-    /// </summary>
-    public bool PrefetchWeights
-    {
-        get => _prefetchWeights;
-        set { if (value != _prefetchWeights) { _prefetchWeights = value; _generation++; } }
-    }
-
-    private bool _prefetchWeights = Environment.GetEnvironmentVariable("ACTORS_L2_PREFETCH") == "1";
-
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
     /// <summary>The runner's matrix products (for benchmarks: its plans and autotuning).</summary>
@@ -554,7 +542,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 if (!prologueDone) p?.Mark(st, "qkv bias/norm, rope, kv write");
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
-                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a, prefetch: PrefetchWeights ? L.O.Span : default);
+                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
                 if (decodes > 0) p?.Mark(st, "decode attention");
                 for (int j = decodes; j < order.Length; j++)
                 {

@@ -267,8 +267,7 @@ public class AttentionCudaTests
         using var dOut = gpu.Device.Allocate<ushort>(q.Length);
         using var dWork = gpu.Device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
         using var stream = gpu.Device.CreateStream();
-        // the L2 prefetch of "next weights" (here the pool itself) must not change the result
-        kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut, prefetch: dPool);
+        kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut);
         stream.Synchronize();
         float[] got = Gpu.DownloadBf16(dOut);
 

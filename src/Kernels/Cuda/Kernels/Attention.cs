@@ -307,13 +307,11 @@ public sealed class AttentionKernels
     /// Decode attention: q (seqs, heads, headDim), one query per sequence attending its keys 0 .. contextLens[s] − 1;
     /// pageTables (seqs, pageTableStride); output (seqs, heads, headDim). maxContext bounds every contextLens[s]
     /// (the grid is sized from it, so a CUDA graph captured with it serves any shorter context); a longer context gives NaN rows.
-    /// workspace: at least <see cref="DecodeWorkspaceLength"/> floats. <paramref name="prefetch"/> (optional): memory the
-    /// next kernel reads and nothing writes during the step (the o projection's weights); the vectorised kernel's blocks
-    /// spread L2 prefetches over it, using the bandwidth one sequence's decode leaves idle.
+    /// workspace: at least <see cref="DecodeWorkspaceLength"/> floats.
     /// </summary>
     public void Decode(CudaStream stream, DeviceSpan<ushort> q, int seqs, int heads, DeviceSpan<ushort> kvPool, KvLayout layout, int layer,
         DeviceSpan<int> pageTables, int pageTableStride, DeviceSpan<int> contextLens, int maxContext, float scale,
-        DeviceSpan<float> workspace, DeviceSpan<ushort> output, DeviceSpan<ushort> prefetch = default)
+        DeviceSpan<float> workspace, DeviceSpan<ushort> output)
     {
         CheckLayout(layout, layer, kvPool);
         CheckHeads(heads, layout);
@@ -342,7 +340,6 @@ public sealed class AttentionKernels
             PageStride = layout.PageStride, LayerOffset = (long)layer * layout.LayerStride, TokenStride = layout.TokenStride,
             PageSize = layout.PageSize, Heads = heads, KvHeads = layout.KvHeads, HeadDim = d, PageTableStride = pageTableStride,
             SplitSize = splitSize, MaxSplits = maxSplits, Scale = scale,
-            Prefetch = prefetch.Pointer, PrefetchBytes = prefetch.Pointer == 0 ? 0 : prefetch.Bytes,
         };
         if (vector)
         {
@@ -524,8 +521,6 @@ public sealed class AttentionKernels
         public int TokenStride, PageSize, Heads, KvHeads, HeadDim, PageTableStride, SplitSize, MaxSplits;
         public float Scale;
         public int Pad;
-        public ulong Prefetch;
-        public long PrefetchBytes;
     }
 
     [StructLayout(LayoutKind.Sequential)]

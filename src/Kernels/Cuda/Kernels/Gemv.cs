@@ -32,8 +32,7 @@ public sealed class GemvKernels
         if (_columns is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(columns), _columns, "1..8 columns per warp");
         if (_warps is < 1 or > 32) throw new ArgumentOutOfRangeException(nameof(warps), _warps, "1..32 warps per block");
         if (pieces is < 1 or > 16) throw new ArgumentOutOfRangeException(nameof(step), pieces, "1..16 pieces per step");
-        string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n" +
-            $"#define GEMV_L2_LINES {EnvInt("ACTORS_GEMV_L2_LINES", 0)}\n"; // 128-byte lines per row prefetched to L2 before the wait
+        string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n";
         var module = compiler.Load(defines + KernelSource.Load("gemv.cu"), "gemv.cu");
         for (int m = 1; m <= MaxRows; m++)
         {

@@ -65,10 +65,8 @@ struct DecodeParams
     int maxSplits;
     float scale;
     int pad;
-    const char* prefetch;     // optional: bytes the vectorised kernel's blocks prefetch to L2 (the next weights)
-    long long prefetchBytes;
 };
-static_assert(sizeof(DecodeParams) == 136, "layout must match AttentionKernels.DecodeParams");
+static_assert(sizeof(DecodeParams) == 120, "layout must match AttentionKernels.DecodeParams");
 
 // Grid (maxSplits, kvHeads, seqs); block 128. One block serves all query heads of one KV head, so each K/V row is read
 // once per group. Dynamic shared memory: group * headDim (q) + group * splitSize (scores) + 32 (scratch) floats.

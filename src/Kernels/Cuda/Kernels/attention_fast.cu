@@ -69,21 +69,6 @@ __device__ __forceinline__ void ld_nc16(const void* p, unsigned int* w)
     asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
 }
 
-// Decode attention reads its KV far below the memory bandwidth (a sequence's splits are short, and each block waits on
-// a few round trips), so its blocks also pull the next product's weights (DecodeParams.prefetch, the o projection)
-// into L2: each block takes an equal share of the 128-byte lines. Weights are never written during a step, so this
-// runs before the kernel waits for the previous one.
-__device__ __forceinline__ void decode_prefetch_l2(const DecodeParams& p)
-{
-    if (!p.prefetch) return;
-    u64 blocks = (u64)gridDim.x * gridDim.y * gridDim.z;
-    u64 block = ((u64)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
-    u64 lines = ((u64)p.prefetchBytes + 127) / 128, per = (lines + blocks - 1) / blocks;
-    u64 end = min(lines, (block + 1) * per);
-    for (u64 l = block * per + threadIdx.x; l < end; l += blockDim.x)
-        asm volatile("prefetch.global.L2 [%0];" :: "l"(p.prefetch + l * 128));
-}
-
 __device__ __forceinline__ float bf_lo(unsigned int w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf_hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
 
@@ -714,7 +699,6 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 template <int D, int G>
 __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
 {
-    decode_prefetch_l2(p); // weights only: before the wait
     PDL_ENTER();
     constexpr int L = D / 8;     // lanes per key row
     constexpr int KPW = 32 / L;  // rows per warp step

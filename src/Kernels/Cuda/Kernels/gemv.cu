@@ -23,9 +23,7 @@
 #ifndef GEMV_STEP
 #define GEMV_STEP 4
 #endif
-#ifndef GEMV_L2_LINES
-#define GEMV_L2_LINES 0
-#endif
+
 
 // Optional parts of the product (null pointers leave them out):
 // - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
@@ -124,14 +122,6 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p, const RopeOut& r)
 #pragma unroll
         for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
 
-#if GEMV_L2_LINES > 0
-    // and the next lines of each row into L2, while the previous kernel drains (tuning knob, off by default)
-    if (active)
-#pragma unroll
-        for (int c = 0; c < C; c++)
-            for (int l = 4 * GEMV_STEP + lane; l < 4 * GEMV_STEP + GEMV_L2_LINES && l * 8 < pieces; l += 32)
-                asm volatile("prefetch.global.L2 [%0];" :: "l"(wrow[c] + l * 8));
-#endif
     PDL_WAIT();
     const vec16* x = (const vec16*)p.X;
     if (NORM)
