@@ -24,7 +24,6 @@
 #define GEMV_STEP 4
 #endif
 
-
 // Optional parts of the product (null pointers leave them out):
 // - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
 //   each block stages the normalised rows in shared memory, so the decode step needs no separate norm launch;
