@@ -127,6 +127,19 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 }
 });
 
+// The residual adds in the cuBLASLt epilogue (the default) against separate add + norm kernels, 8K prefill best of two.
+Case("prefill without the residual in the GEMM epilogue", () =>
+{
+    runner.ResidualInGemm = false;
+    try
+    {
+        double ms = Math.Min(Prefill(shortCtx).Ms, Prefill(shortCtx).Ms);
+        results[$"separate_residual_prefill_{shortCtx}_ms"] = ms;
+        Console.WriteLine($"prefill {shortCtx} with separate residual adds: {ms:F1} ms");
+    }
+    finally { runner.ResidualInGemm = true; }
+});
+
 // Where prefill time goes: GPU time per stage of one prefill at each context (a timing event between stages).
 using var profile = new StepProfile(dev);
 string Key(string label) => new string(label.Select(ch => char.IsLetterOrDigit(ch) ? ch : '_').ToArray()).Replace("__", "_").Trim('_');

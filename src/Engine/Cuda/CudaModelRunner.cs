@@ -183,6 +183,14 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private bool _foldNorms = Environment.GetEnvironmentVariable("ACTORS_GEMV_FOLD") != "0";
 
+    /// <summary>
+    /// In steps through cuBLASLt (prefill), the o and down projections add their output to the residual stream in the
+    /// GEMM epilogue (y = bf16(x + acc), one rounding where the separate add rounds the product first), so the next
+    /// norm reads one tensor instead of two and writes one instead of two (on by default; ACTORS_GEMM_RESIDUAL=0 turns
+    /// it off).
+    /// </summary>
+    public bool ResidualInGemm { get; set; } = Environment.GetEnvironmentVariable("ACTORS_GEMM_RESIDUAL") != "0";
+
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
     /// <summary>The runner's matrix products (for benchmarks: its plans and autotuning).</summary>
@@ -485,6 +493,8 @@ public sealed partial class CudaModelRunner : IModelRunner
         // Norms and residual adds folded into the decode products; the logits product then reads the residual stream
         // directly when the step's logits rows are its rows in order (every decode step).
         bool fold = _foldNorms && _useGemv && n <= GemvKernels.MaxRows && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
+        // Residual adds in the cuBLASLt epilogue (prefill-shaped steps; an o bias is added before the residual, so not then)
+        bool gemmResidual = ResidualInGemm && !(_useGemv && n <= GemvKernels.MaxRows) && _w.Layers.All(l => l.OBias is null);
         bool rowsInOrder = outRows == n;
         for (int k = 0; rowsInOrder && k < outRows; k++) rowsInOrder = m[(int)(oRows + k)] == k;
 
@@ -516,7 +526,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 }
                 else
                 {
-                    if (li == 0) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
+                    if (li == 0 || gemmResidual) _ew.RmsNorm(st, x, L.InputNorm, h, n, hid, eps);
                     else _ew.AddRmsNorm(st, x, o, L.InputNorm, h, n, hid, eps);
                     p?.Mark(st, "residual + norm");
                     Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
@@ -563,10 +573,19 @@ public sealed partial class CudaModelRunner : IModelRunner
                     p?.Mark(st, "down projection");
                     continue;
                 }
-                Project(st, a, L.O, o, n, qDim, hid);
-                if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
-                p?.Mark(st, "o projection");
-                _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
+                if (gemmResidual)
+                {
+                    _mm.Bf16(st, a, L.O, x, n, qDim, hid, accumulate: true);
+                    p?.Mark(st, "o projection");
+                    _ew.RmsNorm(st, x, L.PostNorm, h, n, hid, eps);
+                }
+                else
+                {
+                    Project(st, a, L.O, o, n, qDim, hid);
+                    if (L.OBias is { } ob) _ek.BiasAdd(st, o, ob, n, hid, hid);
+                    p?.Mark(st, "o projection");
+                    _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
+                }
                 p?.Mark(st, "residual + norm");
                 if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
                 {
@@ -576,7 +595,8 @@ public sealed partial class CudaModelRunner : IModelRunner
                     p?.Mark(st, "swiglu");
                 }
                 else p?.Mark(st, "gate/up projection + swiglu");
-                Project(st, act, L.Down, o, n, inter, hid);
+                if (gemmResidual) _mm.Bf16(st, act, L.Down, x, n, inter, hid, accumulate: true);
+                else Project(st, act, L.Down, o, n, inter, hid);
                 p?.Mark(st, "down projection");
             }
             if (outRows == 0) return;
@@ -586,7 +606,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 p?.Mark(st, "logits");
                 return;
             }
-            if (fold) _ew.RmsNorm(st, x, _w.Norm, h, n, hid, eps);
+            if (fold || gemmResidual) _ew.RmsNorm(st, x, _w.Norm, h, n, hid, eps);
             else _ew.AddRmsNorm(st, x, o, _w.Norm, h, n, hid, eps);
             _ek.GatherRows(st, h, hid, meta.Slice(oRows, outRows), outRows, hid, _sel, hid);
             p?.Mark(st, "final norm");

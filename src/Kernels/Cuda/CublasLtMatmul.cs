@@ -44,8 +44,12 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     private readonly ConcurrentQueue<Tuning> _tunings = new();
     public IReadOnlyCollection<Tuning> Tunings => _tunings;
 
-    /// <summary>Enqueues y = x · wᵀ on <paramref name="stream"/>. x: (rows, k), w: (n, k), y: (rows, n), all bf16 row-major.</summary>
-    public void Bf16(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n)
+    /// <summary>
+    /// Enqueues y = x · wᵀ on <paramref name="stream"/>, or with <paramref name="accumulate"/> y = bf16(y + x · wᵀ) (the
+    /// residual add in the GEMM's epilogue, in f32 before the one rounding). x: (rows, k), w: (n, k), y: (rows, n), all
+    /// bf16 row-major.
+    /// </summary>
+    public void Bf16(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
     {
         if (rows < 0 || k <= 0 || n <= 0)
             throw new ArgumentOutOfRangeException(nameof(rows), $"matmul shape rows {rows}, k {k}, n {n}: rows ≥ 0, k and n > 0");
@@ -55,7 +59,8 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         if (rows == 0) return;
         if (!_plans.TryGetValue((rows, k, n), out var plan))
         {
-            bool tune = Autotune && rows >= AutotuneMinRows && !stream.IsCapturing;
+            // tuning runs write y: not over an accumulating call's y (its residual)
+            bool tune = Autotune && !accumulate && rows >= AutotuneMinRows && !stream.IsCapturing;
             plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null);
             if (!_plans.TryAdd((rows, k, n), plan))
             {
@@ -63,13 +68,13 @@ public sealed unsafe class CublasLtMatmul : IDisposable
                 plan = _plans[(rows, k, n)];
             }
         }
-        Check(Launch(stream, plan, plan.Algo, x, w, y), rows, k, n);
+        Check(Launch(stream, plan, plan.Algo, x, w, y, accumulate), rows, k, n);
     }
 
-    private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y)
+    private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, bool accumulate = false)
     {
         Device.MakeCurrent();
-        float alpha = 1f, beta = 0f;
+        float alpha = 1f, beta = accumulate ? 1f : 0f;
         return CublasLt.cublasLtMatmul(_handle.DangerousGetHandle(), plan.Operation, &alpha, w.Pointer, plan.A, x.Pointer, plan.B,
             &beta, y.Pointer, plan.C, y.Pointer, plan.C, algo, _workspace.Pointer, (nuint)_workspace.Bytes, stream.Handle);
     }

@@ -109,6 +109,35 @@ public class RuntimeCudaTests
         Assert.False(Directory.Exists(dir) && Directory.GetFiles(dir, "*.cubin").Length > 0, "a failed compile must not be cached");
     }
 
+    /// <summary>y = bf16(y + x · wᵀ): the residual add in the GEMM epilogue (the prefill's o and down projections).</summary>
+    [Theory]
+    [InlineData(7, 264, 40)]
+    [InlineData(300, 4096, 136)]
+    public void Cublaslt_accumulating_matmul_adds_into_y(int rows, int k, int n)
+    {
+        var gpu = Gpu.Require();
+        float[] x = Gpu.RandomBf16(rows * k, 70 + k);
+        float[] w = Gpu.RandomBf16(n * k, 71 + n, 0.5f);
+        float[] r = Gpu.RandomBf16(rows * n, 72, 8f);
+        using var dX = gpu.UploadBf16(x);
+        using var dW = gpu.UploadBf16(w);
+        using var dY = gpu.UploadBf16(r);
+        using var stream = gpu.Device.CreateStream();
+        gpu.Matmul.Bf16(stream, dX, dW, dY, rows, k, n, accumulate: true);
+        stream.Synchronize();
+        var prod = new float[rows * n];
+        MatMul.Reference(x, w, [], prod, rows, k, n);
+        var mag = new float[rows * n];
+        MatMul.Reference(x.Select(Math.Abs).ToArray(), w.Select(Math.Abs).ToArray(), [], mag, rows, k, n);
+        var expected = new float[rows * n];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            expected[i] = r[i] + prod[i];
+            mag[i] = Math.Abs(expected[i]) + 1e-3f * mag[i];
+        }
+        TestData.Close(expected, Gpu.DownloadBf16(dY), mag, 1e-2, 1e-4, $"accumulating matmul {rows}x{k}x{n}");
+    }
+
     [Theory]
     [InlineData(7, 264, 40)]
     [InlineData(1, 128, 1000)]   // decode-shaped: one row
