@@ -374,10 +374,9 @@ public sealed partial class CudaModelRunner : IModelRunner
         // parameters must not change between steps, so page tables get the stride of the bucket and the decode grid
         // covers the whole bucket (splits beyond a sequence's length exit at once).
         bool graph = UseDecodeGraphs && decodes == batch.Count && outRows == batch.Count;
-        int stride = 1, maxContext = 1;
+        int stride = 1, maxContext = 1, longest = 1;
         if (graph)
         {
-            int longest = 1;
             foreach (var ch in batch) longest = Math.Max(longest, ch.FirstPosition + 1);
             maxContext = (int)Math.Min(_contextLength, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(longest, 64)));
             stride = (maxContext + layout.PageSize - 1) / layout.PageSize;
@@ -476,9 +475,12 @@ public sealed partial class CudaModelRunner : IModelRunner
         _staged.Record(_stream);
         _stagedRecorded = true;
 
+        int splitContext = maxContext;
         if (decodes > 0)
         {
-            long need = AttentionKernels.DecodeWorkspaceLength(decodes, nh, nkv, d, maxContext);
+            // key splits sized for the context at hand, not the graph's bucket (see AttentionKernels.Decode)
+            splitContext = graph ? Math.Min(longest, maxContext) : maxContext;
+            long need = AttentionKernels.DecodeWorkspaceLength(decodes, nh, nkv, d, maxContext, splitContext);
             if (_decodeWs.Length < need)
             {
                 _stream.Synchronize();
@@ -552,7 +554,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 if (!prologueDone) p?.Mark(st, "qkv bias/norm, rope, kv write");
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
-                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a);
+                        meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a, splitContext);
                 if (decodes > 0) p?.Mark(st, "decode attention");
                 for (int j = decodes; j < order.Length; j++)
                 {

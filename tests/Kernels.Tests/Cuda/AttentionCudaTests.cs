@@ -240,7 +240,21 @@ public class AttentionCudaTests
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
-    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple)
+    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple) =>
+        DecodeCase(pageSize, kvHeads, group, headDim, lengths, simple, lengths.Max() + 5, null);
+
+    /// <summary>
+    /// A decode graph's grid covers its context bucket while its key splits are sized for the context it was captured
+    /// at (splitContext): one sequence past 8K in a 16K bucket, a batch in a 4x bucket; both kernels.
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { 8193 }, 16384, false)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, false)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, true)]
+    public void Decode_with_splits_sized_for_the_capture_context_matches_reference(int[] lengths, int maxContext, bool simple) =>
+        DecodeCase(64, 8, 4, 128, lengths, simple, maxContext, lengths.Max());
+
+    private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple, int maxContext, int? splitContext)
     {
         var gpu = Gpu.Require();
         var kernels = Kernels(gpu, simple);
@@ -248,7 +262,7 @@ public class AttentionCudaTests
             Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
         const int layer = 1;
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
-        int heads = kvHeads * group, seqs = lengths.Length, maxContext = lengths.Max() + 5;
+        int heads = kvHeads * group, seqs = lengths.Length;
         int tableStride = (maxContext + pageSize - 1) / pageSize;
         int totalPages = lengths.Sum(l => (l + pageSize - 1) / pageSize) + 2;
         float[] pool = Pool(layout, totalPages, 7 * headDim + seqs);
@@ -265,9 +279,11 @@ public class AttentionCudaTests
         using var dLens = gpu.Upload<int>(lengths);
         using var dQ = gpu.UploadBf16(q);
         using var dOut = gpu.Device.Allocate<ushort>(q.Length);
-        using var dWork = gpu.Device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
+        using var dWork = gpu.Device.Allocate<float>(splitContext is int sc
+            ? AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext, sc)
+            : AttentionKernels.DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext));
         using var stream = gpu.Device.CreateStream();
-        kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut);
+        kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut, splitContext);
         stream.Synchronize();
         float[] got = Gpu.DownloadBf16(dOut);
 

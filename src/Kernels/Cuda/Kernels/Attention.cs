@@ -304,14 +304,29 @@ public sealed class AttentionKernels
     }
 
     /// <summary>
+    /// f32 elements of the decode workspace for one call whose split size is chosen from <paramref name="splitContext"/>
+    /// while its grid covers <paramref name="maxContext"/> (see <see cref="Decode"/>'s splitContext).
+    /// </summary>
+    public static long DecodeWorkspaceLength(int seqs, int heads, int kvHeads, int headDim, int maxContext, int splitContext)
+    {
+        int split = VectorDecodeSplitSize(seqs, kvHeads, Math.Clamp(splitContext, 1, maxContext));
+        long vector = (long)seqs * ((maxContext + split - 1) / split) * heads * (headDim + 2);
+        return Math.Max(DecodeWorkspaceLength(seqs, heads, kvHeads, headDim, maxContext), vector);
+    }
+
+    /// <summary>
     /// Decode attention: q (seqs, heads, headDim), one query per sequence attending its keys 0 .. contextLens[s] − 1;
     /// pageTables (seqs, pageTableStride); output (seqs, heads, headDim). maxContext bounds every contextLens[s]
     /// (the grid is sized from it, so a CUDA graph captured with it serves any shorter context); a longer context gives NaN rows.
-    /// workspace: at least <see cref="DecodeWorkspaceLength"/> floats.
+    /// workspace: at least <see cref="DecodeWorkspaceLength(int, int, int, int, int)"/> floats. <paramref name="splitContext"/>
+    /// (at most maxContext; default maxContext): the context the vectorised kernel sizes its key splits for. A graph
+    /// captured for a context bucket passes the context it was captured at, so one sequence just past 8K keeps 512 splits
+    /// of 128 keys in flight instead of 256 of 256 (the bucket's choice); the workspace then needs
+    /// <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
     /// </summary>
     public void Decode(CudaStream stream, DeviceSpan<ushort> q, int seqs, int heads, DeviceSpan<ushort> kvPool, KvLayout layout, int layer,
         DeviceSpan<int> pageTables, int pageTableStride, DeviceSpan<int> contextLens, int maxContext, float scale,
-        DeviceSpan<float> workspace, DeviceSpan<ushort> output)
+        DeviceSpan<float> workspace, DeviceSpan<ushort> output, int? splitContext = null)
     {
         CheckLayout(layout, layer, kvPool);
         CheckHeads(heads, layout);
@@ -326,7 +341,9 @@ public sealed class AttentionKernels
         pageTables.Require((long)seqs * pageTableStride, nameof(pageTables), "seqs * pageTableStride");
         contextLens.Require(seqs, nameof(contextLens), "seqs");
         bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0 && q.Pointer % 16 == 0;
-        int splitSize = vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, maxContext) : DecodeSplitSize(group, d);
+        if (splitContext is < 1 || splitContext > maxContext)
+            throw new ArgumentOutOfRangeException(nameof(splitContext), splitContext, $"splitContext must be in [1, maxContext = {maxContext}]");
+        int splitSize = vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext) : DecodeSplitSize(group, d);
         int maxSplits = (maxContext + splitSize - 1) / splitSize;
         long partial = (long)seqs * heads * maxSplits;
         workspace.Require(partial * (d + 2), nameof(workspace), "seqs * heads * splits * (headDim + 2) (see DecodeWorkspaceLength)");
