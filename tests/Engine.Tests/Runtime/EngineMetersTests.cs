@@ -75,8 +75,9 @@ public class EngineMetersTests
         int[] history = [.. session, .. reply];
         for (int i = 0; i < 2; i++) // long prompts, one at a time: they push the session's pages to host
             await EngineParityTests.Collect(engine.GenerateAsync(TestModels.Tokens(40, 50 + i), SamplingParams.Greedy(2), NoStop, Ct));
-        // short ones together: steps of two sequences
-        var others = Enumerable.Range(0, 3).Select(i => EngineParityTests.Collect(engine.GenerateAsync(TestModels.Tokens(6, 70 + i), SamplingParams.Greedy(4), NoStop, Ct))).ToArray();
+        // short ones together: steps of two sequences (10 tokens each, so that a loaded machine still overlaps them; with
+        // 4 one could finish before the next was admitted)
+        var others = Enumerable.Range(0, 3).Select(i => EngineParityTests.Collect(engine.GenerateAsync(TestModels.Tokens(6, 70 + i), SamplingParams.Greedy(10), NoStop, Ct))).ToArray();
         await Task.WhenAll(others);
         KvAdmission admission = default;
         var resumed = await EngineParityTests.Collect(engine.GenerateAsync([.. history, 7, 8, 9], SamplingParams.Greedy(5), NoStop, a => admission = a, Ct));
@@ -86,7 +87,7 @@ public class EngineMetersTests
         var moves = engine.PageMoves;
         Assert.True(admission.HostHitTokens > 0);
         Assert.Equal(m.GeneratedTokens, recorder.Sum(EngineMeters.GeneratedTokens));
-        Assert.Equal(6 + 2 * 2 + 3 * 4 + 5, m.GeneratedTokens);
+        Assert.Equal(6 + 2 * 2 + 3 * 10 + 5, m.GeneratedTokens);
         Assert.Equal(m.Preemptions, recorder.Sum(EngineMeters.Preemptions));
         Assert.Equal(moves.Spilled, recorder.Sum(EngineMeters.PagesSpilled));
         Assert.Equal(moves.SwappedIn, recorder.Sum(EngineMeters.PagesSwappedIn));
