@@ -73,6 +73,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         _attn = new AttentionKernels(compiler);
         _mm = new CublasLtMatmul(device);
         _ropeVariants = new RopeTable(c);
+        _hasOBias = weights.Layers.Any(l => l.OBias is not null);
         _dynamicRope = _ropeVariants.IsDynamic;
         KvLayout = new KvLayout(options.PageSize, c.NumLayers, c.NumKvHeads, c.HeadDim);
         int half = c.HeadDim / 2;
@@ -159,8 +160,8 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     /// <summary>
     /// Programmatic dependent launch of the step's kernels (compute capability 9.0+; on by default, ACTORS_PDL=0 turns it
-    /// off): each kernel's blocks start while the previous kernel drains, which at decode, where a step is ~300 short
-    /// kernels, hides most of the per-launch gap. Changing it retires the captured decode graphs.
+    /// off): each kernel's blocks start while the previous kernel drains (~0.05 ms per token of a decode step after 8K on
+    /// an H100, docs/benchmarks.md). Changing it retires the captured decode graphs.
     /// </summary>
     public bool ProgrammaticLaunch
     {
@@ -190,6 +191,8 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// it off).
     /// </summary>
     public bool ResidualInGemm { get; set; } = Environment.GetEnvironmentVariable("ACTORS_GEMM_RESIDUAL") != "0";
+
+    private readonly bool _hasOBias; // an o bias is added before the residual: no residual in the GEMM epilogue then
 
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
@@ -496,7 +499,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         // directly when the step's logits rows are its rows in order (every decode step).
         bool fold = _foldNorms && _useGemv && n <= GemvKernels.MaxRows && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
         // Residual adds in the cuBLASLt epilogue (prefill-shaped steps; an o bias is added before the residual, so not then)
-        bool gemmResidual = ResidualInGemm && !(_useGemv && n <= GemvKernels.MaxRows) && _w.Layers.All(l => l.OBias is null);
+        bool gemmResidual = ResidualInGemm && !(_useGemv && n <= GemvKernels.MaxRows) && !_hasOBias;
         bool rowsInOrder = outRows == n;
         for (int k = 0; rowsInOrder && k < outRows; k++) rowsInOrder = m[(int)(oRows + k)] == k;
 
@@ -534,24 +537,26 @@ public sealed partial class CudaModelRunner : IModelRunner
                     Project(st, h, L.Qkv, qkv, n, hid, qkvDim);
                     p?.Mark(st, "qkv projection");
                 }
-                if (prologueDone) { }
-                else if (fused)
+                if (!prologueDone)
                 {
-                    // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
-                    _qkvRope!.Apply(st, qkv, n, qkvDim, nh, nkv, d, L.QkvBias?.Span ?? default, L.QNorm?.Span ?? default, L.KNorm?.Span ?? default, eps,
-                        cosSpan, sinSpan, tableRows, ropePositions, slots, q, _pool, layout, li);
+                    if (fused)
+                    {
+                        // One launch: bias, q/k norm, RoPE, q into (tokens, heads, headDim), k and v into the pool.
+                        _qkvRope!.Apply(st, qkv, n, qkvDim, nh, nkv, d, L.QkvBias?.Span ?? default, L.QNorm?.Span ?? default, L.KNorm?.Span ?? default, eps,
+                            cosSpan, sinSpan, tableRows, ropePositions, slots, q, _pool, layout, li);
+                    }
+                    else
+                    {
+                        if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
+                        if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
+                        _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                        _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
+                        _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
+                        // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
+                        _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
+                    }
+                    p?.Mark(st, "qkv bias/norm, rope, kv write");
                 }
-                else
-                {
-                    if (L.QkvBias is { } qb) _ek.BiasAdd(st, qkv, qb, n, qkvDim, qkvDim);
-                    if (L.QNorm is { } qn) _ek.QkNorm(st, qkv, n, qkvDim, nh, nkv, d, qn, L.KNorm!, eps);
-                    _ew.Rope(st, qkv, n, nh, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                    _ew.Rope(st, qkv.Slice(qDim), n, nkv, d, qkvDim, cosSpan, sinSpan, tableRows, ropePositions);
-                    _ek.KvWrite(st, qkv, qkvDim, qDim, qDim + kvDim, n, _pool, layout, li, slots);
-                    // q out of the fused rows into (tokens, heads, headDim), as the attention kernels read it.
-                    _ek.GatherRows(st, qkv, qkvDim, _identity.Slice(0, n), n, qDim, q, qDim);
-                }
-                if (!prologueDone) p?.Mark(st, "qkv bias/norm, rope, kv write");
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a, splitContext);

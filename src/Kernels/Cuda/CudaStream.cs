@@ -41,8 +41,9 @@ public sealed unsafe class CudaStream : IDisposable
     /// Programmatic dependent launch: kernels marked <see cref="CudaFunction.Programmatic"/> are launched with
     /// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, so their blocks start while the previous kernel drains and
     /// wait (griddepcontrol.wait) only where they read its results: the launch latency and the ramp of each kernel
-    /// overlap the tail of the one before. Graph capture keeps it (programmatic edges). Takes effect on devices of
-    /// compute capability 9.0 and newer (<see cref="SupportsProgrammaticLaunch"/>); elsewhere launches stay plain.
+    /// overlap the tail of the one before. Such launches can be captured into graphs (tested: same results). Takes
+    /// effect on devices of compute capability 9.0 and newer (<see cref="SupportsProgrammaticLaunch"/>); elsewhere
+    /// launches stay plain.
     /// </summary>
     public bool ProgrammaticLaunch { get; set; }
 
