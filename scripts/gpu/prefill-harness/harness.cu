@@ -13,14 +13,40 @@ static float bf2h(unsigned short b) { unsigned u = (unsigned)b << 16; float f; m
 
 struct Case { int queries, first, splits; };
 
+#ifdef HARNESS_HEAT
+// HARNESS_HEAT (link -lcublas): times the 8K attention between cuBLAS products of the gate/up shape, as in a prefill,
+// where the card runs at its power limit.
+#include <cublas_v2.h>
+__global__ void fill_bf16(unsigned short* p, size_t n, unsigned seed, float scale)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    {
+        unsigned h = (unsigned)i * 2654435761u ^ seed; h ^= h >> 13; h *= 0x5bd1e995u; h ^= h >> 15;
+        float f = ((h & 0xffff) / 32768.f - 1.f) * scale;
+        p[i] = (unsigned short)(__float_as_uint(f) >> 16);
+    }
+}
+#endif
+
 int main(int argc, char** argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
 #ifndef HARNESS_PAGE
 #define HARNESS_PAGE 16
 #endif
+#ifndef HARNESS_LAYERS
+#define HARNESS_LAYERS 1 // layers of the pool (a page holds K and V of every layer, as KvLayout)
+#endif
+#ifndef HARNESS_PAD
+#define HARNESS_PAD 0    // elements added to the page stride
+#endif
+#ifndef HARNESS_SEQ
+#define HARNESS_SEQ 0    // 1: pages in order, as a fresh engine allocates them; 0: shuffled
+#endif
     const int heads = 32, kvHeads = 8, d = 128, pageSize = HARNESS_PAGE, tokenStride = kvHeads * d;
-    const long long pageStride = 2LL * pageSize * tokenStride;
+    const int layers = HARNESS_LAYERS, layer = layers / 2;
+    const long long layerStride = 2LL * pageSize * tokenStride, pageStride = layers * layerStride + HARNESS_PAD;
+    printf("pool: %d layers (layer %d used), page stride %lld bytes, pages %s\n", layers, layer, pageStride * 2, HARNESS_SEQ ? "in order" : "shuffled");
     int fa128Shared = 3 * 2 * 64 * 136 * 2;
     CK(cudaFuncSetAttribute(paged_prefill_fa128g, cudaFuncAttributeMaxDynamicSharedMemorySize, fa128Shared));
     CK(cudaFuncSetAttribute(paged_prefill_wgmma, cudaFuncAttributeMaxDynamicSharedMemorySize, WGP_SHARED));
@@ -35,35 +61,35 @@ int main(int argc, char** argv)
         int total = c.first + c.queries;
         int pages = (total + pageSize - 1) / pageSize;
         int poolPages = pages + 7;
-        size_t poolElems = (size_t)poolPages * pageStride;
-        std::vector<unsigned short> hkv(poolElems), hq((size_t)c.queries * heads * d);
+        size_t poolElems = (size_t)poolPages * pageStride, hostElems = (size_t)poolPages * layerStride;
+        std::vector<unsigned short> hkv(hostElems), hq((size_t)c.queries * heads * d);
         std::uniform_real_distribution<float> u(-1.f, 1.f);
         // keys scaled so scores have spread: q, k in [-1,1] * 1.0
         for (auto& x : hkv) x = h2bf(u(rng));
         for (auto& x : hq) x = h2bf(u(rng) * 1.5f);
 
-        std::vector<int> perm(poolPages); for (int i = 0; i < poolPages; i++) perm[i] = i; std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<int> perm(poolPages); for (int i = 0; i < poolPages; i++) perm[i] = i; if (!HARNESS_SEQ) std::shuffle(perm.begin(), perm.end(), rng);
         // unwritten slots of the last page and the spare pages hold NaN: the kernels must not let them into O
         for (int pos = total; pos < pages * pageSize; pos++)
             for (int half = 0; half < 2; half++)
                 for (int e = 0; e < tokenStride; e++)
-                    hkv[(size_t)perm[pos / pageSize] * pageStride + (size_t)half * pageSize * tokenStride + (size_t)(pos % pageSize) * tokenStride + e] = 0x7fc0;
+                    hkv[(size_t)perm[pos / pageSize] * layerStride + (size_t)half * pageSize * tokenStride + (size_t)(pos % pageSize) * tokenStride + e] = 0x7fc0;
         for (int pg = pages; pg < poolPages; pg++)
-            for (long long e = 0; e < pageStride; e++) hkv[(size_t)perm[pg] * pageStride + e] = 0x7fc0;
+            for (long long e = 0; e < layerStride; e++) hkv[(size_t)perm[pg] * layerStride + e] = 0x7fc0;
         unsigned short *kv, *q, *o1, *o2; int* pt; float* ws;
         CK(cudaMalloc(&kv, poolElems * 2)); CK(cudaMalloc(&q, hq.size() * 2)); CK(cudaMalloc(&o1, hq.size() * 2)); CK(cudaMalloc(&o2, hq.size() * 2));
         CK(cudaMalloc(&pt, pages * 4)); CK(cudaMalloc(&ws, (8LL << 20) * 4));
-        CK(cudaMemcpy(kv, hkv.data(), poolElems * 2, cudaMemcpyHostToDevice)); CK(cudaMemcpy(q, hq.data(), hq.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemset(kv, 0xff, poolElems * 2)); // other layers: NaN
+        CK(cudaMemcpy2D(kv + layer * layerStride, pageStride * 2, hkv.data(), layerStride * 2, layerStride * 2, poolPages, cudaMemcpyHostToDevice)); CK(cudaMemcpy(q, hq.data(), hq.size() * 2, cudaMemcpyHostToDevice));
         CK(cudaMemcpy(pt, perm.data(), pages * 4, cudaMemcpyHostToDevice));
         CK(cudaMemset(o1, 0, hq.size() * 2)); CK(cudaMemset(o2, 0xff, hq.size() * 2));
         PrefillParams p{};
-        p.q = q; p.kv = kv; p.pageTable = pt; p.pageStride = pageStride; p.layerOffset = 0; p.tokenStride = tokenStride; p.pageSize = pageSize;
+        p.q = q; p.kv = kv; p.pageTable = pt; p.pageStride = pageStride; p.layerOffset = layer * layerStride; p.tokenStride = tokenStride; p.pageSize = pageSize;
         p.queries = c.queries; p.heads = heads; p.kvHeads = kvHeads; p.headDim = d; p.firstPosition = c.first; p.scale = 1.f / sqrtf((float)d);
         int rows = 128 / (heads / kvHeads), qBlocks = (c.queries + rows - 1) / rows;
         auto runRef = [&]() { p.out = o1; paged_prefill_fa128g<<<dim3(qBlocks, kvHeads), 256, fa128Shared>>>(p); };
         WgmmaPrefillParams wp{};
         {
-            const int layers = 1;
             cuuint64_t dims[4] = { (cuuint64_t)tokenStride, (cuuint64_t)pageSize, (cuuint64_t)(2 * layers), (cuuint64_t)poolPages };
             cuuint64_t strides[3] = { (cuuint64_t)tokenStride * 2, (cuuint64_t)pageSize * tokenStride * 2, (cuuint64_t)pageStride * 2 };
             cuuint32_t box[4] = { 64, (cuuint32_t)pageSize, 1, 1 }, es[4] = { 1, 1, 1, 1 };
@@ -108,13 +134,34 @@ int main(int argc, char** argv)
             for (int which = 0; which < 2; which++)
             {
                 for (int w = 0; w < 2; w++) { if (which) runNew(); else runRef(); }
-                int reps = c.queries >= 32768 ? 5 : 20;
+                int reps = c.queries >= 32768 ? 10 : 40;
                 cudaEventRecord(e0);
                 for (int r = 0; r < reps; r++) { if (which) runNew(); else runRef(); }
                 cudaEventRecord(e1); CK(cudaEventSynchronize(e1));
                 float ms; cudaEventElapsedTime(&ms, e0, e1); ms /= reps;
                 printf("  %s %dK: %.3f ms, %.1f TFLOP/s\n", which ? "wgmma " : "fa128g", c.queries / 1024, ms, flops / ms / 1e9);
             }
+#ifdef HARNESS_HEAT
+            if (c.queries == 8192)
+            {
+                const int M = 8192, K = 4096, N = 28672;
+                unsigned short *A, *B, *C;
+                CK(cudaMalloc(&A, (size_t)M * K * 2)); CK(cudaMalloc(&B, (size_t)K * N * 2)); CK(cudaMalloc(&C, (size_t)M * N * 2));
+                fill_bf16<<<1024, 256>>>(A, (size_t)M * K, 1, 1.f); fill_bf16<<<1024, 256>>>(B, (size_t)K * N, 2, 0.02f);
+                cublasHandle_t h; cublasCreate(&h);
+                float alpha = 1, beta = 0;
+                auto gemm = [&]() { cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF, K, A, CUDA_R_16BF, K, &beta, C, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT); };
+                auto timeIt = [&](auto f, int reps) { cudaEventRecord(e0); for (int r = 0; r < reps; r++) f(); cudaEventRecord(e1); cudaEventSynchronize(e1); float ms; cudaEventElapsedTime(&ms, e0, e1); return ms / reps; };
+                for (int w = 0; w < 5; w++) gemm();
+                for (int round = 0; round < 2; round++)
+                {
+                    float g = timeIt(gemm, 30), a = timeIt(runNew, 30), m = timeIt([&]() { gemm(); runNew(); }, 30), g2 = timeIt(gemm, 30);
+                    printf("  heat: gemm %.3f ms (%.0f TFLOP/s), attention alone %.3f ms, gemm + attention %.3f ms: attention in the mix %.3f ms (%.1f TFLOP/s); gemm again %.3f ms\n",
+                           g, 2.0 * M * N * K / g / 1e9, a, m, m - g, flops / (m - g) / 1e9, g2);
+                }
+                cublasDestroy(h); cudaFree(A); cudaFree(B); cudaFree(C);
+            }
+#endif
         }
         cudaFree(kv); cudaFree(q); cudaFree(o1); cudaFree(o2); cudaFree(pt); cudaFree(ws);
     }
