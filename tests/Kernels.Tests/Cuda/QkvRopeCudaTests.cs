@@ -53,6 +53,13 @@ public class QkvRopeCudaTests
         { 33, 2, 1, 256, 7, true, true, true, 0 },    // the largest head dim
         { 37, 8, 2, 128, 16, true, false, true, 0 },  // head dim 128 with 8-byte accesses (qkv_rope_kv128), bias
         { 6, 4, 2, 128, 16, true, true, true, 2 },    // head dim 128, rows 2 elements apart from 8-byte alignment: qkv_rope_kv
+        // 64 tokens or more, head dim 128: a block per token (qkv_rope_kv128t)
+        { 70, 32, 8, 128, 16, false, false, true, 0 }, // Llama-3-8B-shaped: 48 heads, 3 per half-warp
+        { 65, 28, 4, 128, 64, true, false, false, 0 }, // Qwen2-7B-shaped: bias, 36 heads (half-warps with 2 and 3)
+        { 66, 16, 8, 128, 16, true, true, false, 0 }, // q/k norm (the sum of squares over a half-warp)
+        { 64, 48, 8, 128, 16, false, true, true, 8 },  // 64 heads, the most a block takes; rows padded by 16 bytes
+        { 67, 60, 8, 128, 16, true, false, false, 0 }, // 76 heads: too many for a block, qkv_rope_kv128
+        { 68, 8, 2, 128, 16, true, false, false, 4 },  // rows 8-byte but not 16-byte aligned: qkv_rope_kv128
     };
 
     [Theory]

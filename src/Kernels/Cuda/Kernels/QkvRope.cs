@@ -14,7 +14,15 @@ public sealed class QkvRopeKernels
     /// <summary>Largest head dimension (a warp's head lives in shared memory).</summary>
     public const int MaxHeadDim = 256;
     private const int Warps = 8;
-    private readonly CudaFunction _fused, _fused128;
+    private readonly CudaFunction _fused, _fused128, _fused128Token;
+
+    /// <summary>Tokens from which head dim 128 takes a block per token (qkv_rope_kv128t, 16-byte accesses, each lane's
+    /// heads loaded at once) instead of a warp per head; a few decode rows keep the warp per head, which spreads them
+    /// over more blocks.</summary>
+    public int TokenKernelMinTokens { get; set; } = 64;
+
+    /// <summary>Heads (q, k and v) of a token that qkv_rope_kv128t takes: 16 half-warps, QKV_TOKEN_HEADS each.</summary>
+    public const int TokenKernelMaxHeads = 64;
 
     public QkvRopeKernels(KernelCompiler compiler)
     {
@@ -22,7 +30,8 @@ public sealed class QkvRopeKernels
         var module = compiler.Load(KernelSource.Load("qkv_rope.cu"), "qkv_rope.cu");
         _fused = module.Function("qkv_rope_kv");
         _fused128 = module.Function("qkv_rope_kv128");
-        _fused.Programmatic = _fused128.Programmatic = true; // PDL_ENTER in each
+        _fused128Token = module.Function("qkv_rope_kv128t");
+        _fused.Programmatic = _fused128.Programmatic = _fused128Token.Programmatic = true; // PDL_ENTER in each
     }
 
     /// <summary>
@@ -59,6 +68,12 @@ public sealed class QkvRopeKernels
             Tokens = tokens, Stride = stride, Heads = heads, KvHeads = kvHeads, HeadDim = headDim, PageSize = layout.PageSize,
             TokenStride = layout.TokenStride, Eps = eps,
         };
+        ulong pointers = qkv.Pointer | bias.Pointer | qNorm.Pointer | kNorm.Pointer | q.Pointer | pool.Pointer | cos.Pointer | sin.Pointer;
+        if (headDim == 128 && tokens >= TokenKernelMinTokens && heads + 2 * kvHeads <= TokenKernelMaxHeads && stride % 8 == 0 && pointers % 16 == 0)
+        {
+            _fused128Token.Launch(stream, ((uint)tokens, 1, 1), 256, 0, p);
+            return;
+        }
         long warps = (long)tokens * (heads + 2 * kvHeads);
         // head dim 128 with 8-byte accesses when every row and pointer allows them
         bool wide = headDim == 128 && stride % 4 == 0 && (qkv.Pointer | bias.Pointer | qNorm.Pointer | kNorm.Pointer | q.Pointer | pool.Pointer) % 8 == 0

@@ -166,3 +166,76 @@ extern "C" __global__ void __launch_bounds__(QKV_WARPS * 32) qkv_rope_kv128(QkvR
     bf16_t* dst = isQ ? p.q + (u64)t * p.heads * d + (u64)h * d : p.kv + kslot + (u64)(h - p.heads) * d;
     *(vec8*)(dst + e0) = pack4(y);
 }
+
+// qkv_rope_kv for head dim 128, a block per token (prefill): half-warp k of warp w takes heads w * 2 + k + 16 j, lane l
+// of it channels 8l .. 8l + 7 (16-byte accesses); RoPE's partner channel i ± 64 is in lane l ^ 8 of the same half.
+// A lane loads all its heads' channels (up to QKV_TOKEN_HEADS of them), and the token's cos and sin, before any
+// arithmetic: qkv_rope_kv128 had one 8-byte load in flight per thread and moved ~1.5 TB/s. Same bf16 roundings per
+// element as qkv_rope_kv128. Requirements (checked by the launcher): stride % 8 == 0; qkv, bias, norms, q, the pool,
+// cos and sin 16-byte aligned; heads + 2 kvHeads <= 16 QKV_TOKEN_HEADS. Grid: tokens blocks of 256 threads.
+#define QKV_TOKEN_HEADS 4
+
+extern "C" __global__ void __launch_bounds__(256) qkv_rope_kv128t(QkvRopeParams p)
+{
+    PDL_ENTER();
+    const int d = 128, half = 64;
+    int lane = threadIdx.x & 31, l = lane & 15, e0 = l * 8;
+    int first = (threadIdx.x >> 5) * 2 + (lane >> 4); // this half-warp's first head; then + 16 j
+    unsigned int mask = 0xffffu << (lane & 16);       // the half-warp's lanes
+    int t = blockIdx.x, per = p.heads + 2 * p.kvHeads;
+    const bf16_t* row = p.qkv + (u64)t * p.stride;
+    vec16 raw[QKV_TOKEN_HEADS];
+#pragma unroll
+    for (int j = 0; j < QKV_TOKEN_HEADS; j++)
+        if (first + 16 * j < per) raw[j] = *(const vec16*)(row + (u64)(first + 16 * j) * d + e0);
+    int s = p.slots[t];
+    u64 kslot = (u64)(s / p.pageSize) * p.pageStride + p.layerOffset + (u64)(s % p.pageSize) * p.tokenStride;
+    int pos = p.positions ? p.positions[t] : t;
+    const f32x4* cr = (const f32x4*)(p.cos + (u64)pos * half + (e0 & (half - 1)));
+    const f32x4* sr = (const f32x4*)(p.sin + (u64)pos * half + (e0 & (half - 1)));
+    f32x4 c0 = cr[0], c1 = cr[1], s0 = sr[0], s1 = sr[1];
+    const float cv[8] = { c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w }, sv[8] = { s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w };
+#pragma unroll
+    for (int j = 0; j < QKV_TOKEN_HEADS; j++)
+    {
+        int h = first + 16 * j;
+        if (h >= per) break; // the whole half-warp: no later shuffle misses a lane of its mask
+        float x[8];
+        unpack8(raw[j], x);
+        if (p.bias)
+        {
+            float b[8];
+            unpack8(*(const vec16*)(p.bias + (u64)h * d + e0), b);
+#pragma unroll
+            for (int k = 0; k < 8; k++) x[k] = bf2f(f2bf(x[k] + b[k]));
+        }
+        if (h >= p.heads + p.kvHeads)
+        {
+            *(vec16*)(p.kv + kslot + (u64)p.pageSize * p.tokenStride + (u64)(h - p.heads - p.kvHeads) * d + e0) = pack8(x);
+            continue;
+        }
+        bool isQ = h < p.heads;
+        const bf16_t* nw = isQ ? p.qNorm : p.kNorm;
+        if (nw)
+        {
+            float ss = 0.f;
+#pragma unroll
+            for (int k = 0; k < 8; k++) ss += x[k] * x[k];
+            for (int o = 8; o > 0; o >>= 1) ss += __shfl_xor_sync(mask, ss, o);
+            float inv = rsqrtf(ss / d + p.eps), g[8];
+            unpack8(*(const vec16*)(nw + e0), g);
+#pragma unroll
+            for (int k = 0; k < 8; k++) x[k] = bf2f(f2bf(g[k] * bf2f(f2bf(x[k] * inv))));
+        }
+        float y[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+        {
+            float other = __shfl_xor_sync(mask, x[k], 8);
+            // first half: out[i] = x[i] cos - x[i + half] sin; second half: out[i + half] = x[i + half] cos + x[i] sin
+            y[k] = l < 8 ? x[k] * cv[k] - other * sv[k] : x[k] * cv[k] + other * sv[k];
+        }
+        bf16_t* dst = isQ ? p.q + (u64)t * p.heads * d + (u64)h * d : p.kv + kslot + (u64)(h - p.heads) * d;
+        *(vec16*)(dst + e0) = pack8(y);
+    }
+}
