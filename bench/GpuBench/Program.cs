@@ -11,7 +11,8 @@ using Actors.Kernels.Cuda.Kernels;
 // Usage: actors-gpubench [--out results.json] [--chunk 8192] [--decode 32] [--quick]
 //        actors-gpubench --serving [--tiers] [--grains] [--quick] [--out result.json]   (ServingBench.cs)
 //        actors-gpubench --scale-parity --model DIR --variant DIR [--out result.json] [--chunk 2048]
-// --skip "case,case": leave out the named cases (the names Case() prints), for short device runs.
+// --skip "case,case": leave out the named cases (the names Case() prints), for short device runs; --only "case,case":
+// run only those (and the optional cases, such as "gemv configurations", run only when named here).
 // --quick: 2K/4K instead of 8K/32K and 4 sessions (for a smoke run). Times: wall clock around a synchronised step
 // (prefill, decode: what a caller sees, logits copied back) or CUDA events (kernels alone).
 // At-scale parity against transformers (ScaleParity.cs): a mode of its own, it shares nothing with the benchmark below.
@@ -20,6 +21,7 @@ if (args.Length > 0 && args[0] == "--serving") return await ServingBench.RunAsyn
 string? outPath = Str("--out");
 bool quick = args.Contains("--quick");
 string[] skip = Str("--skip")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? []; // case names
+string[] only = Str("--only")?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? []; // case names
 int chunk = Int("--chunk", 8192), decodeSteps = Int("--decode", 32), warmDecode = 4;
 int shortCtx = quick ? 2048 : 8192, longCtx = quick ? 4096 : 32768, sessions = quick ? 4 : 32;
 
@@ -343,52 +345,80 @@ Case("decode without programmatic launch or folded kernels", () =>
         finally { set(was); }
     }
 });
-// The decode step's weight products alone, 8 layers of them back to back (3.5 GB of weights, far past the 50 MB L2)
-// as one CUDA graph: how close the chain of gemv.cu launches gets to the memory bandwidth, with and without
-// programmatic launch. What a decode step takes beyond this (per layer) is attention, RoPE and launch gaps.
-Case("decode products chain", () =>
+// The decode step's weight products over 8 layers of random weights (3.5 GB, far past the 50 MB L2): the qkv product
+// (with the input norm), o (with the residual add), gate/up with SwiGLU (with the norm), down (with the residual add).
+const int ProductLayers = 8;
+int hidden = config.HiddenSize, inter = config.IntermediateSize, qkvWidth = (config.NumHeads + 2 * config.NumKvHeads) * config.HeadDim;
+string[] productNames = ["qkv", "o", "gate_up", "down"];
+double[] productBytes = [2.0 * qkvWidth * hidden, 2.0 * hidden * hidden, 4.0 * inter * hidden, 2.0 * hidden * inter];
+void WithDecodeProducts(Action<Action<CudaStream, GemvKernels, int>> body)
 {
-    const int layers = 8;
-    int hid = config.HiddenSize, inter = config.IntermediateSize, qkvDim = (config.NumHeads + 2 * config.NumKvHeads) * config.HeadDim;
-    var gemv = new GemvKernels(compiler);
     var bufs = new List<DeviceBuffer<ushort>>();
     DeviceBuffer<ushort> Buf(long n, ulong seed) { var b = dev.Allocate<ushort>(n); ek.RandomInit(stream, b, seed, 0.02f, 0f); bufs.Add(b); return b; }
     try
     {
-        var ws = Enumerable.Range(0, layers).Select(l => (Qkv: Buf((long)qkvDim * hid, 50 + (ulong)l), O: Buf((long)hid * hid, 60 + (ulong)l),
-            Gu: Buf(2L * inter * hid, 70 + (ulong)l), Down: Buf((long)hid * inter, 80 + (ulong)l))).ToArray();
-        var norm = Buf(hid, 90);
-        var x = Buf(hid, 91);
-        var qkv = Buf(qkvDim, 92);
+        var ws = Enumerable.Range(0, ProductLayers).Select(l => (Qkv: Buf((long)qkvWidth * hidden, 50 + (ulong)l), O: Buf((long)hidden * hidden, 60 + (ulong)l),
+            Gu: Buf(2L * inter * hidden, 70 + (ulong)l), Down: Buf((long)hidden * inter, 80 + (ulong)l))).ToArray();
+        var norm = Buf(hidden, 90);
+        var x = Buf(hidden, 91);
+        var qkv = Buf(qkvWidth, 92);
         var act = Buf(inter, 93);
-        void Chain(CudaStream st)
+        // product p (0..3; -1: all four) of every layer
+        body((st, gemv, product) =>
         {
             foreach (var w in ws)
             {
-                gemv.Matmul(st, x, w.Qkv, qkv, 1, hid, qkvDim, norm: norm, eps: 1e-5f);
-                gemv.Matmul(st, qkv.Span.Slice(0, hid), w.O, x, 1, hid, hid, residual: x);
-                gemv.SwiGlu(st, x, w.Gu, act, 1, hid, inter, norm: norm, eps: 1e-5f);
-                gemv.Matmul(st, act, w.Down, x, 1, inter, hid, residual: x);
+                if (product is -1 or 0) gemv.Matmul(st, x, w.Qkv, qkv, 1, hidden, qkvWidth, norm: norm, eps: 1e-5f);
+                if (product is -1 or 1) gemv.Matmul(st, qkv.Span.Slice(0, hidden), w.O, x, 1, hidden, hidden, residual: x);
+                if (product is -1 or 2) gemv.SwiGlu(st, x, w.Gu, act, 1, hidden, inter, norm: norm, eps: 1e-5f);
+                if (product is -1 or 3) gemv.Matmul(st, act, w.Down, x, 1, inter, hidden, residual: x);
             }
-        }
-        double bytes = layers * 2.0 * ((long)qkvDim * hid + (long)hid * hid + 2L * inter * hid + (long)hid * inter);
-        bool before = stream.ProgrammaticLaunch;
-        foreach (bool pdl in new[] { true, false })
-        {
-            stream.ProgrammaticLaunch = pdl;
-            using var graph = CudaGraph.Capture(stream, Chain);
-            double ms = Time(10, () => graph.Launch(stream));
-            double eager = Time(10, () => Chain(stream));
-            string tag = pdl ? "programmatic" : "plain";
-            results[$"decode_products_chain_{tag}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
-            results[$"decode_products_chain_{tag}_eager_tb_per_s"] = bytes / (eager * 1e-3) / 1e12;
-            Console.WriteLine($"decode products, {layers} layers ({bytes / 1e9:F2} GB), {tag} launches: graph {ms * 1000 / layers:F1} us per layer " +
-                $"({bytes / (ms * 1e-3) / 1e12:F2} TB/s), eager {eager * 1000 / layers:F1} us per layer ({bytes / (eager * 1e-3) / 1e12:F2} TB/s)");
-        }
-        stream.ProgrammaticLaunch = before;
+        });
     }
     finally { stream.Synchronize(); foreach (var b in bufs) b.Dispose(); }
-});
+}
+// The chain of all four as one CUDA graph: how close the chain of gemv.cu launches gets to the memory bandwidth, with
+// and without programmatic launch. What a decode step takes beyond this (per layer) is attention and launch gaps.
+Case("decode products chain", () => WithDecodeProducts(run =>
+{
+    var gemv = new GemvKernels(compiler);
+    double bytes = ProductLayers * productBytes.Sum();
+    bool before = stream.ProgrammaticLaunch;
+    foreach (bool pdl in new[] { true, false })
+    {
+        stream.ProgrammaticLaunch = pdl;
+        using var graph = CudaGraph.Capture(stream, st => run(st, gemv, -1));
+        double ms = Time(10, () => graph.Launch(stream));
+        double eager = Time(10, () => run(stream, gemv, -1));
+        string tag = pdl ? "programmatic" : "plain";
+        results[$"decode_products_chain_{tag}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
+        results[$"decode_products_chain_{tag}_eager_tb_per_s"] = bytes / (eager * 1e-3) / 1e12;
+        Console.WriteLine($"decode products, {ProductLayers} layers ({bytes / 1e9:F2} GB), {tag} launches: graph {ms * 1000 / ProductLayers:F1} us per layer " +
+            $"({bytes / (ms * 1e-3) / 1e12:F2} TB/s), eager {eager * 1000 / ProductLayers:F1} us per layer ({bytes / (eager * 1e-3) / 1e12:F2} TB/s)");
+    }
+    stream.ProgrammaticLaunch = before;
+}));
+// Optional (--only "gemv configurations"): each product alone (8 layers in one graph, programmatic launch) for
+// gemv.cu's columns per warp / warps per block / pieces per step, to choose a configuration per product shape.
+OptionalCase("gemv configurations", () => WithDecodeProducts(run =>
+{
+    (int Cols, int Warps, int Step)[] configs = [(2, 8, 4), (2, 8, 8), (2, 8, 16), (2, 4, 8), (2, 4, 16), (2, 16, 4), (1, 8, 8), (1, 8, 16), (1, 16, 8), (4, 8, 4)];
+    foreach (var c in configs)
+    {
+        var gemv = new GemvKernels(compiler, c.Cols, c.Warps, c.Step);
+        var line = new List<string>();
+        for (int product = -1; product < 4; product++)
+        {
+            using var graph = CudaGraph.Capture(stream, st => run(st, gemv, product));
+            double ms = Time(10, () => graph.Launch(stream));
+            double bytes = ProductLayers * (product < 0 ? productBytes.Sum() : productBytes[product]);
+            string name = product < 0 ? "chain" : productNames[product];
+            results[$"gemv_{c.Cols}x{c.Warps}x{c.Step}_{name}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
+            line.Add($"{name} {ms * 1000 / ProductLayers:F1} us ({bytes / (ms * 1e-3) / 1e12:F2} TB/s)");
+        }
+        Console.WriteLine($"gemv {c.Cols} columns x {c.Warps} warps x {c.Step} pieces: {string.Join(", ", line)}");
+    }
+}));
 // The decode cases above replay steps from CUDA graphs (the engine's default); the same without them.
 Case("decode without graphs", () =>
 {
@@ -425,7 +455,7 @@ return errors.Count == 0 ? 0 : 1;
 // One measurement: a failure is recorded and printed, and the remaining cases still run.
 void Case(string name, Action body)
 {
-    if (skip.Contains(name)) { Console.WriteLine($"{name}: skipped (--skip)"); return; }
+    if (skip.Contains(name) || (only.Length > 0 && !only.Contains(name))) { Console.WriteLine($"{name}: skipped ({(skip.Contains(name) ? "--skip" : "--only")})"); return; }
     try { body(); }
     catch (Exception e)
     {
@@ -433,6 +463,12 @@ void Case(string name, Action body)
         Console.WriteLine($"{name}: FAILED {e.GetType().Name}: {e.Message}");
         try { stream.Synchronize(); } catch (Exception) { /* a faulted context fails the next cases too, each recorded */ }
     }
+}
+
+// A case that runs only when --only names it.
+void OptionalCase(string name, Action body)
+{
+    if (only.Contains(name)) Case(name, body);
 }
 
 static double Median(List<double> v)
