@@ -71,7 +71,10 @@ public sealed class LocalDiskBlobStore : IBlobStore
                 await file.WriteAsync(metaBytes, ct);
                 await content.CopyToAsync(file, 1 << 20, ct);
                 await file.FlushAsync(ct);
-                file.Flush(flushToDisk: true); // the rename must not publish a file whose bytes are still only in cache
+                // The rename must not publish a file whose bytes are still only in cache. fsync of a KV snapshot (~1 GB
+                // per 8K-token session) takes seconds: off the caller's thread, which is an Orleans scheduler thread when a
+                // grain saves (a deactivation wave of 32 sessions held scheduler threads 1-3 s each on an H200 machine).
+                await Task.Run(() => file.Flush(flushToDisk: true), ct);
             }
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             if (ifNotExists)
