@@ -68,6 +68,12 @@ public interface IKvTiers
     KvResidency Probe(IReadOnlyList<int> tokens);
 
     /// <summary>
+    /// <see cref="Probe"/> for callers that must not block (grains): completes once the engine loop has run it.
+    /// The default runs <see cref="Probe"/> inline.
+    /// </summary>
+    Task<KvResidency> ProbeAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default) => Task.FromResult(Probe(tokens));
+
+    /// <summary>
     /// Copies out the KV of the longest prefix of <paramref name="tokens"/> held on the device or in the host pool
     /// (full pages only); null when no page is held. Nothing is moved or freed.
     /// </summary>

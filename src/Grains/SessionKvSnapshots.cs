@@ -88,7 +88,7 @@ public sealed partial class SessionKvSnapshots(
             // The last token's KV is not computed when the turn stopped at MaxNewTokens (sampled, never fed back).
             fullTokens = CachedPagesTokens(tokenIds.Count, format.PageSize);
             if (fullTokens == 0) return new(false, 0, null, "the session has no full page");
-            held = tiers.Probe(tokenIds);
+            held = await tiers.ProbeAsync(tokenIds, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

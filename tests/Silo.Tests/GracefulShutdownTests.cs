@@ -106,6 +106,8 @@ public sealed class GracefulShutdownTests : IDisposable
         public KvPageFormat PageFormat => inner.KvTiers.PageFormat;
         public KvTierStats TierStats => inner.KvTiers.TierStats;
         public KvResidency Probe(IReadOnlyList<int> tokens) => inner.KvTiers.Probe(tokens);
+        public Task<KvResidency> ProbeAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default) =>
+            inner.KvTiers.ProbeAsync(tokens, cancellationToken);
         public Task<KvExport?> ExportAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)
         {
             events.Enqueue("export");

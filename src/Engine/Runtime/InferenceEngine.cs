@@ -390,9 +390,15 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
 
     /// <summary>
     /// Leading tokens of <paramref name="tokens"/> held on the device, then in the host pool (full pages only). Blocks
-    /// until the engine loop has run it: at most one step.
+    /// until the engine loop has run it: at most one step (<see cref="ProbeAsync"/> does not block).
     /// </summary>
-    public KvResidency Probe(IReadOnlyList<int> tokens)
+    public KvResidency Probe(IReadOnlyList<int> tokens) => ProbeAsync(tokens).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// <see cref="Probe"/> without blocking the caller while the loop finishes its step (a grain's scheduler thread
+    /// would otherwise wait for up to a whole prefill step).
+    /// </summary>
+    public Task<KvResidency> ProbeAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         var copy = tokens.ToArray();
@@ -400,7 +406,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
         {
             var (device, host) = _blocks.Probe(copy, _model.RopeVariant(copy.Length));
             return new KvResidency(device * PageSize, host * PageSize);
-        }, CancellationToken.None).GetAwaiter().GetResult();
+        }, cancellationToken);
     }
 
     public Task<KvExport?> ExportAsync(IReadOnlyList<int> tokens, CancellationToken cancellationToken = default)

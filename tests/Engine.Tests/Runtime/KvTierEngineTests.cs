@@ -65,6 +65,8 @@ public class KvTierEngineTests
         Assert.Equal(new KvResidency(20, 0), engine.Probe(history));
         await PushOffDevice(engine);
         Assert.Equal(new KvResidency(0, 20), engine.Probe(history));
+        Assert.Equal(new KvResidency(0, 20), await engine.ProbeAsync(history, Ct));
+        Assert.Equal(new KvResidency(0, 20), await ((IKvTiers)engine).ProbeAsync(history, Ct)); // the interface's member, not its default
         Assert.True(engine.PageMoves.Spilled >= 5);
 
         int[] next = [.. history, .. TestModels.Tokens(5, 99)];
