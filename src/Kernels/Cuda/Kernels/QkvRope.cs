@@ -19,7 +19,7 @@ public sealed class QkvRopeKernels
     /// <summary>Tokens from which head dim 128 takes a block per token (qkv_rope_kv128t, 16-byte accesses, each lane's
     /// heads loaded at once) instead of a warp per head; a few decode rows keep the warp per head, which spreads them
     /// over more blocks.</summary>
-    public int TokenKernelMinTokens { get; set; } = 64;
+    public const int TokenKernelMinTokens = 64;
 
     /// <summary>Heads (q, k and v) of a token that qkv_rope_kv128t takes: 16 half-warps, QKV_TOKEN_HEADS each.</summary>
     public const int TokenKernelMaxHeads = 64;
