@@ -10,9 +10,17 @@ namespace Actors.Kernels.Cuda;
 /// as yᵀ (n, rows) = op(A) · B with A = w viewed column-major (k, n) transposed (TRANSA = T) and B = xᵀ viewed
 /// column-major (k, rows) (TRANSB = N): the "TN" form cuBLASLt's fastest kernels use.
 /// Plans (descriptors + algorithm) are cached per shape; the fixed workspace keeps launches capturable in graphs.
-/// The algorithm is cuBLASLt's first heuristic pick, or with <see cref="Autotune"/> the fastest of its first
-/// <see cref="AutotuneCandidates"/> picks timed on the first call's own operands (shapes of at least
-/// <see cref="AutotuneMinRows"/> rows, outside graph capture; the call waits for the stream while it times).
+/// The algorithm is cuBLASLt's first heuristic pick, or with <see cref="Autotune"/> (on by default; the environment
+/// variable ACTORS_CUBLASLT_AUTOTUNE=0 turns it off) for products of at least <see cref="AutotuneMinRows"/> rows the
+/// fastest of its first <see cref="AutotuneCandidates"/> picks timed hot: a prefill runs its products back to back at
+/// the card's power limit (an H200 at 700 W holds ~1450-1550 MHz through them), where the heuristic's first pick is not
+/// the fastest: scripts/gpu/gemm-harness measured the hot-fastest 3-4 % ahead for the qkv and gate/up shapes at 8K rows
+/// and a 32-layer chain of the four projections 1.8-2.6 % faster. Each (k, n) is tuned once, on the first call's own
+/// operands (outside graph capture, the call waits for the stream while it times, ~0.5 s for an 8K-row gate/up
+/// product), and the chosen algorithm is reused for every later call of that (k, n) with at least AutotuneMinRows rows
+/// where cuBLASLt accepts it for the shape (a prefill's last chunk has any row count), so the choice is made once per
+/// process. Which candidate wins can differ between processes (timing), so products of that size may differ in their
+/// last bits between processes; within one, a shape always takes the same algorithm.
 /// </summary>
 public sealed unsafe class CublasLtMatmul : IDisposable
 {
@@ -34,9 +42,25 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     public CudaDevice Device { get; }
 
     /// <summary>Time cuBLASLt's candidate algorithms for each new large shape and keep the fastest (see the class summary).</summary>
-    public bool Autotune { get; set; } = Environment.GetEnvironmentVariable("ACTORS_CUBLASLT_AUTOTUNE") == "1";
-    public int AutotuneMinRows { get; set; } = 256;
+    public bool Autotune { get; set; } = Environment.GetEnvironmentVariable("ACTORS_CUBLASLT_AUTOTUNE") != "0";
+    public int AutotuneMinRows { get; set; } = 4096;
     public int AutotuneCandidates { get; set; } = 16;
+    /// <summary>Milliseconds of back-to-back launches of the first pick before the candidates are timed (heats the card).</summary>
+    public double AutotuneHeatMs { get; set; } = 300;
+    /// <summary>Milliseconds of launches each candidate is timed over (at least 3 launches).</summary>
+    public double AutotuneTimeMs { get; set; } = 30;
+
+    // (k, n) -> the algorithm tuning chose, reused for every shape of that (k, n) with at least AutotuneMinRows rows
+    private readonly ConcurrentDictionary<(int K, int N), ulong[]> _tuned = new();
+
+    /// <summary>
+    /// False: every call takes cuBLASLt's first heuristic pick, tuned shapes included (their tuning is kept), so the two
+    /// can be compared in one process without tuning again.
+    /// </summary>
+    public bool UseTunedAlgorithms { get; set; } = true;
+
+    /// <summary>Whether the cached plan of this shape runs a tuned algorithm (chosen by timing, or reused for the (k, n)).</summary>
+    public bool UsesTunedAlgorithm(int rows, int k, int n) => _plans.TryGetValue((rows, k, n), out var p) && p.Tuned;
 
     /// <summary>One shape's tuning: how many candidates ran, the heuristic pick's time and the chosen one's (ms).</summary>
     public readonly record struct Tuning(int Rows, int K, int N, int Candidates, int Chosen, double HeuristicMs, double ChosenMs);
@@ -59,16 +83,18 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         if (rows == 0) return;
         if (!_plans.TryGetValue((rows, k, n), out var plan))
         {
-            // tuning runs write y: not over an accumulating call's y (its residual)
-            bool tune = Autotune && !accumulate && rows >= AutotuneMinRows && !stream.IsCapturing;
-            plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null);
+            // tuning runs write y: not over an accumulating call's y (its residual); a tuned (k, n) needs no timing
+            bool large = Autotune && rows >= AutotuneMinRows;
+            bool tune = large && !accumulate && !stream.IsCapturing && !_tuned.ContainsKey((k, n));
+            plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null,
+                large && _tuned.TryGetValue((k, n), out var reuse) ? reuse : null);
             if (!_plans.TryAdd((rows, k, n), plan))
             {
                 plan.Destroy();
                 plan = _plans[(rows, k, n)];
             }
         }
-        Check(Launch(stream, plan, plan.Algo, x, w, y, accumulate), rows, k, n);
+        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
     }
 
     private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, bool accumulate = false)
@@ -82,24 +108,35 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     private static void Check(int status, int rows, int k, int n) => CublasLt.Check(status, "cublasLtMatmul", $"bf16 rows {rows}, k {k}, n {n}");
 
     /// <summary>
-    /// Times each candidate (one warm-up launch, then three) on the caller's operands and returns the fastest's index;
-    /// a candidate whose launch fails is skipped. The output is overwritten; the caller's launch follows.
+    /// Times each candidate hot and returns the fastest's index: first <see cref="AutotuneHeatMs"/> of the first pick
+    /// back to back, then per candidate two untimed launches and <see cref="AutotuneTimeMs"/> of timed ones. A candidate
+    /// whose launch fails is skipped. The output is overwritten; the caller's launch follows.
     /// </summary>
     private int Choose(int rows, int k, int n, Plan plan, CublasLtHeuristicResult* candidates, int count,
         (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y) on)
     {
         using var start = new CudaEvent(Device);
         using var end = new CudaEvent(Device);
+        // ms per launch over `launches` launches of one candidate
+        double Time(ulong* algo, int launches)
+        {
+            start.Record(on.Stream);
+            for (int r = 0; r < launches; r++) Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
+            end.Record(on.Stream);
+            return CudaEvent.ElapsedMilliseconds(start, end) / launches;
+        }
+        Check(Launch(on.Stream, plan, candidates[0].Algo, on.X, on.W, on.Y), rows, k, n);
+        double once = Math.Max(1e-3, Time(candidates[0].Algo, 1));
+        Time(candidates[0].Algo, (int)Math.Min(100_000, Math.Ceiling(AutotuneHeatMs / once)));
+        int timed = (int)Math.Clamp(Math.Ceiling(AutotuneTimeMs / once), 3, 100_000);
         int best = 0, tried = 0;
         double bestMs = double.MaxValue, firstMs = double.NaN;
         for (int i = 0; i < count; i++)
         {
             ulong* algo = candidates[i].Algo;
             if (candidates[i].State != 0 || Launch(on.Stream, plan, algo, on.X, on.W, on.Y) != 0) continue;
-            start.Record(on.Stream);
-            for (int r = 0; r < 3; r++) Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
-            end.Record(on.Stream);
-            double ms = CudaEvent.ElapsedMilliseconds(start, end) / 3;
+            Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
+            double ms = Time(algo, timed);
             tried++;
             if (i == 0) firstMs = ms;
             if (ms < bestMs) (best, bestMs) = (i, ms);
@@ -109,7 +146,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     }
 
     private Plan CreatePlan(int rows, int k, int n, int requested,
-        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y)? tuneOn)
+        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y)? tuneOn, ulong[]? reuse)
     {
         Device.MakeCurrent();
         var plan = new Plan();
@@ -140,7 +177,27 @@ public sealed unsafe class CublasLtMatmul : IDisposable
                 if (found == 0)
                     throw new CublasException("cublasLtMatmulAlgoGetHeuristic", $"bf16 rows {rows}, k {k}, n {n}", 15, "CUBLAS_STATUS_NOT_SUPPORTED", "no algorithm for this shape");
                 int chosen = tuneOn is { } on && found > 1 ? Choose(rows, k, n, plan, results, found, on) : 0;
-                for (int i = 0; i < 8; i++) plan.Algo[i] = results[chosen].Algo[i];
+                for (int i = 0; i < 8; i++) (plan.Algo[i], plan.First[i]) = (results[chosen].Algo[i], results[0].Algo[i]);
+                if (tuneOn is not null)
+                {
+                    var keep = new ulong[8];
+                    for (int i = 0; i < 8; i++) keep[i] = plan.Algo[i];
+                    _tuned.TryAdd((k, n), keep);
+                    plan.Tuned = true;
+                }
+                else if (reuse is not null)
+                {
+                    // the (k, n)'s tuned algorithm where cuBLASLt accepts it for this row count and our workspace
+                    var check = stackalloc ulong[8];
+                    for (int i = 0; i < 8; i++) check[i] = reuse[i];
+                    CublasLtHeuristicResult r;
+                    if (CublasLt.cublasLtMatmulAlgoCheck(_handle.DangerousGetHandle(), op, a, b, c, c, check, &r) == 0
+                        && r.WorkspaceSize <= (nuint)_workspace.Bytes)
+                    {
+                        for (int i = 0; i < 8; i++) plan.Algo[i] = reuse[i];
+                        plan.Tuned = true;
+                    }
+                }
             }
             finally
             {
@@ -155,9 +212,10 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         }
     }
 
-    /// <summary>Drops every cached plan, so the next call per shape plans (and with <see cref="Autotune"/>, tunes) again.</summary>
+    /// <summary>Drops every cached plan and tuned algorithm, so the next call per shape plans (and with <see cref="Autotune"/>, tunes) again.</summary>
     public void ClearPlans()
     {
+        _tuned.Clear();
         foreach (var key in _plans.Keys)
             if (_plans.TryRemove(key, out var p)) p.Destroy();
     }
@@ -173,7 +231,9 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     private sealed class Plan
     {
         public IntPtr Operation, A, B, C;
+        public bool Tuned;
         public readonly ulong* Algo = (ulong*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(8 * sizeof(ulong));
+        public readonly ulong* First = (ulong*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(8 * sizeof(ulong)); // the heuristic's first pick
 
         public void Destroy()
         {
@@ -183,6 +243,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
             if (Operation != IntPtr.Zero) CublasLt.cublasLtMatmulDescDestroy(Operation);
             C = B = A = Operation = IntPtr.Zero;
             System.Runtime.InteropServices.NativeMemory.Free(Algo);
+            System.Runtime.InteropServices.NativeMemory.Free(First);
         }
     }
 }

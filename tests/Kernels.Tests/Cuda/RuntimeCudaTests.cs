@@ -179,7 +179,7 @@ public class RuntimeCudaTests
         using var dW = gpu.UploadBf16(w);
         using var dY = gpu.Device.Allocate<ushort>(rows * n);
         using var stream = gpu.Device.CreateStream();
-        using var tuned = new CublasLtMatmul(gpu.Device) { Autotune = true, AutotuneMinRows = 256 };
+        using var tuned = new CublasLtMatmul(gpu.Device) { Autotune = true, AutotuneMinRows = 256, AutotuneHeatMs = 20 };
         tuned.Bf16(stream, dX, dW, dY, rows, k, n);
         stream.Synchronize();
         var t = Assert.Single(tuned.Tunings);
@@ -194,13 +194,29 @@ public class RuntimeCudaTests
         var heuristic = Gpu.DownloadBf16(dY);
         TestData.Close(heuristic, got, 1e-2, 1e-3, "autotuned vs heuristic");
 
-        // below AutotuneMinRows, and inside graph capture (nothing may be timed there), the heuristic pick is taken
+        Assert.True(tuned.UsesTunedAlgorithm(rows, k, n));
+
+        // another row count of the same (k, n) reuses the tuned algorithm without timing again, also inside graph
+        // capture (where nothing may be timed); below AutotuneMinRows the heuristic pick is taken
         tuned.Bf16(stream, dX, dW, dY, 100, k, n);
+        Assert.False(tuned.UsesTunedAlgorithm(100, k, n));
         using var graph = CudaGraph.Capture(stream, s => tuned.Bf16(s, dX, dW, dY, 299, k, n));
         graph.Launch(stream);
         stream.Synchronize();
+        Assert.True(tuned.UsesTunedAlgorithm(299, k, n));
         Assert.Single(tuned.Tunings);
         Assert.False(stream.IsCapturing);
+        var reused = Gpu.DownloadBf16(dY);
+        gpu.Matmul.Bf16(stream, dX, dW, dY, 299, k, n);
+        stream.Synchronize();
+        var heuristic299 = Gpu.DownloadBf16(dY);
+        TestData.Close(heuristic299[..(299 * n)], reused[..(299 * n)], 1e-2, 1e-3, "reused tuned algorithm vs heuristic, 299 rows");
+
+        // ClearPlans forgets the tuned algorithms too: the next large call tunes again
+        tuned.ClearPlans();
+        tuned.Bf16(stream, dX, dW, dY, rows, k, n);
+        stream.Synchronize();
+        Assert.Equal(2, tuned.Tunings.Count);
     }
 
     [Fact]

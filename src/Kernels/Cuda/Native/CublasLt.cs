@@ -49,6 +49,9 @@ public static unsafe partial class CublasLt
     public static partial int cublasLtMatmulAlgoGetHeuristic(IntPtr handle, IntPtr operation, IntPtr a, IntPtr b, IntPtr c, IntPtr d,
         IntPtr preference, int requested, CublasLtHeuristicResult* results, int* returned);
     [LibraryImport(NativeLibraries.CublasLt)]
+    public static partial int cublasLtMatmulAlgoCheck(IntPtr handle, IntPtr operation, IntPtr a, IntPtr b, IntPtr c, IntPtr d,
+        ulong* algo, CublasLtHeuristicResult* result);
+    [LibraryImport(NativeLibraries.CublasLt)]
     public static partial int cublasLtMatmul(IntPtr handle, IntPtr operation, void* alpha, ulong a, IntPtr aLayout, ulong b, IntPtr bLayout,
         void* beta, ulong c, IntPtr cLayout, ulong d, IntPtr dLayout, ulong* algo, ulong workspace, nuint workspaceBytes, IntPtr stream);
     [LibraryImport(NativeLibraries.CublasLt)] public static partial byte* cublasLtGetStatusName(int status);
