@@ -121,6 +121,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         UseDecodeGraphs = options.CudaGraphs;
         KvPages = (int)pages;
         _pool = device.Allocate<ushort>(pages * KvLayout.PageStride);
+        TunePrefillProducts(Math.Max(options.MaxBatchTokens, options.PrefillChunkTokens));
         var (f, t) = device.MemoryInfo();
         Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free";
     }
@@ -647,6 +648,24 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     private DeviceBuffer<float>? _ropeDyn;  // dynamic RoPE: (2, capacity, headDim/2) cos rows then sin rows
+
+    /// <summary>
+    /// Tunes the prefill's qkv and gate/up products now (<see cref="CublasLtMatmul.Autotune"/>: cuBLASLt's candidates
+    /// timed hot, about half a second per shape), not inside the first long request: at the largest step's row count,
+    /// on layer 0's weights and the activation buffers filled with random values. Later steps of that (k, n) reuse the
+    /// choice. Skipped for steps under AutotuneMinRows rows or products under AutotuneMinFlops (small models).
+    /// </summary>
+    private void TunePrefillProducts(int rows)
+    {
+        if (!_mm.Autotune || rows < _mm.AutotuneMinRows || Config.NumLayers == 0) return;
+        var c = Config;
+        int hid = c.HiddenSize, qkvDim = (c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim, inter = c.IntermediateSize;
+        var L = _w.Layers[0];
+        _ek.RandomInit(_stream, _h.Slice(0, (long)rows * hid), 17, 1f, 0f);
+        _mm.Bf16(_stream, _h, L.Qkv, _qkv, rows, hid, qkvDim);
+        _mm.Bf16(_stream, _h, L.GateUp, _gu, rows, hid, 2 * inter);
+        _stream.Synchronize();
+    }
 
     private void EnsureTokens(int n)
     {

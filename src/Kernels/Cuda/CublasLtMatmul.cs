@@ -11,16 +11,16 @@ namespace Actors.Kernels.Cuda;
 /// column-major (k, rows) (TRANSB = N): the "TN" form cuBLASLt's fastest kernels use.
 /// Plans (descriptors + algorithm) are cached per shape; the fixed workspace keeps launches capturable in graphs.
 /// The algorithm is cuBLASLt's first heuristic pick, or with <see cref="Autotune"/> (on by default; the environment
-/// variable ACTORS_CUBLASLT_AUTOTUNE=0 turns it off) for products of at least <see cref="AutotuneMinRows"/> rows the
-/// fastest of its first <see cref="AutotuneCandidates"/> picks timed hot: a prefill runs its products back to back at
-/// the card's power limit (an H200 at 700 W holds ~1450-1550 MHz through them), where the heuristic's first pick is not
-/// the fastest: scripts/gpu/gemm-harness measured the hot-fastest 3-4 % ahead for the qkv and gate/up shapes at 8K rows
-/// and a 32-layer chain of the four projections 1.8-2.6 % faster. Each (k, n) is tuned once, on the first call's own
-/// operands (outside graph capture, the call waits for the stream while it times, ~0.5 s for an 8K-row gate/up
-/// product), and the chosen algorithm is reused for every later call of that (k, n) with at least AutotuneMinRows rows
-/// where cuBLASLt accepts it for the shape (a prefill's last chunk has any row count), so the choice is made once per
-/// process. Which candidate wins can differ between processes (timing), so products of that size may differ in their
-/// last bits between processes; within one, a shape always takes the same algorithm.
+/// variable ACTORS_CUBLASLT_AUTOTUNE=0 turns it off), for products of at least <see cref="AutotuneMinRows"/> rows and
+/// <see cref="AutotuneMinFlops"/>, the fastest of its first <see cref="AutotuneCandidates"/> picks timed hot: a prefill
+/// runs its products back to back at the card's power limit (an H200 at 700 W holds ~1450-1550 MHz through them), where
+/// the heuristic's first pick is not the fastest: scripts/gpu/gemm-harness measured the hot-fastest 3-4 % ahead for the
+/// qkv and gate/up shapes at 8K rows, and a 32-layer chain of the four projections 1.8-2.6 % faster. Each (k, n) is
+/// tuned once, on the first call's own operands (outside graph capture; the call waits for the stream while it times,
+/// ~0.5 s for an 8K-row gate/up product; the CUDA engine makes that call when it starts), and the chosen algorithm is
+/// reused for every later call of that (k, n) over the thresholds where cuBLASLt accepts it for the shape (a prefill's
+/// last chunk has any row count). Which candidate wins can differ between processes (timing), so products of that size
+/// may differ in their last bits between processes; within one, a shape always takes the same algorithm.
 /// </summary>
 public sealed unsafe class CublasLtMatmul : IDisposable
 {
@@ -44,6 +44,8 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     /// <summary>Time cuBLASLt's candidate algorithms for each new large shape and keep the fastest (see the class summary).</summary>
     public bool Autotune { get; set; } = Environment.GetEnvironmentVariable("ACTORS_CUBLASLT_AUTOTUNE") != "0";
     public int AutotuneMinRows { get; set; } = 4096;
+    /// <summary>Products under this many flops (2 rows k n) take the heuristic's pick: their candidates differ by microseconds.</summary>
+    public double AutotuneMinFlops { get; set; } = 1e11;
     public int AutotuneCandidates { get; set; } = 16;
     /// <summary>Milliseconds of back-to-back launches of the first pick before the candidates are timed (heats the card).</summary>
     public double AutotuneHeatMs { get; set; } = 300;
@@ -84,7 +86,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         if (!_plans.TryGetValue((rows, k, n), out var plan))
         {
             // tuning runs write y: not over an accumulating call's y (its residual); a tuned (k, n) needs no timing
-            bool large = Autotune && rows >= AutotuneMinRows;
+            bool large = Autotune && rows >= AutotuneMinRows && 2.0 * rows * k * n >= AutotuneMinFlops;
             bool tune = large && !accumulate && !stream.IsCapturing && !_tuned.ContainsKey((k, n));
             plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null,
                 large && _tuned.TryGetValue((k, n), out var reuse) ? reuse : null);
