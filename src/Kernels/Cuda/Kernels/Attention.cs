@@ -35,10 +35,13 @@ public sealed class AttentionKernels
     /// </summary>
     private static uint ReduceThreads(int maxSplits, int headDim)
     {
-        if (uint.TryParse(Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE_THREADS"), out uint fixedThreads)) return fixedThreads;
+        if (FixedReduceThreads is uint fixedThreads) return fixedThreads;
         long want = (long)headDim * ((maxSplits + 7) / 8);
         return (uint)Math.Clamp((want + 31) / 32 * 32, 128, 1024);
     }
+    // read once, not at every decode launch
+    private static readonly uint? FixedReduceThreads =
+        uint.TryParse(Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE_THREADS"), out uint t) ? t : null;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
