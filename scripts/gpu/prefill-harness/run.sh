@@ -10,7 +10,7 @@
 set -u
 K=src/Kernels/Cuda/Kernels
 cd "$(dirname "$0")/../../.."
-cat $K/common.cuh $K/attention.cu $K/attention_fast.cu $K/attention_hopper.cu scripts/gpu/prefill-harness/harness.cu > /tmp/prefill-harness.cu
+cat $K/common.cuh $K/attention.cu $K/attention_fast.cu $K/hopper.cuh $K/attention_hopper.cu scripts/gpu/prefill-harness/harness.cu > /tmp/prefill-harness.cu
 nvidia-smi --query-gpu=name --format=csv,noheader
 nvcc ${NVFLAGS:-} -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o /tmp/prefill-harness /tmp/prefill-harness.cu -lcuda -lcublas > /tmp/prefill-harness.log 2>&1
 echo "nvcc rc $?"

@@ -154,10 +154,11 @@ public sealed class AttentionKernels
             WgmmaUnavailableReason = $"the wgmma/TMA prefill needs {WgmmaShared} bytes of shared memory per block; {_device.Name} allows {_maxSharedOptin}";
         else
         {
-            // attention.cu and attention_fast.cu first: the Hopper kernel shares their params structs and PTX helpers.
+            // attention.cu and attention_fast.cu first: the Hopper kernel shares their params structs and PTX helpers; hopper.cuh
+            // holds the sm_90a helpers it shares with gemm_hopper.cu.
             // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
             // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
-            string hopperSource = $"{fastSource}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
+            string hopperSource = $"{fastSource}\n#line 1 \"hopper.cuh\"\n{ReadSource("hopper.cuh")}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
             string key = $"{_device.Ordinal}:{compiler.CacheKey(hopperSource, [], "sm_90a")}";
             if (HopperFailures.TryGetValue(key, out var failure))
                 WgmmaUnavailableReason = failure; // tried once in this process: no second compilation
@@ -498,12 +499,6 @@ public sealed class AttentionKernels
             _tensorMaps[key] = map;
             return map;
         }
-    }
-
-    /// <summary>A CUtensorMap: 128 opaque bytes.</summary>
-    private unsafe struct TensorMap
-    {
-        public fixed ulong Words[16];
     }
 
     private static void CheckLayout(KvLayout layout, int layer, DeviceSpan<ushort> kvPool)

@@ -13,14 +13,6 @@ struct alignas(16) u32x4 { unsigned int x, y, z, w; };
 // PTX helpers
 // ---------------------------------------------------------------------------------------------------------------------
 
-// 32-bit shared-window address of a generic pointer into shared memory (what cp.async / ldmatrix take).
-__device__ __forceinline__ unsigned int smem_addr(const void* p)
-{
-    unsigned int r;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-    return r;
-}
-
 // 16-byte global -> shared copy, bypassing L1; bytes = 0 writes 16 zero bytes and reads nothing.
 __device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, int bytes)
 {
@@ -53,14 +45,6 @@ __device__ __forceinline__ void mma_bf16(float* c, unsigned int a0, unsigned int
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Two floats -> packed bf16 pair (round to nearest even), lo in the low half. cvt.rn.bf16x2.f32 d, a, b puts a in the high half.
-__device__ __forceinline__ unsigned int pack_bf16(float lo, float hi)
-{
-    unsigned int r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
 }
 
 // 16 bytes from global memory through the read-only path (the pool is not written while attention runs).

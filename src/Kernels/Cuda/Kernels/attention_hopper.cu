@@ -42,8 +42,6 @@
 #define WGP_SHARED (WGP_BARRIERS + 2 * WGP_STAGES * 8 + 1024)
 #define WGP_THREADS 384                      // 2 consumer warpgroups + the producer warpgroup (one warp of it works)
 
-// A CUtensorMap (opaque, 128 bytes, 64-byte aligned), made by cuTensorMapEncodeTiled on the host.
-struct alignas(64) TmaMap { u64 v[16]; };
 
 // The kernel's one parameter, passed by value (__grid_constant__: TMA reads the map from parameter space).
 // C# twin: AttentionKernels.WgmmaPrefillParams (same order; 256 bytes).
@@ -105,23 +103,6 @@ __device__ __forceinline__ void wgmma_rs_tb(float* d, const unsigned int* a, u64
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
 }
 
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
-// Keeps the compiler from moving reads or writes of the accumulators across the asynchronous wgmma window.
-__device__ __forceinline__ void wgmma_hold(float* d)
-{
-#pragma unroll
-    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-// Makes this thread's shared-memory writes (cp.async included) visible to the tensor cores' async proxy.
-__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-
-// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading / stride byte offsets (16-byte units).
-__device__ __forceinline__ u64 wgp_desc(unsigned int addr, unsigned int lbo, unsigned int sbo)
-{
-    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32) | (1ull << 62);
-}
 
 // Byte offset of 16-byte chunk c (0 .. 15: dims 8c .. 8c + 7) of row r in a swizzled 128-row operand.
 __device__ __forceinline__ unsigned int wgp_off(int r, int c)
@@ -129,33 +110,6 @@ __device__ __forceinline__ unsigned int wgp_off(int r, int c)
     return (unsigned int)((c >> 3) * WGP_HALF + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
 
-__device__ __forceinline__ void mbar_init(unsigned int bar, unsigned int count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(unsigned int bar, unsigned int bytes)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(unsigned int bar)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Spins until the phase with the given parity has completed.
-__device__ __forceinline__ void mbar_wait(unsigned int bar, unsigned int parity)
-{
-    asm volatile("{\n.reg .pred P1;\nWAIT:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
-                 "@!P1 bra WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
-}
-// One 4-D box of the tensor map into shared memory, completing bytes on the mbarrier.
-__device__ __forceinline__ void tma_load_4d(unsigned int dst, const TmaMap* map, int c0, int c1, int c2, int c3, unsigned int bar)
-{
-    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
-                 ::"r"(dst), "l"((u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
-}
-__device__ __forceinline__ void named_barrier(int id, int threads) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
-__device__ __forceinline__ void named_barrier_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory"); }
 
 #ifndef WGP_PINGPONG
 #define WGP_PINGPONG 1

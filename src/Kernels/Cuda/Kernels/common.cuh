@@ -92,3 +92,19 @@ __device__ float block_max(float v, float* scratch)
     __syncthreads();
     return warp_max(lane < warps ? scratch[lane] : NEG_INF);
 }
+
+// 32-bit shared-window address of a generic pointer into shared memory (what cp.async / ldmatrix take).
+__device__ __forceinline__ unsigned int smem_addr(const void* p)
+{
+    unsigned int r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+// Two floats (sm_80+) -> packed bf16 pair (round to nearest even), lo in the low half. cvt.rn.bf16x2.f32 d, a, b puts a in the high half.
+__device__ __forceinline__ unsigned int pack_bf16(float lo, float hi)
+{
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
