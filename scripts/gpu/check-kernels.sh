@@ -18,7 +18,9 @@ for cu in "$dir"/*.cu; do
   # attention_*.cu are compiled after attention.cu in one module (AttentionKernels): check them the same way
   [[ "$name" == attention_*.cu ]] && { prefix="$dir/attention.cu"; asserts="$root/scripts/gpu/layout-asserts-attention.h"; }
   # attention_hopper.cu comes after attention_fast.cu too (its PTX is sm_90a's; clang checks only the C++ around it)
-  [[ "$name" == attention_hopper.cu ]] && { prefix="$dir/attention.cu $dir/attention_fast.cu"; asserts="$asserts $root/scripts/gpu/layout-asserts-attention_hopper.h"; }
+  [[ "$name" == attention_hopper.cu ]] && { prefix="$dir/attention.cu $dir/attention_fast.cu $dir/hopper.cuh"; asserts="$asserts $root/scripts/gpu/layout-asserts-attention_hopper.h"; }
+  # gemm_hopper.cu takes hopper.cuh's helpers (after common.cuh), as GemmKernels builds it
+  [[ "$name" == gemm_hopper.cu ]] && prefix="$dir/hopper.cuh"
   { cat "$root/scripts/gpu/nvrtc-shim.h"; cat "$dir/common.cuh"; [[ -n "$prefix" ]] && cat $prefix; cat "$cu"; cat $asserts; } > "$tmp/$name"
   "$clang" -fsyntax-only -x cuda --cuda-device-only -nocudainc -nocudalib --cuda-gpu-arch=sm_80 -std=c++17 -Wall -Wno-unknown-cuda-version "$tmp/$name"
   echo "ok: $name"

@@ -5,6 +5,7 @@
 #define __shared__ __attribute__((shared))
 #define __forceinline__ __inline__ __attribute__((always_inline))
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
+#define __cluster_dims__(...) // sm_90 cluster shape: no clang equivalent here
 struct __dim3 { unsigned int x, y, z; };
 extern const __device__ __dim3 threadIdx, blockIdx, blockDim, gridDim;
 __device__ float __uint_as_float(unsigned int);
@@ -15,6 +16,7 @@ __device__ float __shfl_sync(unsigned int, float, int);
 __device__ void __syncthreads();
 __device__ float fmaxf(float, float);
 __device__ float expf(float);
+__device__ float __expf(float);
 __device__ float exp2f(float);
 __device__ float rsqrtf(float);
 __device__ int min(int, int);
