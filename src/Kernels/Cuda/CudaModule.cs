@@ -60,6 +60,21 @@ public sealed unsafe class CudaFunction
     /// </summary>
     public bool Programmatic { get; set; }
 
+    /// <summary>Opts the kernel into <paramref name="sharedBytes"/> of dynamic shared memory where that is above 48 KiB
+    /// (cuFuncSetAttribute), once; launches do it themselves.</summary>
+    public void AllowSharedMemory(uint sharedBytes)
+    {
+        var device = Module.Device;
+        device.MakeCurrent();
+        if (sharedBytes <= _dynamicSharedLimit) return;
+        if (sharedBytes > device.MaxSharedMemoryPerBlockOptin)
+            throw new ArgumentOutOfRangeException(nameof(sharedBytes), sharedBytes,
+                $"{Name} needs {sharedBytes} bytes of shared memory; {device.Name} allows {device.MaxSharedMemoryPerBlockOptin}");
+        Driver.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicSharedSizeBytes, (int)sharedBytes),
+            "cuFuncSetAttribute", $"{Name} MAX_DYNAMIC_SHARED_SIZE_BYTES {sharedBytes}");
+        _dynamicSharedLimit = (int)sharedBytes;
+    }
+
     /// <summary>
     /// Launches with one params struct on <paramref name="stream"/>. Dynamic shared memory above 48 KiB is opted into
     /// first (cuFuncSetAttribute) when the device allows it.
@@ -68,17 +83,7 @@ public sealed unsafe class CudaFunction
         where TParams : unmanaged
     {
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return; // empty problem: nothing to launch
-        var device = Module.Device;
-        device.MakeCurrent();
-        if (sharedBytes > _dynamicSharedLimit)
-        {
-            if (sharedBytes > device.MaxSharedMemoryPerBlockOptin)
-                throw new ArgumentOutOfRangeException(nameof(sharedBytes), sharedBytes,
-                    $"{Name} needs {sharedBytes} bytes of shared memory; {device.Name} allows {device.MaxSharedMemoryPerBlockOptin}");
-            Driver.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicSharedSizeBytes, (int)sharedBytes),
-                "cuFuncSetAttribute", $"{Name} MAX_DYNAMIC_SHARED_SIZE_BYTES {sharedBytes}");
-            _dynamicSharedLimit = (int)sharedBytes;
-        }
+        AllowSharedMemory(sharedBytes);
         TParams copy = parameters;
         void* arg = &copy;
         if (Programmatic && stream.ProgrammaticLaunch && stream.SupportsProgrammaticLaunch)

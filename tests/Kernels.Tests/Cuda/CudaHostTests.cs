@@ -131,6 +131,9 @@ public class CudaHostTests
     [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Acc", 80)]
     [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Splits", 104)]
     [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "Split", 128)] // p 128, acc 208, splits 232 in the kernel
+    [InlineData(typeof(GemmKernels), "GemmParams", 320, "Y", 256)]
+    [InlineData(typeof(GemmKernels), "GemmParams", 320, "Rows", 264)]
+    [InlineData(typeof(GemmKernels), "GemmParams", 320, "Group", 296)]
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Kv", 72)]
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "PageStride", 80)]
     [InlineData(typeof(QkvRopeKernels), "QkvRopeParams", 128, "Tokens", 96)]

@@ -105,7 +105,16 @@ public class GemvCudaTests
         stream.Synchronize();
         if (norm) x = Normalised(x, nw, rows, k, 1e-6f);
 
-        // Reference: the fused projection (rows, 2·inter) rounded to bf16 as the runner stores it, then SwiGLU.
+        var (expected, mag) = SwiGluReference(x, w, rows, k, inter);
+        TestData.Close(expected, Gpu.DownloadBf16(dY), mag, 2e-2, 1e-4, $"gemv swiglu {rows}x{k}x{inter}");
+    }
+
+    /// <summary>
+    /// Reference of the MLP's gate/up product and SwiGLU: the fused projection x · wᵀ (rows, 2·inter; gate rows of w
+    /// first, then up) rounded to bf16 as the runner stores it, then silu(gate) · up; with each output's error scale.
+    /// </summary>
+    internal static (float[] Expected, float[] Magnitude) SwiGluReference(float[] x, float[] w, int rows, int k, int inter)
+    {
         var gu = new float[rows * 2 * inter];
         MatMul.Reference(x, w, [], gu, rows, k, 2 * inter);
         var guMag = Magnitude(x, w, gu, rows, k, 2 * inter);
@@ -121,7 +130,7 @@ public class GemvCudaTests
                 // the products' error (|g|, |u| magnitudes) carried through silu(g)·u, plus the output's rounding
                 mag[r * inter + j] = Math.Abs(silu * u) + Math.Abs(u) * guMag[r * 2 * inter + j] * 1e-2f + Math.Abs(silu) * guMag[r * 2 * inter + inter + j] * 1e-2f;
             }
-        TestData.Close(expected, Gpu.DownloadBf16(dY), mag, 2e-2, 1e-4, $"gemv swiglu {rows}x{k}x{inter}");
+        return (expected, mag);
     }
 
     [Fact]
@@ -319,7 +328,7 @@ public class GemvCudaTests
     }
 
     // The scale of f32 accumulation error per output (Σ|x||w|) and of the bf16 output rounding (|y|).
-    private static float[] Magnitude(float[] x, float[] w, float[] y, int rows, int k, int n)
+    internal static float[] Magnitude(float[] x, float[] w, float[] y, int rows, int k, int n)
     {
         var mag = new float[rows * n];
         MatMul.Reference(x.Select(Math.Abs).ToArray(), w.Select(Math.Abs).ToArray(), [], mag, rows, k, n);

@@ -9,6 +9,10 @@ public static class KernelSource
         return $"#line 1 \"common.cuh\"\n{common}\n#line 1 \"{fileName}\"\n{Read(fileName)}";
     }
 
+    /// <summary>Several embedded sources in order (each with its #line), e.g. common.cuh, hopper.cuh, then a kernel file.</summary>
+    public static string Concat(params string[] fileNames) =>
+        string.Join("\n", fileNames.Select(f => $"#line 1 \"{f}\"\n{Read(f)}"));
+
     private static string Read(string name)
     {
         using var stream = typeof(KernelSource).Assembly.GetManifestResourceStream(name)

@@ -113,6 +113,11 @@ public static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Cuda)]
     public static partial int cuLaunchKernelEx(LaunchConfig* config, IntPtr function, void** kernelParams, void** extra);
 
+    /// <summary>How many clusters of the kernel (its compile-time cluster shape) can be resident at once with this
+    /// launch configuration (block size and dynamic shared memory; the function's shared-memory limit set first).</summary>
+    [LibraryImport(NativeLibraries.Cuda)]
+    public static partial int cuOccupancyMaxActiveClusters(int* numClusters, IntPtr function, LaunchConfig* config);
+
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamCreate(IntPtr* stream, uint flags);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamDestroy_v2(IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuStreamSynchronize(IntPtr stream);
