@@ -205,6 +205,38 @@ Case("prefill with heuristic GEMMs", () =>
         results[$"gemm_{t.Rows}x{t.K}x{t.N}_hot_heuristic_tflops"] = flop / (t.HeuristicMs * 1e-3) / 1e12;
         results[$"gemm_{t.Rows}x{t.K}x{t.N}_hot_tuned_tflops"] = flop / (t.ChosenMs * 1e-3) / 1e12;
     }
+    try
+    {
+        Alternate(tuned => runner.Matmul.UseTunedAlgorithms = tuned, "heuristic", "tuned");
+        runner.Matmul.UseTunedAlgorithms = false;
+        ProfiledPrefill("heuristic");
+    }
+    finally { runner.Matmul.UseTunedAlgorithms = true; }
+});
+
+// The gate/up product with SwiGLU in its epilogue (gemm_hopper.cu, CudaModelRunner.UseFusedSwiGlu, the default on
+// compute capability 9.0) against cuBLASLt's product followed by the SwiGLU kernel, alternating as above, then the
+// unfused pair profiled.
+Case("prefill with unfused SwiGLU", () =>
+{
+    if (runner.FusedSwiGluUnavailableReason is { } why)
+    {
+        Console.WriteLine($"fused gate/up + SwiGLU not available: {why}");
+        return;
+    }
+    try
+    {
+        Alternate(fused => runner.UseFusedSwiGlu = fused, "unfused_swiglu", "fused_swiglu");
+        runner.UseFusedSwiGlu = false;
+        ProfiledPrefill("unfused SwiGLU");
+    }
+    finally { runner.UseFusedSwiGlu = true; }
+});
+
+// Three rounds of prefills with a switch off, then on (8K best of two and 32K once each), each prefill's GPU span (an
+// event before and after it on the stream) beside its wall time; the means go into the results under each tag.
+void Alternate(Action<bool> set, string offTag, string onTag)
+{
     using var e0 = new CudaEvent(dev);
     using var e1 = new CudaEvent(dev);
     (double Wall, double Span) Spanned(int ctx)
@@ -216,30 +248,24 @@ Case("prefill with heuristic GEMMs", () =>
         return (wall, CudaEvent.ElapsedMilliseconds(e0, e1));
     }
     var sums = new Dictionary<string, (double Sum, int N)>();
-    try
-    {
-        for (int round = 0; round < 3; round++)
-            foreach (bool tuned in new[] { false, true })
+    for (int round = 0; round < 3; round++)
+        foreach (bool on in new[] { false, true })
+        {
+            set(on);
+            string tag = on ? onTag : offTag;
+            var a = Spanned(shortCtx);
+            var b = Spanned(shortCtx);
+            var best = a.Wall <= b.Wall ? a : b;
+            var l = Spanned(longCtx);
+            Console.WriteLine($"round {round} {tag,-14}: prefill {shortCtx} {best.Wall:F1} ms (GPU span {best.Span:F1}), {longCtx} {l.Wall:F1} ms (GPU span {l.Span:F1})");
+            foreach (var (key, v) in new[] { ($"{tag}_prefill_{shortCtx}_ms", best.Wall), ($"{tag}_prefill_{longCtx}_ms", l.Wall) })
             {
-                runner.Matmul.UseTunedAlgorithms = tuned;
-                string tag = tuned ? "tuned" : "heuristic";
-                var a = Spanned(shortCtx);
-                var b = Spanned(shortCtx);
-                var best = a.Wall <= b.Wall ? a : b;
-                var l = Spanned(longCtx);
-                Console.WriteLine($"round {round} {tag,-9}: prefill {shortCtx} {best.Wall:F1} ms (GPU span {best.Span:F1}), {longCtx} {l.Wall:F1} ms (GPU span {l.Span:F1})");
-                foreach (var (key, v) in new[] { ($"{tag}_prefill_{shortCtx}_ms", best.Wall), ($"{tag}_prefill_{longCtx}_ms", l.Wall) })
-                {
-                    var (sum, n) = sums.GetValueOrDefault(key);
-                    sums[key] = (sum + v, n + 1);
-                }
+                var (sum, n) = sums.GetValueOrDefault(key);
+                sums[key] = (sum + v, n + 1);
             }
-        foreach (var (key, (sum, n)) in sums) results[$"{key}_mean_of_3"] = sum / n;
-        runner.Matmul.UseTunedAlgorithms = false;
-        ProfiledPrefill("heuristic");
-    }
-    finally { runner.Matmul.UseTunedAlgorithms = true; }
-});
+        }
+    foreach (var (key, (sum, n)) in sums) results[$"{key}_mean_of_3"] = sum / n;
+}
 
 // Median ms of one decode step of `sessions` sequences at shortCtx, over KV filled with random values (seed).
 double SessionsStepMs(ulong seed)

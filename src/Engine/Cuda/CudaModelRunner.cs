@@ -72,6 +72,8 @@ public sealed partial class CudaModelRunner : IModelRunner
         _ew = new ElementwiseKernels(compiler);
         _attn = new AttentionKernels(compiler);
         _mm = new CublasLtMatmul(device);
+        _gemm = GemmKernels.TryCreate(compiler, out var gemmReason);
+        FusedSwiGluUnavailableReason = gemmReason;
         _ropeVariants = new RopeTable(c);
         _hasOBias = weights.Layers.Any(l => l.OBias is not null);
         _dynamicRope = _ropeVariants.IsDynamic;
@@ -158,6 +160,29 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     private bool _useFusedQkv = true;
+
+    private readonly GemmKernels? _gemm;
+
+    /// <summary>Why the gate/up GEMM with SwiGLU in its epilogue (gemm_hopper.cu) is not available here (null when it is).</summary>
+    public string? FusedSwiGluUnavailableReason { get; }
+
+    /// <summary>Steps of at least this many rows take the fused gate/up + SwiGLU GEMM (<see cref="UseFusedSwiGlu"/>); smaller
+    /// ones keep cuBLASLt and the SwiGLU kernel (a 128-row tile would be mostly empty).</summary>
+    public const int FusedSwiGluMinRows = 512;
+
+    /// <summary>
+    /// Whether prefill steps of <see cref="FusedSwiGluMinRows"/> rows or more run the MLP's gate/up product with SwiGLU
+    /// in the GEMM's epilogue (gemm_hopper.cu, compute capability 9.0: the 2·inter-column product is never written and
+    /// read back) instead of cuBLASLt followed by the SwiGLU kernel. On by default where the kernel built
+    /// (ACTORS_GEMM_WGMMA=0 keeps it out); settable to compare the two.
+    /// </summary>
+    public bool UseFusedSwiGlu
+    {
+        get => _useFusedSwiGlu && _gemm is not null;
+        set { if (value != _useFusedSwiGlu) { _useFusedSwiGlu = value; _generation++; } }
+    }
+
+    private bool _useFusedSwiGlu = true;
 
     /// <summary>
     /// Programmatic dependent launch of the step's kernels (compute capability 9.0+; on by default, ACTORS_PDL=0 turns it
@@ -595,7 +620,12 @@ public sealed partial class CudaModelRunner : IModelRunner
                     _ew.AddRmsNorm(st, x, o, L.PostNorm, h, n, hid, eps);
                 }
                 p?.Mark(st, "residual + norm");
-                if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
+                if (UseFusedSwiGlu && n >= FusedSwiGluMinRows)
+                {
+                    _gemm!.SwiGlu(st, h, L.GateUp, act, n, hid, inter);
+                    p?.Mark(st, "gate/up projection + swiglu");
+                }
+                else if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
                 {
                     _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
                     p?.Mark(st, "gate/up projection");
