@@ -71,9 +71,9 @@ static int maxClusters;
 static void encode(TmaMap* map, const void* p, int k, long long rows)
 {
     cuuint64_t dims[2] = { (cuuint64_t)k, (cuuint64_t)rows }, strides[1] = { (cuuint64_t)k * 2 };
-    cuuint32_t box[2] = { 64, 128 }, es[2] = { 1, 1 };
+    cuuint32_t box[2] = { GM_BK, 128 }, es[2] = { 1, 1 };
     CU(cuTensorMapEncodeTiled((CUtensorMap*)map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void*)p, dims, strides, box, es,
-        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+        CU_TENSOR_MAP_INTERLEAVE_NONE, GM_BK == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
 }
 static int group = 8;
 static void ours(const unsigned short* x, const unsigned short* w, unsigned short* y, int rows, int k, int n, int swiglu, int acc)

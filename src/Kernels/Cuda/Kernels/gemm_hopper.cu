@@ -28,10 +28,14 @@
 // Rows of x past `rows` and of w past its end arrive as zeros (TMA bounds), columns of k past k likewise, so they add
 // nothing; a block whose row tile lies past the last (an odd tile count) loads the last tile again and stores nothing.
 
-#define GM_BK 64
-#ifndef GM_STAGES
-#define GM_STAGES 4
+#ifndef GM_BK
+#define GM_BK 64 // k per stage: 64 (128-byte rows, 128-byte swizzle, 4 stages) or 32 (64-byte rows and swizzle, 8 stages)
 #endif
+#ifndef GM_STAGES
+#define GM_STAGES (GM_BK == 64 ? 4 : 8)
+#endif
+#define GM_ROW (GM_BK * 2)                  // bytes of one operand row in shared memory (the swizzle span)
+#define GM_SWIZZLE (GM_BK == 64 ? 1ull : 2ull) // descriptor swizzle mode: 1 = 128-byte, 2 = 64-byte
 #ifndef GM_ARRIVE_CLUSTER_SCOPE
 #define GM_ARRIVE_CLUSTER_SCOPE 0
 #endif
@@ -41,7 +45,7 @@
 #ifndef GM_MULTICAST
 #define GM_MULTICAST 1 // 0: each block loads all of its w block (the cluster's blocks then run independently)
 #endif
-#define GM_HALF (128 * GM_BK * 2)           // 16 KiB: one 128-row x 64-k operand block (one TMA box)
+#define GM_HALF (128 * GM_ROW)              // one 128-row operand block (one TMA box): 16 KiB at GM_BK 64
 #define GM_STAGE (3 * GM_HALF)              // x (128 rows), then w (256 rows)
 #define GM_BARRIERS (GM_STAGES * GM_STAGE)  // full[GM_STAGES], empty[GM_STAGES]: 8 bytes each
 #define GM_SHARED (GM_BARRIERS + 2 * GM_STAGES * 8 + 1024) // + slack: the swizzled operands start 1024-byte aligned
@@ -184,6 +188,12 @@ __device__ __forceinline__ void gm_produce(const GemmParams& g, unsigned int bas
 #ifndef GM_SILU
 #define GM_SILU 1 // 1: x sigmoid(x) with sigmoid(x) = 0.5 + 0.5 tanh(x / 2) (one MUFU op); 0: x / (1 + e^-x) (two); 2: x (timing only)
 #endif
+// K-major operand descriptor in this file's swizzle: 8-row groups 8 * GM_ROW bytes apart (the leading offset is unused).
+__device__ __forceinline__ u64 gm_desc(unsigned int addr)
+{
+    return (u64)((addr & 0x3FFFFu) >> 4) | (1ull << 16) | ((u64)((8 * GM_ROW) >> 4) << 32) | (GM_SWIZZLE << 62);
+}
+
 __device__ __forceinline__ float gm_silu(float v)
 {
 #if GM_SILU == 1
@@ -262,8 +272,8 @@ __device__ __forceinline__ void gm_consume(const GemmParams& g, unsigned int bas
             wgmma_hold<128>(d);
             wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wgmma_ss_n256(d, wgp_desc(st + wg * 64 * 128 + kk * 32, 16, 1024), wgp_desc(st + GM_HALF + kk * 32, 16, 1024), kb > 0 || kk > 0);
+            for (int kk = 0; kk < GM_BK / 16; kk++)
+                wgmma_ss_n256(d, gm_desc(st + wg * 64 * GM_ROW + kk * 32), gm_desc(st + GM_HALF + kk * 32), kb > 0 || kk > 0);
             wgmma_commit();
             wgmma_wait<1>(); // k-block kb - 1 is done with its stage
             if (GM_LOOP_HOLD) wgmma_hold<128>(d);
