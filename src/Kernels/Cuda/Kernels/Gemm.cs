@@ -79,8 +79,8 @@ public sealed class GemmKernels
 
     /// <summary>
     /// Enqueues y (rows, inter) = silu(x · gateᵀ) · (x · upᵀ) with gateUp (2·inter, k): gate rows first, then up rows,
-    /// as the fused gate/up weight is stored. silu is x·sigmoid(x) with the sigmoid from one tanh.approx (relative error
-    /// about 2⁻¹¹, below bf16's rounding).
+    /// as the fused gate/up weight is stored. silu is x·sigmoid(x) with the sigmoid from one tanh.approx: its absolute
+    /// error is about 2⁻¹², below bf16's rounding of silu except where silu is small (x below about −4).
     /// </summary>
     public void SwiGlu(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> gateUp, DeviceSpan<ushort> y, int rows, int k, int inter) =>
         Run(stream, x, gateUp, y, rows, k, inter, swiglu: true, accumulate: false);

@@ -17,10 +17,11 @@ template <int N = 64> __device__ __forceinline__ void wgmma_hold(float* d)
 // Makes this thread's shared-memory writes (cp.async included) visible to the tensor cores' async proxy.
 __device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
-// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading / stride byte offsets (16-byte units).
-__device__ __forceinline__ u64 wgp_desc(unsigned int addr, unsigned int lbo, unsigned int sbo)
+// Shared-memory matrix descriptor: start address, leading / stride byte offsets (16-byte units), swizzle mode (1: 128-byte,
+// 2: 64-byte, 3: 32-byte).
+__device__ __forceinline__ u64 wgp_desc(unsigned int addr, unsigned int lbo, unsigned int sbo, u64 swizzle = 1)
 {
-    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32) | (1ull << 62);
+    return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32) | (swizzle << 62);
 }
 
 __device__ __forceinline__ void mbar_init(unsigned int bar, unsigned int count)
