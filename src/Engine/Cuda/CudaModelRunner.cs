@@ -179,10 +179,24 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool UseFusedSwiGlu
     {
         get => _useFusedSwiGlu && _gemm is not null;
-        set { if (value != _useFusedSwiGlu) { _useFusedSwiGlu = value; _generation++; } }
+        set
+        {
+            if (value == _useFusedSwiGlu) return;
+            _useFusedSwiGlu = value;
+            _generation++;
+            if (!UseFusedSwiGlu) EnsureGateUpRows(_tokenCapacity, tune: true);
+        }
     }
 
     private bool _useFusedSwiGlu = true;
+
+    /// <summary>
+    /// Rows the unfused gate/up product's output buffer (2 x intermediate columns) holds. With the fused GEMM a step of
+    /// FusedSwiGluMinRows rows or more never writes that product, so the buffer covers only the smaller steps (470 MB less
+    /// at 8192-token steps of the Llama-3-8B shape, left to the KV pool); turning the fused path off grows it.
+    /// </summary>
+    internal int GateUpRows { get; private set; }
+    private DeviceBuffer<ushort>? _guOwn; // the gate/up buffer when it outgrew its share of the token arena
 
     /// <summary>
     /// Programmatic dependent launch of the step's kernels (compute capability 9.0+; on by default, ACTORS_PDL=0 turns it
@@ -389,6 +403,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         if (n == 0) return (default, 0);
         _device.MakeCurrent();
         EnsureTokens(n);
+        if (!(UseFusedSwiGlu && n >= FusedSwiGluMinRows)) EnsureGateUpRows(n, tune: false);
         EnsureLogitsRows(outRows);
 
         int hid = c.HiddenSize, d = c.HeadDim, nh = c.NumHeads, nkv = c.NumKvHeads, inter = c.IntermediateSize, half = d / 2;
@@ -693,8 +708,32 @@ public sealed partial class CudaModelRunner : IModelRunner
         var L = _w.Layers[0];
         _ek.RandomInit(_stream, _h.Slice(0, (long)rows * hid), 17, 1f, 0f);
         _mm.Bf16(_stream, _h, L.Qkv, _qkv, rows, hid, qkvDim);
-        _mm.Bf16(_stream, _h, L.GateUp, _gu, rows, hid, 2 * inter);
+        if (rows <= GateUpRows) _mm.Bf16(_stream, _h, L.GateUp, _gu, rows, hid, 2 * inter); // else the fused GEMM serves these rows
         _stream.Synchronize();
+    }
+
+    /// <summary>
+    /// Makes the gate/up buffer hold <paramref name="rows"/> rows (a buffer of its own past the arena's share) and, with
+    /// <paramref name="tune"/>, tunes the gate/up product at that row count as <see cref="TunePrefillProducts"/> would.
+    /// </summary>
+    private void EnsureGateUpRows(int rows, bool tune)
+    {
+        if (rows <= GateUpRows) return;
+        _stream.Synchronize();
+        var c = Config;
+        long inter = c.IntermediateSize;
+        _guOwn?.Dispose();
+        _guOwn = null;
+        _guOwn = _device.Allocate<ushort>(rows * 2 * inter);
+        _gu = _guOwn.Span;
+        GateUpRows = rows;
+        _generation++;
+        if (tune && _mm.Autotune && rows >= _mm.AutotuneMinRows && c.NumLayers > 0)
+        {
+            _ek.RandomInit(_stream, _h.Slice(0, (long)rows * c.HiddenSize), 17, 1f, 0f);
+            _mm.Bf16(_stream, _h, _w.Layers[0].GateUp, _gu, rows, c.HiddenSize, (int)(2 * inter));
+            _stream.Synchronize();
+        }
     }
 
     private void EnsureTokens(int n)
@@ -706,8 +745,12 @@ public sealed partial class CudaModelRunner : IModelRunner
         _tokenArena?.Dispose();
         _tokenArena = null;
         long inter = c.IntermediateSize;
+        // gate/up rows: only the steps the unfused path takes (see GateUpRows)
+        int guRows = UseFusedSwiGlu ? Math.Min(n, FusedSwiGluMinRows - 1) : n;
+        _guOwn?.Dispose();
+        _guOwn = null;
         // Bytes of x, h, qkv, q, a, o, gate_up, act (bf16) and the identity rows (int), in the order taken below.
-        long[] bytes = [n * hid * 2, n * hid * 2, n * (qDim + 2 * kvDim) * 2, n * qDim * 2, n * qDim * 2, n * hid * 2, n * 2 * inter * 2, n * inter * 2, n * 4L];
+        long[] bytes = [n * hid * 2, n * hid * 2, n * (qDim + 2 * kvDim) * 2, n * qDim * 2, n * qDim * 2, n * hid * 2, guRows * 2 * inter * 2, n * inter * 2, n * 4L];
         var arena = new DeviceArena(_device, DeviceArena.Plan(bytes).Total);
         _tokenArena = arena;
         _x = arena.Take<ushort>(n * hid);
@@ -716,7 +759,8 @@ public sealed partial class CudaModelRunner : IModelRunner
         _q = arena.Take<ushort>(n * qDim);
         _a = arena.Take<ushort>(n * qDim);
         _o = arena.Take<ushort>(n * hid);
-        _gu = arena.Take<ushort>(n * 2 * inter);
+        _gu = arena.Take<ushort>(guRows * 2 * inter);
+        GateUpRows = guRows;
         _act = arena.Take<ushort>(n * inter);
         _generation++;
         _identity = arena.Take<int>(n);
@@ -761,7 +805,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public void Dispose()
     {
         try { _stream.Synchronize(); } catch (Exception) { /* a faulted context: free what we can */ }
-        foreach (var b in new IDisposable?[] { _tokenArena, _sel, _logits, _decodeWs, _meta, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
+        foreach (var b in new IDisposable?[] { _tokenArena, _guOwn, _sel, _logits, _decodeWs, _meta, _ropeDyn, _argmax, _sampleRows, _sampleWs, _picked, _cos, _sin, _pool, _mm })
             b?.Dispose();
         foreach (var b in new IDisposable?[] { _metaHost, _logitsHost, _ropeHost, _argmaxHost, _sampleRowsHost, _pickedHost }) b?.Dispose();
         foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();

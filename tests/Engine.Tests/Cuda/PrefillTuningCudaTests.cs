@@ -21,9 +21,12 @@ public class PrefillTuningCudaTests
         const int rows = 8192;
         using var layer = new OneLayer(rows);
         var runner = layer.Runner;
-        runner.UseFusedSwiGlu = false; // the gate/up product through cuBLASLt, as this test checks its tuning
+        // the gate/up product through cuBLASLt, as this test checks its tuning: with the fused GEMM available the runner
+        // tunes it (and makes room for its output) only now
+        runner.UseFusedSwiGlu = false;
+        Assert.Equal(rows, runner.GateUpRows);
 
-        // tuned at creation: qkv (32 + 2 x 8 heads of 128) and gate/up (2 x 14336), not the accumulating o and down
+        // tuned: qkv (32 + 2 x 8 heads of 128) and gate/up (2 x 14336), not the accumulating o and down
         var tuned = runner.Matmul.Tunings.Select(t => (t.Rows, t.K, t.N)).OrderBy(t => t.N).ToArray();
         const int hidden = OneLayer.Hidden, inter = OneLayer.Inter;
         Assert.Equal([(rows, hidden, 6144), (rows, hidden, 2 * inter)], tuned);
@@ -68,6 +71,8 @@ public class PrefillTuningCudaTests
             Assert.Skip($"fused gate/up + SwiGLU not available: {why}");
         }
         Assert.True(runner.UseFusedSwiGlu);
+        // the unfused product's output buffer covers only the steps below the fused GEMM's threshold
+        Assert.Equal(CudaModelRunner.FusedSwiGluMinRows - 1, runner.GateUpRows);
         var rng = new Random(5);
         var tokens = Enumerable.Range(0, rows).Select(_ => rng.Next(OneLayer.Vocab)).ToArray();
         var table = Enumerable.Range(0, rows / OneLayer.Page + 1).ToArray();
@@ -91,6 +96,7 @@ public class PrefillTuningCudaTests
         var fusedHead = Run(true, 0, first);
         var fusedTail = Run(true, first, rows);
         var unfusedHead = Run(false, 0, first);
+        Assert.Equal(rows, runner.GateUpRows); // grown when the fused path was turned off
         var unfusedTail = Run(false, first, rows);
         Close(unfusedHead, fusedHead, $"positions 0 .. {first - 1}", "unfused", "fused");
         Close(unfusedTail, fusedTail, $"positions {first} .. {rows - 1}", "unfused", "fused");
