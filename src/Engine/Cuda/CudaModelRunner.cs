@@ -185,6 +185,7 @@ public sealed partial class CudaModelRunner : IModelRunner
             _useFusedSwiGlu = value;
             _generation++;
             if (!UseFusedSwiGlu) EnsureGateUpRows(_tokenCapacity, tune: true);
+            else ReleaseGateUpRows();
         }
     }
 
@@ -193,10 +194,12 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// <summary>
     /// Rows the unfused gate/up product's output buffer (2 x intermediate columns) holds. With the fused GEMM a step of
     /// FusedSwiGluMinRows rows or more never writes that product, so the buffer covers only the smaller steps (470 MB less
-    /// at 8192-token steps of the Llama-3-8B shape, left to the KV pool); turning the fused path off grows it.
+    /// at 8192-token steps of the Llama-3-8B shape, left to the KV pool); turning the fused path off grows it, turning it
+    /// back on gives the growth back.
     /// </summary>
     internal int GateUpRows { get; private set; }
-    private DeviceBuffer<ushort>? _guOwn; // the gate/up buffer when it outgrew its share of the token arena
+    private DeviceBuffer<ushort>? _guOwn;  // the gate/up buffer when it outgrew its share of the token arena
+    private DeviceSpan<ushort> _guArena;   // that share
 
     /// <summary>
     /// Programmatic dependent launch of the step's kernels (compute capability 9.0+; on by default, ACTORS_PDL=0 turns it
@@ -716,6 +719,17 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// Makes the gate/up buffer hold <paramref name="rows"/> rows (a buffer of its own past the arena's share) and, with
     /// <paramref name="tune"/>, tunes the gate/up product at that row count as <see cref="TunePrefillProducts"/> would.
     /// </summary>
+    private void ReleaseGateUpRows()
+    {
+        if (_guOwn is null) return;
+        _stream.Synchronize();
+        _guOwn.Dispose();
+        _guOwn = null;
+        _gu = _guArena;
+        GateUpRows = (int)(_guArena.Length / (2L * Config.IntermediateSize));
+        _generation++;
+    }
+
     private void EnsureGateUpRows(int rows, bool tune)
     {
         if (rows <= GateUpRows) return;
@@ -759,7 +773,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         _q = arena.Take<ushort>(n * qDim);
         _a = arena.Take<ushort>(n * qDim);
         _o = arena.Take<ushort>(n * hid);
-        _gu = arena.Take<ushort>(guRows * 2 * inter);
+        _gu = _guArena = arena.Take<ushort>(guRows * 2 * inter);
         GateUpRows = guRows;
         _act = arena.Take<ushort>(n * inter);
         _generation++;

@@ -101,6 +101,7 @@ public class PrefillTuningCudaTests
         Close(unfusedHead, fusedHead, $"positions 0 .. {first - 1}", "unfused", "fused");
         Close(unfusedTail, fusedTail, $"positions {first} .. {rows - 1}", "unfused", "fused");
         var small = Run(true, 0, CudaModelRunner.FusedSwiGluMinRows - 1); // below the threshold: the unfused kernels
+        Assert.Equal(CudaModelRunner.FusedSwiGluMinRows - 1, runner.GateUpRows); // the growth given back with the fused path on
         Assert.Equal(CudaModelRunner.FusedSwiGluMinRows - 1, small.Length / OneLayer.Vocab);
     }
 
