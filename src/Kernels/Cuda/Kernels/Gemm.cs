@@ -15,15 +15,16 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// </summary>
 public sealed class GemmKernels
 {
-    /// <summary>GM_SHARED: 4 stages of {x block 128 x 64, w block 256 x 64} bf16, 8 mbarriers, 1 KiB alignment slack.</summary>
-    public const int Shared = 4 * 3 * 16384 + 64 + 1024;
+    /// <summary>GM_SHARED: 4 stages of {x block 128 x 64, w block 256 x 64} bf16, two 16 KiB output staging buffers, 8
+    /// mbarriers, 1 KiB alignment slack.</summary>
+    public const int Shared = 4 * 3 * 16384 + 2 * 16384 + 64 + 1024;
     private const int Threads = 384;
     /// <summary>Row-tile pairs per raster group (gm_tile): 8 measured best of 2 .. 32 on an H200.</summary>
     private const int RasterGroup = 8;
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Failures = new();
     private readonly CudaFunction _gemm;
     private readonly CudaDevice _device;
-    private readonly Dictionary<(ulong Pointer, long Rows, int Columns), TensorMap> _maps = [];
+    private readonly Dictionary<(ulong Pointer, long Rows, int Columns, uint BoxRows), TensorMap> _maps = [];
 
     /// <summary>Clusters of 2 blocks that are resident at once (the persistent grid's size / 2).</summary>
     public int Clusters { get; }
@@ -105,35 +106,39 @@ public sealed class GemmKernels
         if (y.Pointer % 4 != 0) throw new ArgumentException($"y (0x{y.Pointer:x}) must be 4-byte aligned", nameof(y));
         int tilesM = (rows + 127) / 128, tilesN = swiglu ? (n + 127) / 128 : (n + 255) / 256;
         int pairs = (tilesM + 1) / 2 * tilesN;
+        // SwiGLU tiles leave through shared memory and TMA stores where the TMA can address y (16-byte rows)
+        bool tmaStore = swiglu && n % 8 == 0 && y.Pointer % 16 == 0;
         var p = new GemmParams
         {
-            A = Map(x.Pointer, rows, k, "x"), B = Map(w.Pointer, wRows, k, "w"), Y = y.Pointer,
+            A = Map(x.Pointer, rows, k, 128, "x"), B = Map(w.Pointer, wRows, k, 128, "w"), Y = y.Pointer,
             Rows = rows, K = k, N = n, Ldy = n, Swiglu = swiglu ? 1 : 0, Accumulate = accumulate ? 1 : 0,
-            TilesM = tilesM, TilesN = tilesN, Group = RasterGroup,
+            TilesM = tilesM, TilesN = tilesN, Group = RasterGroup, TmaStore = tmaStore ? 1 : 0,
         };
+        if (tmaStore) p.C = Map(y.Pointer, rows, n, 64, "y");
         _gemm.Launch(stream, (2u * (uint)Math.Min(pairs, Clusters), 1, 1), Threads, Shared, p);
     }
 
-    /// <summary>The TMA descriptor of a (rows, columns) operand read in (64, 128) boxes, encoded once per (address, shape).</summary>
-    private TensorMap Map(ulong pointer, long rows, int columns, string what)
+    /// <summary>The TMA descriptor of a (rows, columns) matrix moved in boxes of 64 columns x <paramref name="boxRows"/> (operands
+    /// read in 128-row boxes, the SwiGLU output stored in 64-row ones), encoded once per (address, shape, box).</summary>
+    private TensorMap Map(ulong pointer, long rows, int columns, uint boxRows, string what)
     {
-        var key = (pointer, rows, columns);
+        var key = (pointer, rows, columns, boxRows);
         lock (_maps)
         {
             if (_maps.TryGetValue(key, out var cached)) return cached;
             if (_maps.Count >= 1024) _maps.Clear(); // buffers come and go in tests; an engine keeps ~2 per layer
-            var map = TensorMap.Matrix(_device, pointer, rows, columns, 64, 128, what);
+            var map = TensorMap.Matrix(_device, pointer, rows, columns, 64, boxRows, what);
             _maps[key] = map;
             return map;
         }
     }
 
-    /// <summary>Twin of GemmParams (gemm_hopper.cu): two tensor maps, y, then the ints; 320 bytes.</summary>
-    [StructLayout(LayoutKind.Sequential, Size = 320)]
+    /// <summary>Twin of GemmParams (gemm_hopper.cu): three tensor maps, y, then the ints; 448 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 448)]
     private struct GemmParams
     {
-        public TensorMap A, B;
+        public TensorMap A, B, C;
         public ulong Y;
-        public int Rows, K, N, Ldy, Swiglu, Accumulate, TilesM, TilesN, Group, Pad;
+        public int Rows, K, N, Ldy, Swiglu, Accumulate, TilesM, TilesN, Group, TmaStore;
     }
 }
