@@ -404,7 +404,8 @@ public sealed class AttentionKernels
         if (PrefillUsesFlash(d) && kvPool.Pointer % 16 == 0 && q.Pointer % 4 == 0 && output.Pointer % 4 == 0)
         {
             // the 128-row kernels keep the running max of unscaled scores, valid for scale > 0 only
-            if (scale > 0 && q.Pointer % 16 == 0 && PrefillUsesWgmma(d, heads, layout.KvHeads, layout.PageSize))
+            // (the wgmma kernel also writes its output rows as 16-byte vectors)
+            if (scale > 0 && q.Pointer % 16 == 0 && output.Pointer % 16 == 0 && PrefillUsesWgmma(d, heads, layout.KvHeads, layout.PageSize))
             {
                 PrefillWgmma(stream, p, queries, heads, firstPosition, kvPool, layout);
                 return;
