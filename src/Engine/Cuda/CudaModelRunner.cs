@@ -703,22 +703,19 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// on layer 0's weights and the activation buffers filled with random values. Later steps of that (k, n) reuse the
     /// choice. Skipped for steps under AutotuneMinRows rows or products under AutotuneMinFlops (small models).
     /// </summary>
-    private void TunePrefillProducts(int rows)
+    private void TunePrefillProducts(int rows, bool qkv = true)
     {
         if (!_mm.Autotune || rows < _mm.AutotuneMinRows || Config.NumLayers == 0) return;
         var c = Config;
         int hid = c.HiddenSize, qkvDim = (c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim, inter = c.IntermediateSize;
         var L = _w.Layers[0];
         _ek.RandomInit(_stream, _h.Slice(0, (long)rows * hid), 17, 1f, 0f);
-        _mm.Bf16(_stream, _h, L.Qkv, _qkv, rows, hid, qkvDim);
+        if (qkv) _mm.Bf16(_stream, _h, L.Qkv, _qkv, rows, hid, qkvDim);
         if (rows <= GateUpRows) _mm.Bf16(_stream, _h, L.GateUp, _gu, rows, hid, 2 * inter); // else the fused GEMM serves these rows
         _stream.Synchronize();
     }
 
-    /// <summary>
-    /// Makes the gate/up buffer hold <paramref name="rows"/> rows (a buffer of its own past the arena's share) and, with
-    /// <paramref name="tune"/>, tunes the gate/up product at that row count as <see cref="TunePrefillProducts"/> would.
-    /// </summary>
+    /// <summary>Gives back the gate/up buffer's growth (<see cref="EnsureGateUpRows"/>): the arena's share serves again.</summary>
     private void ReleaseGateUpRows()
     {
         if (_guOwn is null) return;
@@ -730,24 +727,19 @@ public sealed partial class CudaModelRunner : IModelRunner
         _generation++;
     }
 
+    /// <summary>
+    /// Makes the gate/up buffer hold <paramref name="rows"/> rows (a buffer of its own past the arena's share) and, with
+    /// <paramref name="tune"/>, tunes the gate/up product at that row count as <see cref="TunePrefillProducts"/> does at start.
+    /// </summary>
     private void EnsureGateUpRows(int rows, bool tune)
     {
         if (rows <= GateUpRows) return;
-        _stream.Synchronize();
-        var c = Config;
-        long inter = c.IntermediateSize;
-        _guOwn?.Dispose();
-        _guOwn = null;
-        _guOwn = _device.Allocate<ushort>(rows * 2 * inter);
+        ReleaseGateUpRows(); // if the allocation below fails, the arena's share stays in place
+        _guOwn = _device.Allocate<ushort>(rows * 2L * Config.IntermediateSize);
         _gu = _guOwn.Span;
         GateUpRows = rows;
         _generation++;
-        if (tune && _mm.Autotune && rows >= _mm.AutotuneMinRows && c.NumLayers > 0)
-        {
-            _ek.RandomInit(_stream, _h.Slice(0, (long)rows * c.HiddenSize), 17, 1f, 0f);
-            _mm.Bf16(_stream, _h, _w.Layers[0].GateUp, _gu, rows, c.HiddenSize, (int)(2 * inter));
-            _stream.Synchronize();
-        }
+        if (tune) TunePrefillProducts(rows, qkv: false);
     }
 
     private void EnsureTokens(int n)

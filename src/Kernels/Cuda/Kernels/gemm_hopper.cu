@@ -50,8 +50,9 @@
 #endif
 #define GM_HALF (128 * GM_ROW)              // one 128-row operand block (one TMA box): 16 KiB at GM_BK 64
 #define GM_STAGE (3 * GM_HALF)              // x (128 rows), then w (256 rows)
-#define GM_OUT (GM_STAGES * GM_STAGE)       // output staging: warpgroup w's at GM_OUT + w * 16 KiB
-#define GM_BARRIERS (GM_OUT + 2 * 16384)    // full[GM_STAGES], empty[GM_STAGES]: 8 bytes each
+#define GM_OUT (GM_STAGES * GM_STAGE)       // output staging: warpgroup w's at GM_OUT + w * GM_OUT_WG
+#define GM_OUT_WG (64 * 256)                // 64 rows x 128 bf16 columns
+#define GM_BARRIERS (GM_OUT + 2 * GM_OUT_WG) // full[GM_STAGES], empty[GM_STAGES]: 8 bytes each
 #define GM_SHARED (GM_BARRIERS + 2 * GM_STAGES * 8 + 1024) // + slack: the swizzled operands start 1024-byte aligned
 #define GM_THREADS 384
 
@@ -232,7 +233,7 @@ __device__ __forceinline__ void gm_store_tma(const GemmParams& g, const float* d
         {
             float v0 = gm_silu(d[4 * nt + 2 * half]) * d[4 * (nt + 16) + 2 * half];
             float v1 = gm_silu(d[4 * nt + 2 * half + 1]) * d[4 * (nt + 16) + 2 * half + 1];
-            unsigned int a = buf + (nt >> 3) * 8192 + r * 128 + (((nt & 7) ^ gid) << 4) + 4 * tig;
+            unsigned int a = buf + (nt >> 3) * (GM_OUT_WG / 2) + r * 128 + (((nt & 7) ^ gid) << 4) + 4 * tig;
             asm volatile("st.shared.b32 [%0], %1;" ::"r"(a), "r"(pack_bf16(v0, v1)) : "memory");
         }
     }
@@ -242,7 +243,7 @@ __device__ __forceinline__ void gm_store_tma(const GemmParams& g, const float* d
     {
         int row0 = m * 128 + wg * 64;
         tma_store_2d(&g.c, buf, tn * 128, row0);
-        tma_store_2d(&g.c, buf + 8192, tn * 128 + 64, row0);
+        tma_store_2d(&g.c, buf + GM_OUT_WG / 2, tn * 128 + 64, row0);
         bulk_commit();
     }
 }
@@ -336,7 +337,7 @@ __device__ __forceinline__ void gm_consume(const GemmParams& g, unsigned int bas
         int m = 2 * mp + (int)rank;
         if (m < g.tilesM)
         {
-            if (g.tmaStore) gm_store_tma(g, d, m, tn, wg, base + GM_OUT + wg * 16384);
+            if (g.tmaStore) gm_store_tma(g, d, m, tn, wg, base + GM_OUT + wg * GM_OUT_WG);
             else gm_store(g, d, m, tn, wg);
         }
     }
