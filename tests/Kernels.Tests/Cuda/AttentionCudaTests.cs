@@ -13,6 +13,8 @@ namespace Actors.Kernels.Tests.Cuda;
 public class AttentionCudaTests
 {
     private static readonly Lazy<AttentionKernels> SimpleKernels = new(() => new AttentionKernels(Gpu.Require().Compiler, simpleOnly: true));
+    /// <summary>The default kernels with the TMA decode switched off: the vectorised register decode wherever it applies.</summary>
+    private static readonly Lazy<AttentionKernels> RegisterDecodeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseTmaDecode = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -209,7 +211,10 @@ public class AttentionCudaTests
         Assert.True(gpu.Attention.PrefillUsesWgmma(128, 32, 8, 16));
     }
 
-    public static TheoryData<int, int, int, int, int[], bool> DecodeCases()
+    /// <summary>Which decode kernels a case runs: the simple ones, the vectorised register kernel, or the launcher's default (paged_decode_tma where it applies).</summary>
+    public enum DecodePath { Simple, Register, Default }
+
+    public static TheoryData<int, int, int, int, int[], DecodePath> DecodeCases()
     {
         var cases = new TheoryData<int, int, int, int, int[]>
         {
@@ -224,42 +229,70 @@ public class AttentionCudaTests
         { 16, 2, 8, 128, [5000, 1, 300, 17] },  // GQA 8
         { 16, 4, 1, 128, [17, 5000, 1] },       // no grouping
         { 7, 2, 2, 64, [5000, 1, 64, 65] },     // odd page size, split boundaries
+        // TMA path on compute capability 9.0 (head dim 128, pages of 16, 32 or 64): tile and page boundaries, long contexts
+        { 64, 8, 4, 128, [8193] },              // Llama-3-8B heads past 8K
+        { 64, 8, 4, 128, [1, 63, 64, 65, 127, 129] },
+        { 32, 2, 2, 128, [4000, 33, 1, 2048] }, // pages of 32
+        { 64, 1, 8, 128, [40000] },             // one KV head: a few long splits
         // fallbacks
         { 16, 2, 4, 80, [1, 17, 300, 5000] },   // head dim 80
         { 16, 2, 3, 128, [300, 17] },           // group 3
         };
-        var both = new TheoryData<int, int, int, int, int[], bool>();
+        var all = new TheoryData<int, int, int, int, int[], DecodePath>();
         foreach (var row in cases)
         {
             var (a, b, c, d, e) = row.Data;
-            both.Add(a, b, c, d, e, false);
-            both.Add(a, b, c, d, e, true);
+            foreach (var path in Enum.GetValues<DecodePath>()) all.Add(a, b, c, d, e, path);
         }
-        return both;
+        return all;
     }
 
     [Theory]
     [MemberData(nameof(DecodeCases))]
-    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple) =>
-        DecodeCase(pageSize, kvHeads, group, headDim, lengths, simple, lengths.Max() + 5, null);
+    public void Decode_matches_reference_per_sequence(int pageSize, int kvHeads, int group, int headDim, int[] lengths, DecodePath path) =>
+        DecodeCase(pageSize, kvHeads, group, headDim, lengths, path, lengths.Max() + 5, null);
 
     /// <summary>
     /// A decode graph's grid covers its context bucket while its key splits are sized for the context it was captured
-    /// at (splitContext): one sequence past 8K in a 16K bucket, a batch in a 4x bucket; both kernels.
+    /// at (splitContext): one sequence past 8K in a 16K bucket, a batch in a 4x bucket; every kernel.
     /// </summary>
     [Theory]
-    [InlineData(new[] { 8193 }, 16384, false)]
-    [InlineData(new[] { 300, 5000, 17 }, 20000, false)]
-    [InlineData(new[] { 300, 5000, 17 }, 20000, true)]
-    public void Decode_with_splits_sized_for_the_capture_context_matches_reference(int[] lengths, int maxContext, bool simple) =>
-        DecodeCase(64, 8, 4, 128, lengths, simple, maxContext, lengths.Max());
+    [InlineData(new[] { 8193 }, 16384, DecodePath.Default)]
+    [InlineData(new[] { 8193 }, 16384, DecodePath.Register)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Default)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Register)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Simple)]
+    public void Decode_with_splits_sized_for_the_capture_context_matches_reference(int[] lengths, int maxContext, DecodePath path) =>
+        DecodeCase(64, 8, 4, 128, lengths, path, maxContext, lengths.Max());
 
-    private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, bool simple, int maxContext, int? splitContext)
+    /// <summary>
+    /// The default decode on compute capability 9.0 takes paged_decode_tma for a few sequences, and the register kernel
+    /// once the (sequence, KV head) pairs outnumber the multiprocessors.
+    /// </summary>
+    [Fact]
+    public void Tma_decode_serves_few_sequences_on_compute_capability_9_0()
     {
         var gpu = Gpu.Require();
-        var kernels = Kernels(gpu, simple);
+        if (gpu.Device.ComputeMajor != 9 || gpu.Device.ComputeMinor != 0) Assert.Skip($"{gpu.Device.Name} is {gpu.Device.Architecture}: the TMA decode is built for sm_90a only");
+        if (AttentionKernels.SimpleRequested || AttentionKernels.WgmmaDisabledByEnvironment) Assert.Skip("the fast kernels or the Hopper module are switched off by the environment");
+        Assert.Null(gpu.Attention.WgmmaUnavailableReason);
+        int sms = gpu.Device.MultiprocessorCount;
+        Assert.True(gpu.Attention.DecodeUsesTma(128, 4, 64, 1, 8));
+        Assert.True(gpu.Attention.DecodeUsesTma(128, 4, 64, sms / 8, 8));
+        Assert.False(gpu.Attention.DecodeUsesTma(128, 4, 64, sms / 8 + 1, 8));
+        Assert.False(gpu.Attention.DecodeUsesTma(128, 4, 128, 1, 8)); // pages of 128: the register kernel
+        Assert.False(gpu.Attention.DecodeUsesTma(64, 4, 64, 1, 8));
+        Assert.False(RegisterDecodeKernels.Value.DecodeUsesTma(128, 4, 64, 1, 8));
+    }
+
+    private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, DecodePath path, int maxContext, int? splitContext)
+    {
+        var gpu = Gpu.Require();
+        bool simple = path == DecodePath.Simple;
+        var kernels = path switch { DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value, _ => gpu.Attention };
         if (!simple && !AttentionKernels.SimpleRequested)
             Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
+        if (path == DecodePath.Register) Assert.False(kernels.DecodeUsesTma(headDim, group, pageSize, lengths.Length, kvHeads));
         const int layer = 1;
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, seqs = lengths.Length;
@@ -293,7 +326,7 @@ public class AttentionCudaTests
             var expected = new float[row];
             PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
                 tables.AsSpan(s * tableStride, tableStride), scale, expected);
-            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode{(simple ? " (simple)" : "")} sequence {s} (length {lengths[s]})");
+            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode ({path}{(kernels.DecodeUsesTma(headDim, group, pageSize, seqs, kvHeads) ? ", TMA" : "")}) sequence {s} (length {lengths[s]})");
         }
     }
 
@@ -318,6 +351,12 @@ public class AttentionCudaTests
                             {
                                 int vs = AttentionKernels.VectorDecodeSplitSize(s2, kvHeads, ctx2);
                                 Assert.True(vs is 64 or 128 or 256 or 512, $"split {vs}");
+                                // the TMA decode's splits are never smaller, so never more of them
+                                foreach (int sms in (int[])[1, 16, 132])
+                                {
+                                    int ts = AttentionKernels.TmaDecodeSplitSize(s2, kvHeads, ctx2, sms);
+                                    Assert.True(ts >= vs && ts % 64 == 0, $"TMA split {ts} against register split {vs} for {s2} x {ctx2}, {sms} SMs");
+                                }
                                 long vector = (long)s2 * heads * ((ctx2 + vs - 1) / vs) * (d + 2);
                                 int ss = AttentionKernels.DecodeSplitSize(group, d);
                                 long simple = (long)s2 * heads * ((ctx2 + ss - 1) / ss) * (d + 2);
@@ -329,6 +368,10 @@ public class AttentionCudaTests
         Assert.Equal(128, AttentionKernels.VectorDecodeSplitSize(1, 8, 8192));
         Assert.Equal(512, AttentionKernels.VectorDecodeSplitSize(1, 8, 32768));
         Assert.Equal(512, AttentionKernels.VectorDecodeSplitSize(32, 8, 8192));
+        // the TMA decode gives one sequence about a block per SM of an H100 / H200: 16 splits per KV head
+        Assert.Equal(512, AttentionKernels.TmaDecodeSplitSize(1, 8, 8192, 132));
+        Assert.Equal(2048, AttentionKernels.TmaDecodeSplitSize(1, 8, 32768, 132));
+        Assert.Equal(2048, AttentionKernels.TmaDecodeSplitSize(4, 8, 8192, 132));
     }
 
     [Fact]

@@ -131,6 +131,7 @@ public class CudaHostTests
     [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Acc", 80)]
     [InlineData(typeof(AttentionKernels), "PrefillSplitParams", 112, "Splits", 104)]
     [InlineData(typeof(AttentionKernels), "WgmmaPrefillParams", 256, "Split", 128)] // p 128, acc 208, splits 232 in the kernel
+    [InlineData(typeof(AttentionKernels), "TmaDecodeParams", 256, "P", 128)]
     [InlineData(typeof(GemmKernels), "GemmParams", 448, "C", 256)]
     [InlineData(typeof(GemmKernels), "GemmParams", 448, "Y", 384)]
     [InlineData(typeof(GemmKernels), "GemmParams", 448, "Rows", 392)]

@@ -15,7 +15,8 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// head; every other shape runs the simple kernels of attention.cu. ACTORS_ATTENTION_SIMPLE=1 (or
 /// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
 /// On compute capability 9.0 (H100, H200) a third module (attention_hopper.cu, compiled for sm_90a) adds the
-/// warp-specialised wgmma/TMA prefill, the default there where it applies (see <see cref="PrefillUsesWgmma"/>).
+/// warp-specialised wgmma/TMA prefill, the default there where it applies (see <see cref="PrefillUsesWgmma"/>), and the
+/// TMA-fed decode for a few sequences over long contexts (see <see cref="DecodeUsesTma"/>).
 /// </summary>
 public sealed class AttentionKernels
 {
@@ -45,7 +46,7 @@ public sealed class AttentionKernels
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
-    private readonly CudaFunction? _prefillWgmma;
+    private readonly CudaFunction? _prefillWgmma, _decodeTma;
     /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HopperFailures = new();
     private readonly CudaDevice? _device;
@@ -85,6 +86,9 @@ public sealed class AttentionKernels
     /// <summary>Shared memory of paged_prefill_wgmma (WGP_SHARED): Q and 3 stages of K and V tiles of 128 x 128 bf16, 6 mbarriers, 1 KiB alignment slack.</summary>
     public const int WgmmaShared = 32768 + 3 * 65536 + 48 + 1024;
     private const int WgmmaThreads = 384;
+    /// <summary>Shared memory of paged_decode_tma (TD_SHARED): 4 stages of K and V tiles of 64 x 128 bf16, the 4 consumer warps' states for up to 8 heads, 8 mbarriers, 1 KiB alignment slack.</summary>
+    public const int TmaDecodeShared = 4 * 32768 + 4 * 8 * 130 * 4 + 64 + 1024;
+    private const int TmaDecodeThreads = 160;
 
     /// <summary>Whether ACTORS_ATTENTION_WGMMA=0 asks to keep the Hopper prefill module out (the mma.sync kernels then serve).</summary>
     public static bool WgmmaDisabledByEnvironment => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_WGMMA") == "0";
@@ -100,6 +104,39 @@ public sealed class AttentionKernels
     {
         get => field && _prefillWgmma is not null;
         set;
+    }
+
+    /// <summary>
+    /// Whether decode takes paged_decode_tma (attention_hopper.cu) where it applies (default true where the module
+    /// compiled; settable to compare with or fall back to the vectorised register kernel).
+    /// </summary>
+    public bool UseTmaDecode
+    {
+        get => field && _decodeTma is not null;
+        set;
+    }
+
+    /// <summary>
+    /// Whether <see cref="Decode"/> takes paged_decode_tma for this shape: on compute capability 9.0, head dim 128, 1, 2,
+    /// 4 or 8 query heads per KV head, pages of 16, 32 or 64 tokens, and at most one (sequence, KV head) pair per
+    /// multiprocessor (a few sequences over long contexts; larger batches fill the device with the register kernel's
+    /// smaller blocks already).
+    /// </summary>
+    public bool DecodeUsesTma(int headDim, int group, int pageSize, int seqs, int kvHeads) =>
+        !UseSimpleKernels && UseTmaDecode && headDim == 128 && group is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64
+        && seqs > 0 && kvHeads > 0 && (long)seqs * kvHeads <= _device!.MultiprocessorCount;
+
+    /// <summary>
+    /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs, a
+    /// multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
+    /// fit any workspace sized by <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
+    /// </summary>
+    public static int TmaDecodeSplitSize(int seqs, int kvHeads, int context, int multiprocessors)
+    {
+        long pairs = Math.Max(1L, (long)seqs * kvHeads);
+        int splits = (int)Math.Max(1L, multiprocessors / pairs);
+        int size = ((Math.Max(1, context) + splits - 1) / splits + 63) / 64 * 64;
+        return Math.Max(size, VectorDecodeSplitSize(seqs, kvHeads, context));
     }
 
     /// <summary>
@@ -165,8 +202,11 @@ public sealed class AttentionKernels
             else
                 try
                 {
-                    _prefillWgmma = compiler.Load(hopperSource, "attention_hopper.cu", architecture: "sm_90a").Function("paged_prefill_wgmma");
-                    UseWgmmaPrefill = true;
+                    var hopper = compiler.Load(hopperSource, "attention_hopper.cu", architecture: "sm_90a");
+                    _prefillWgmma = hopper.Function("paged_prefill_wgmma");
+                    _decodeTma = hopper.Function("paged_decode_tma");
+                    _decodeTma.Programmatic = true; // PDL_ENTER
+                    UseWgmmaPrefill = UseTmaDecode = true;
                 }
                 catch (Exception e) when (e is NvrtcException or CudaException)
                 {
@@ -345,9 +385,11 @@ public sealed class AttentionKernels
         pageTables.Require((long)seqs * pageTableStride, nameof(pageTables), "seqs * pageTableStride");
         contextLens.Require(seqs, nameof(contextLens), "seqs");
         bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0 && q.Pointer % 16 == 0;
+        bool tma = vector && DecodeUsesTma(d, group, layout.PageSize, seqs, layout.KvHeads);
         if (splitContext is < 1 || splitContext > maxContext)
             throw new ArgumentOutOfRangeException(nameof(splitContext), splitContext, $"splitContext must be in [1, maxContext = {maxContext}]");
-        int splitSize = vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext) : DecodeSplitSize(group, d);
+        int splitSize = tma ? TmaDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext, _device!.MultiprocessorCount)
+            : vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext) : DecodeSplitSize(group, d);
         int maxSplits = (maxContext + splitSize - 1) / splitSize;
         long partial = (long)seqs * heads * maxSplits;
         workspace.Require(partial * (d + 2), nameof(workspace), "seqs * heads * splits * (headDim + 2) (see DecodeWorkspaceLength)");
@@ -362,7 +404,12 @@ public sealed class AttentionKernels
             PageSize = layout.PageSize, Heads = heads, KvHeads = layout.KvHeads, HeadDim = d, PageTableStride = pageTableStride,
             SplitSize = splitSize, MaxSplits = maxSplits, Scale = scale,
         };
-        if (vector)
+        if (tma)
+        {
+            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p };
+            _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, TmaDecodeShared, t);
+        }
+        else if (vector)
         {
             // per-warp softmax states: weighted V (4, group, d), max and sum (4, group), f32
             uint vshared = (uint)(4 * group * (d + 2) * sizeof(float));
@@ -537,6 +584,14 @@ public sealed class AttentionKernels
         public int TokenStride, PageSize, Heads, KvHeads, HeadDim, PageTableStride, SplitSize, MaxSplits;
         public float Scale;
         public int Pad;
+    }
+
+    /// <summary>Twin of TmaDecodeParams (attention_hopper.cu): the pool's tensor map, then the decode params; 256 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 256)]
+    private struct TmaDecodeParams
+    {
+        public TensorMap Map;
+        public DecodeParams P;
     }
 
     [StructLayout(LayoutKind.Sequential)]

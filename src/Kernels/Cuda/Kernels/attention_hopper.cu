@@ -470,3 +470,234 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     }
 }
 
+
+
+// ---------------------------------------------------------------------------------------------------------------------
+// paged_decode_tma: decode attention for a few sequences over long contexts (head dim 128, G = heads / kvHeads in
+// {1, 2, 4, 8}, pages of 16, 32 or 64 tokens). Same DecodeParams contract and partial outputs as paged_decode_split /
+// paged_decode_split_d*_g* (partialMax in natural-log units), so paged_decode_reduce merges the splits.
+// Why: one sequence's decode attention with the register kernel reaches ~1.84 TB/s at 8K on an H200 (18.3 us per
+// layer) and 2.43 at 32K: each of its blocks makes a dependent round trip to memory per step of loads, and it computes
+// between them. Here the loads never wait for the arithmetic: a producer warp streams 64-key tiles of K and V through
+// the tensor memory accelerator into TD_STAGES stages of shared memory, so up to 128 KiB per SM are in flight, while
+// four consumer warps work on the tiles that have arrived; the launcher gives one sequence about one block per SM
+// (bigger splits), so the ramp is paid once.
+// Grid (maxSplits, kvHeads, seqs); block TD_THREADS (warps 0-3 consume, warp 4 produces); dynamic shared memory
+// TD_SHARED. Block (split, kvh, seq) takes keys split * splitSize .. + splitSize - 1 (splitSize a multiple of 64).
+// - Producer: per tile, one box of (64 dims x pageSize keys) per page, dim half and K / V, lane b issuing box b (page
+//   b / 4, half (b / 2) & 1, V when b is odd), into the 128-byte-swizzled layout of attention_hopper's other kernel
+//   (wgp_off with 64-row operands): full mbarrier per stage (expect_tx), empty one (an arrival per consumer warp).
+//   The next tile's page ids are read while it waits for a free stage.
+// - Consumers: warp w takes keys 16w .. 16w + 15 of every tile, with the tensor cores (mma.sync m16n8k16, bf16 -> f32):
+//   S (16 x 16) = Q K^T with the group's G query heads as rows 0 .. G-1 of A (held in registers; the other rows zero),
+//   K as B by ldmatrix; its online softmax in f32 (row gid of the thread, the max across the 4 lanes of a row); then
+//   O (16 x 128) += P V with P from the S registers (bf16) and V as B by ldmatrix.trans. Keys past the split's end
+//   score -inf, and their V rows (stale or never loaded) are zeroed before P V. At the end the 4 warps' states merge in
+//   shared memory into the split's partial output.
+// ---------------------------------------------------------------------------------------------------------------------
+#define TD_KEYS 64
+#ifndef TD_STAGES
+#define TD_STAGES 4
+#endif
+#define TD_HALF (TD_KEYS * 128)              // one 64-dim half of a 64-key operand (8 KiB)
+#define TD_TILE (2 * TD_HALF)                // K or V of a tile
+#define TD_STAGE (2 * TD_TILE)               // K then V
+#define TD_MERGE (TD_STAGES * TD_STAGE)      // per-warp states: 4 warps x up to 8 heads x (128 + 2) f32
+#define TD_BARRIERS (TD_MERGE + 4 * 8 * 130 * 4)
+#define TD_SHARED (TD_BARRIERS + 2 * TD_STAGES * 8 + 1024)
+#define TD_THREADS 160
+
+// C# twin: AttentionKernels.TmaDecodeParams (256 bytes).
+struct alignas(64) TmaDecodeParams
+{
+    TmaMap kvMap; // the pool, as WgmmaPrefillParams.kvMap
+    DecodeParams p;
+};
+static_assert(sizeof(TmaDecodeParams) == 256, "layout must match AttentionKernels.TmaDecodeParams");
+
+// Byte offset of 16-byte chunk c (0 .. 15) of row r in a swizzled 64-row operand (two 64-dim halves of 128-byte rows).
+__device__ __forceinline__ unsigned int td_off(int r, int c)
+{
+    return (unsigned int)((c >> 3) * TD_HALF + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ void td_produce(const TmaDecodeParams& ps, unsigned int stages, unsigned int bars, int kvh, int seq,
+                                           int start, int n, int nTiles)
+{
+    const DecodeParams& p = ps.p;
+    int b = threadIdx.x & 31;              // box b of a tile: page b >> 2, half (b >> 1) & 1, V when b & 1
+    int ppt = TD_KEYS / p.pageSize;        // pages per tile
+    int layer = (int)(p.layerOffset / (2LL * p.pageSize * p.tokenStride));
+    unsigned int boxBytes = 64 * 2 * p.pageSize;
+    const int* table = p.pageTables + (u64)seq * p.pageTableStride + start / p.pageSize;
+    int lastPage = (n - 1) / p.pageSize;   // the split's pages 0 ..= lastPage (from its first)
+    bool lane = b < ppt * 4;
+    int page = lane ? table[min(b >> 2, lastPage)] : 0;
+    for (int j = 0; j < nTiles; j++)
+    {
+        int stage = j % TD_STAGES;
+        unsigned int full = bars + stage * 8, empty = bars + (TD_STAGES + stage) * 8;
+        int pages = min(ppt, lastPage - j * ppt + 1);
+        int next = j + 1 < nTiles && lane ? table[min((j + 1) * ppt + (b >> 2), lastPage)] : 0;
+        if (j >= TD_STAGES) mbar_wait(empty, (unsigned int)(j / TD_STAGES - 1) & 1u);
+        if (b == 0) mbar_expect_tx(full, (unsigned int)pages * 4u * boxBytes);
+        __syncwarp();
+        if (b < pages * 4)
+        {
+            int half = (b >> 1) & 1, isV = b & 1;
+            tma_load_4d(stages + stage * TD_STAGE + isV * TD_TILE + half * TD_HALF + (b >> 2) * p.pageSize * 128, &ps.kvMap,
+                        kvh * FA_D + half * 64, 0, layer * 2 + isV, page, full);
+        }
+        page = next;
+    }
+}
+
+__device__ __forceinline__ void td_consume(const TmaDecodeParams& ps, unsigned int stages, unsigned int bars, float* merge,
+                                           int split, int kvh, int seq, int n, int nTiles)
+{
+    const DecodeParams& p = ps.p;
+    const int group = p.heads / p.kvHeads;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+    bool rowValid = gid < group;
+    // Q of head kvh * group + gid as the A fragments (a0, a2) of the 8 k16 steps; a1, a3 (rows gid + 8) are zero
+    unsigned int qa[8][2];
+    {
+        const unsigned int* qrow = (const unsigned int*)(p.q + ((u64)seq * p.heads + (u64)kvh * group + (rowValid ? gid : 0)) * FA_D);
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+        {
+            qa[kk][0] = rowValid ? qrow[8 * kk + tig] : 0u;
+            qa[kk][1] = rowValid ? qrow[8 * kk + 4 + tig] : 0u;
+        }
+    }
+    float o[16][4];
+#pragma unroll
+    for (int dt = 0; dt < 16; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+    float m = NEG_INF, l = 0.f; // row gid: running max (scaled, log2 units) and this lane's part of the sum
+    const float scale2 = p.scale * LOG2E;
+    const int r0 = warp * 16;   // this warp's keys within a tile
+    const int mi = lane >> 3;   // the ldmatrix matrix this lane addresses a row of
+    for (int j = 0; j < nTiles; j++)
+    {
+        int stage = j % TD_STAGES;
+        unsigned int kB = stages + stage * TD_STAGE, vB = kB + TD_TILE;
+        mbar_wait(bars + stage * 8, (unsigned int)(j / TD_STAGES) & 1u);
+        int valid = n - j * TD_KEYS; // keys of the split left from this tile on
+        if (valid < r0 + 16)         // warp-uniform; only in the last tile
+        {
+            int from = max(valid, r0);
+            for (int i = lane; i < (r0 + 16 - from) * 16; i += 32)
+                asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(vB + td_off(from + (i >> 4), i & 15)), "r"(0) : "memory");
+            __syncwarp();
+        }
+        float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++)
+        {
+            // matrices: keys r0 .. +7 dims 16kk .. +7 / +8 .. +15, keys r0 + 8 .. +15 likewise
+            unsigned int b0, b1, b2, b3;
+            ldsm_x4(kB + td_off(r0 + (mi >> 1) * 8 + (lane & 7), 2 * kk + (mi & 1)), b0, b1, b2, b3);
+            mma_bf16(s[0], qa[kk][0], 0u, qa[kk][1], 0u, b0, b1);
+            mma_bf16(s[1], qa[kk][0], 0u, qa[kk][1], 0u, b2, b3);
+        }
+        // online softmax of row gid over the warp's 16 keys (lane: keys 8 nt + 2 tig + e)
+        int k0 = j * TD_KEYS + r0 + 2 * tig;
+        float v00 = k0 < n ? s[0][0] * scale2 : NEG_INF, v01 = k0 + 1 < n ? s[0][1] * scale2 : NEG_INF;
+        float v10 = k0 + 8 < n ? s[1][0] * scale2 : NEG_INF, v11 = k0 + 9 < n ? s[1][1] * scale2 : NEG_INF;
+        float mx = fmaxf(fmaxf(v00, v01), fmaxf(v10, v11));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        float mNew = fmaxf(m, mx);
+        float corr = mNew == NEG_INF ? 1.f : ex2(m - mNew), base = mNew == NEG_INF ? 0.f : mNew;
+        float p00 = ex2(v00 - base), p01 = ex2(v01 - base), p10 = ex2(v10 - base), p11 = ex2(v11 - base);
+        l = l * corr + (p00 + p01) + (p10 + p11);
+        m = mNew;
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) { o[dt][0] *= corr; o[dt][1] *= corr; }
+        unsigned int pa0 = pack_bf16(p00, p01), pa2 = pack_bf16(p10, p11);
+#pragma unroll
+        for (int dp = 0; dp < 8; dp++)
+        {
+            // matrices (transposed): keys r0 .. +7 / r0 + 8 .. +15 of dims 16dp .. +7, then of dims 16dp + 8 .. +15
+            unsigned int b0, b1, b2, b3;
+            ldsm_x4_trans(vB + td_off(r0 + (mi & 1) * 8 + (lane & 7), 2 * dp + (mi >> 1)), b0, b1, b2, b3);
+            mma_bf16(o[2 * dp], pa0, 0u, pa2, 0u, b0, b1);
+            mma_bf16(o[2 * dp + 1], pa0, 0u, pa2, 0u, b2, b3);
+        }
+        if (valid < r0 + 16) fence_async_shared(); // the zeros were generic-proxy writes into a TMA buffer
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bars + (TD_STAGES + stage) * 8);
+    }
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    // the 4 warps' states: acc (4, group, 128), max and sum (4, group)
+    float* racc = merge;
+    float* rm = racc + 4 * group * FA_D;
+    float* rl = rm + 4 * group;
+    if (rowValid)
+    {
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++)
+        {
+            racc[(warp * group + gid) * FA_D + 8 * dt + 2 * tig] = o[dt][0];
+            racc[(warp * group + gid) * FA_D + 8 * dt + 2 * tig + 1] = o[dt][1];
+        }
+        if (tig == 0) { rm[warp * group + gid] = m; rl[warp * group + gid] = l; }
+    }
+    named_barrier(1, 128);
+    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * group) * p.maxSplits + split;
+    for (int i = threadIdx.x; i < group * FA_D; i += 128)
+    {
+        int g = i / FA_D, c = i % FA_D;
+        float mx = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, rm[w * group + g]);
+        // warp 0 holds the split's key 0: mx is finite
+        float a = 0.f, sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < 4; w++)
+        {
+            float f = ex2(rm[w * group + g] - mx);
+            a += racc[(w * group + g) * FA_D + c] * f;
+            sum += rl[w * group + g] * f;
+        }
+        u64 at = partIdx + (u64)g * p.maxSplits;
+        p.partialAcc[at * FA_D + c] = a;
+        if (c == 0)
+        {
+            p.partialMax[at] = mx * LN2; // natural-log units, as paged_decode_split
+            p.partialSum[at] = sum;
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(const __grid_constant__ TmaDecodeParams ps)
+{
+    extern __shared__ u32x4 fa_smem[];
+    const DecodeParams& p = ps.p;
+    unsigned int raw = smem_addr(fa_smem), base = (raw + 1023u) & ~1023u;
+    unsigned int stages = base, bars = base + TD_BARRIERS;
+    float* merge = (float*)((char*)fa_smem + (base - raw) + TD_MERGE);
+    if (threadIdx.x == 0)
+    {
+        for (int s = 0; s < TD_STAGES; s++)
+        {
+            mbar_init(bars + s * 8, 1);                  // full: the producer's expect_tx arrival + the bytes
+            mbar_init(bars + (TD_STAGES + s) * 8, 4);    // empty: one arrival per consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    PDL_ENTER(); // q, the page tables and the pool are written by the kernels before this one
+    int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
+    int len = p.contextLens[seq], start = split * p.splitSize;
+    if (start >= len) return; // uniform across the block
+    int n = min(len - start, p.splitSize);
+    int nTiles = (n + TD_KEYS - 1) / TD_KEYS;
+    if (threadIdx.x >= 128)
+    {
+        if (threadIdx.x < 160) td_produce(ps, stages, bars, kvh, seq, start, n, nTiles);
+        return;
+    }
+    td_consume(ps, stages, bars, merge, split, kvh, seq, n, nTiles);
+}
