@@ -234,6 +234,7 @@ public class AttentionCudaTests
         { 64, 8, 4, 128, [1, 63, 64, 65, 127, 129] },
         { 32, 2, 2, 128, [4000, 33, 1, 2048] }, // pages of 32
         { 64, 1, 8, 128, [40000] },             // one KV head: a few long splits
+        { 64, 8, 4, 128, [.. Enumerable.Range(0, 20).Select(i => 1 + 397 * i)] }, // 160 (sequence, KV head) pairs: past one per SM
         // fallbacks
         { 16, 2, 4, 80, [1, 17, 300, 5000] },   // head dim 80
         { 16, 2, 3, 128, [300, 17] },           // group 3
@@ -262,27 +263,31 @@ public class AttentionCudaTests
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Default)]
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Register)]
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Simple)]
+    [InlineData(new[] { 300, 5000, 17, 8000, 1, 64, 65, 4000, 2, 3, 9000, 700, 800, 900, 1000, 1100, 1200 }, 20000, DecodePath.Default)]
     public void Decode_with_splits_sized_for_the_capture_context_matches_reference(int[] lengths, int maxContext, DecodePath path) =>
         DecodeCase(64, 8, 4, 128, lengths, path, maxContext, lengths.Max());
 
     /// <summary>
-    /// The default decode on compute capability 9.0 takes paged_decode_tma for a few sequences, and the register kernel
-    /// once the (sequence, KV head) pairs outnumber the multiprocessors.
+    /// The default decode on compute capability 9.0 takes paged_decode_tma for every batch its shape applies to, and
+    /// TmaDecodeMaxPairs hands larger batches to the register kernel.
     /// </summary>
     [Fact]
-    public void Tma_decode_serves_few_sequences_on_compute_capability_9_0()
+    public void Tma_decode_serves_its_shapes_on_compute_capability_9_0()
     {
         var gpu = Gpu.Require();
         if (gpu.Device.ComputeMajor != 9 || gpu.Device.ComputeMinor != 0) Assert.Skip($"{gpu.Device.Name} is {gpu.Device.Architecture}: the TMA decode is built for sm_90a only");
         if (AttentionKernels.SimpleRequested || AttentionKernels.WgmmaDisabledByEnvironment) Assert.Skip("the fast kernels or the Hopper module are switched off by the environment");
         Assert.Null(gpu.Attention.WgmmaUnavailableReason);
-        int sms = gpu.Device.MultiprocessorCount;
         Assert.True(gpu.Attention.DecodeUsesTma(128, 4, 64, 1, 8));
-        Assert.True(gpu.Attention.DecodeUsesTma(128, 4, 64, sms / 8, 8));
-        Assert.False(gpu.Attention.DecodeUsesTma(128, 4, 64, sms / 8 + 1, 8));
+        Assert.True(gpu.Attention.DecodeUsesTma(128, 4, 64, 64, 8));
+        Assert.True(gpu.Attention.DecodeUsesTma(128, 8, 16, 3, 2));
         Assert.False(gpu.Attention.DecodeUsesTma(128, 4, 128, 1, 8)); // pages of 128: the register kernel
         Assert.False(gpu.Attention.DecodeUsesTma(64, 4, 64, 1, 8));
+        Assert.False(gpu.Attention.DecodeUsesTma(128, 3, 64, 1, 8));
         Assert.False(RegisterDecodeKernels.Value.DecodeUsesTma(128, 4, 64, 1, 8));
+        var limited = new AttentionKernels(gpu.Compiler) { TmaDecodeMaxPairs = 8 };
+        Assert.True(limited.DecodeUsesTma(128, 4, 64, 1, 8));
+        Assert.False(limited.DecodeUsesTma(128, 4, 64, 2, 8));
     }
 
     private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, DecodePath path, int maxContext, int? splitContext)
@@ -372,6 +377,8 @@ public class AttentionCudaTests
         Assert.Equal(512, AttentionKernels.TmaDecodeSplitSize(1, 8, 8192, 132));
         Assert.Equal(2048, AttentionKernels.TmaDecodeSplitSize(1, 8, 32768, 132));
         Assert.Equal(2048, AttentionKernels.TmaDecodeSplitSize(4, 8, 8192, 132));
+        // 32 sequences (256 pairs): about 4 blocks per SM, 2 splits of 4096 keys each
+        Assert.Equal(4096, AttentionKernels.TmaDecodeSplitSize(32, 8, 8192, 132));
     }
 
     [Fact]

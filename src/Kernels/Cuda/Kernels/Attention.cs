@@ -16,7 +16,7 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// <see cref="UseSimpleKernels"/>) forces the simple kernels and skips compiling the fast module.
 /// On compute capability 9.0 (H100, H200) a third module (attention_hopper.cu, compiled for sm_90a) adds the
 /// warp-specialised wgmma/TMA prefill, the default there where it applies (see <see cref="PrefillUsesWgmma"/>), and the
-/// TMA-fed decode for a few sequences over long contexts (see <see cref="DecodeUsesTma"/>).
+/// TMA-fed decode (see <see cref="DecodeUsesTma"/>).
 /// </summary>
 public sealed class AttentionKernels
 {
@@ -118,23 +118,30 @@ public sealed class AttentionKernels
 
     /// <summary>
     /// Whether <see cref="Decode"/> takes paged_decode_tma for this shape: on compute capability 9.0, head dim 128, 1, 2,
-    /// 4 or 8 query heads per KV head, pages of 16, 32 or 64 tokens, and at most one (sequence, KV head) pair per
-    /// multiprocessor (a few sequences over long contexts; larger batches fill the device with the register kernel's
-    /// smaller blocks already).
+    /// 4 or 8 query heads per KV head, pages of 16, 32 or 64 tokens, and at most <see cref="TmaDecodeMaxPairs"/>
+    /// (sequence, KV head) pairs.
     /// </summary>
     public bool DecodeUsesTma(int headDim, int group, int pageSize, int seqs, int kvHeads) =>
         !UseSimpleKernels && UseTmaDecode && headDim == 128 && group is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64
-        && seqs > 0 && kvHeads > 0 && (long)seqs * kvHeads <= _device!.MultiprocessorCount;
+        && seqs > 0 && kvHeads > 0 && (long)seqs * kvHeads <= TmaDecodeMaxPairs;
 
     /// <summary>
-    /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs, a
-    /// multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
+    /// (sequence, KV head) pairs up to which decode takes paged_decode_tma: every batch by default (an H200 measured 32
+    /// sequences at 8K at 4.0 TB/s with it against 2.6 with the register kernel); settable to keep the register kernel
+    /// for larger batches.
+    /// </summary>
+    public long TmaDecodeMaxPairs { get; set; } = long.MaxValue;
+
+    /// <summary>
+    /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs (about
+    /// four when the pairs outnumber the multiprocessors), a multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
     /// fit any workspace sized by <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
     /// </summary>
     public static int TmaDecodeSplitSize(int seqs, int kvHeads, int context, int multiprocessors)
     {
         long pairs = Math.Max(1L, (long)seqs * kvHeads);
-        int splits = (int)Math.Max(1L, multiprocessors / pairs);
+        // up to one pair per SM: a block per SM; more: about 4 blocks per SM (a block holds its SM's shared memory)
+        int splits = (int)Math.Max(1L, pairs <= multiprocessors ? multiprocessors / pairs : (4L * multiprocessors + pairs / 2) / pairs);
         int size = ((Math.Max(1, context) + splits - 1) / splits + 63) / 64 * 64;
         return Math.Max(size, VectorDecodeSplitSize(seqs, kvHeads, context));
     }
