@@ -235,9 +235,11 @@ public class AttentionCudaTests
         { 32, 2, 2, 128, [4000, 33, 1, 2048] }, // pages of 32
         { 64, 1, 8, 128, [40000] },             // one KV head: a few long splits
         { 64, 8, 4, 128, [.. Enumerable.Range(0, 20).Select(i => 1 + 397 * i)] }, // 160 (sequence, KV head) pairs: past one per SM
+        { 64, 4, 7, 128, [8200, 1, 300] },      // Qwen2-7B heads (group 7): TMA on sm_90, else the simple kernel
+        { 16, 3, 5, 128, [1000, 65] },          // group 5
         // fallbacks
         { 16, 2, 4, 80, [1, 17, 300, 5000] },   // head dim 80
-        { 16, 2, 3, 128, [300, 17] },           // group 3
+        { 16, 2, 3, 128, [300, 17] },           // group 3 (the TMA kernel on sm_90)
         };
         var all = new TheoryData<int, int, int, int, int[], DecodePath>();
         foreach (var row in cases)
@@ -283,7 +285,8 @@ public class AttentionCudaTests
         Assert.True(gpu.Attention.DecodeUsesTma(128, 8, 16, 3, 2));
         Assert.False(gpu.Attention.DecodeUsesTma(128, 4, 128, 1, 8)); // pages of 128: the register kernel
         Assert.False(gpu.Attention.DecodeUsesTma(64, 4, 64, 1, 8));
-        Assert.False(gpu.Attention.DecodeUsesTma(128, 3, 64, 1, 8));
+        Assert.True(gpu.Attention.DecodeUsesTma(128, 7, 64, 1, 4));  // Qwen2-7B heads
+        Assert.False(gpu.Attention.DecodeUsesTma(128, 9, 64, 1, 8));
         Assert.False(RegisterDecodeKernels.Value.DecodeUsesTma(128, 4, 64, 1, 8));
         var limited = new AttentionKernels(gpu.Compiler) { TmaDecodeMaxPairs = 8 };
         Assert.True(limited.DecodeUsesTma(128, 4, 64, 1, 8));

@@ -117,12 +117,12 @@ public sealed class AttentionKernels
     }
 
     /// <summary>
-    /// Whether <see cref="Decode"/> takes paged_decode_tma for this shape: on compute capability 9.0, head dim 128, 1, 2,
-    /// 4 or 8 query heads per KV head, pages of 16, 32 or 64 tokens, and at most <see cref="TmaDecodeMaxPairs"/>
-    /// (sequence, KV head) pairs.
+    /// Whether <see cref="Decode"/> takes paged_decode_tma for this shape: on compute capability 9.0, head dim 128, 1 to 8
+    /// query heads per KV head (the rows of its 16-row products: 7 for the Qwen2-7B shape, which the register kernel
+    /// does not take), pages of 16, 32 or 64 tokens, and at most <see cref="TmaDecodeMaxPairs"/> (sequence, KV head) pairs.
     /// </summary>
     public bool DecodeUsesTma(int headDim, int group, int pageSize, int seqs, int kvHeads) =>
-        !UseSimpleKernels && UseTmaDecode && headDim == 128 && group is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64
+        !UseSimpleKernels && UseTmaDecode && headDim == 128 && group is >= 1 and <= 8 && pageSize is 16 or 32 or 64
         && seqs > 0 && kvHeads > 0 && (long)seqs * kvHeads <= TmaDecodeMaxPairs;
 
     /// <summary>
@@ -391,8 +391,9 @@ public sealed class AttentionKernels
         output.Require((long)seqs * heads * d, nameof(output), "seqs * heads * headDim");
         pageTables.Require((long)seqs * pageTableStride, nameof(pageTables), "seqs * pageTableStride");
         contextLens.Require(seqs, nameof(contextLens), "seqs");
-        bool vector = DecodeUsesVector(d, group) && kvPool.Pointer % 16 == 0 && q.Pointer % 16 == 0;
-        bool tma = vector && DecodeUsesTma(d, group, layout.PageSize, seqs, layout.KvHeads);
+        bool aligned = kvPool.Pointer % 16 == 0 && q.Pointer % 16 == 0;
+        bool tma = aligned && DecodeUsesTma(d, group, layout.PageSize, seqs, layout.KvHeads);
+        bool vector = !tma && aligned && DecodeUsesVector(d, group);
         if (splitContext is < 1 || splitContext > maxContext)
             throw new ArgumentOutOfRangeException(nameof(splitContext), splitContext, $"splitContext must be in [1, maxContext = {maxContext}]");
         int splitSize = tma ? TmaDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext, _device!.MultiprocessorCount)

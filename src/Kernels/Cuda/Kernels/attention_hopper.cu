@@ -473,8 +473,8 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
 
 
 // ---------------------------------------------------------------------------------------------------------------------
-// paged_decode_tma: decode attention for a few sequences over long contexts (head dim 128, G = heads / kvHeads in
-// {1, 2, 4, 8}, pages of 16, 32 or 64 tokens). Same DecodeParams contract and partial outputs as paged_decode_split /
+// paged_decode_tma: decode attention over the paged pool (head dim 128, G = heads / kvHeads from 1 to 8, pages of 16,
+// 32 or 64 tokens). Same DecodeParams contract and partial outputs as paged_decode_split /
 // paged_decode_split_d*_g* (partialMax in natural-log units), so paged_decode_reduce merges the splits.
 // Why: one sequence's decode attention with the register kernel reaches ~1.84 TB/s at 8K on an H200 (18.3 us per
 // layer) and 2.43 at 32K: each of its blocks makes a dependent round trip to memory per step of loads, and it computes
