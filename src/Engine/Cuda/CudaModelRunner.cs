@@ -161,6 +161,19 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private bool _useFusedQkv = true;
 
+    /// <summary>
+    /// Whether decode attention may take paged_decode_tma where it applies (the default where it compiled); tests compare
+    /// it with the register and simple kernels. Changing it retires the captured decode graphs.
+    /// </summary>
+    internal bool UseTmaDecode
+    {
+        get => _attn.UseTmaDecode;
+        set { if (value != _attn.UseTmaDecode) { _attn.UseTmaDecode = value; _generation++; } }
+    }
+
+    /// <summary>Whether a decode step of one sequence of this model takes paged_decode_tma.</summary>
+    internal bool DecodeUsesTma => _attn.DecodeUsesTma(Config.HeadDim, Config.NumHeads / Config.NumKvHeads, KvLayout.PageSize, 1, Config.NumKvHeads);
+
     private readonly GemmKernels? _gemm;
 
     /// <summary>Why the gate/up GEMM with SwiGLU in its epilogue (gemm_hopper.cu) is not available here (null when it is).</summary>
