@@ -382,6 +382,10 @@ public class AttentionCudaTests
         Assert.Equal(2048, AttentionKernels.TmaDecodeSplitSize(4, 8, 8192, 132));
         // 32 sequences (256 pairs): about 4 blocks per SM, 2 splits of 4096 keys each
         Assert.Equal(4096, AttentionKernels.TmaDecodeSplitSize(32, 8, 8192, 132));
+        // 9 sequences (72 pairs): one wave would fill 72 of 132 SMs; about 4 blocks per SM instead (7 splits)
+        Assert.Equal(1216, AttentionKernels.TmaDecodeSplitSize(9, 8, 8192, 132));
+        // one sequence of 4 KV heads (Qwen2-7B): 33 splits fill the 132 SMs
+        Assert.Equal(256, AttentionKernels.TmaDecodeSplitSize(1, 4, 8192, 132));
     }
 
     [Fact]

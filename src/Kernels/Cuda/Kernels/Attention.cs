@@ -90,7 +90,7 @@ public sealed class AttentionKernels
     public const int TmaDecodeShared = 4 * 32768 + 4 * 8 * 130 * 4 + 64 + 1024;
     private const int TmaDecodeThreads = 160;
 
-    /// <summary>Whether ACTORS_ATTENTION_WGMMA=0 asks to keep the Hopper prefill module out (the mma.sync kernels then serve).</summary>
+    /// <summary>Whether ACTORS_ATTENTION_WGMMA=0 asks to keep the Hopper module out: the wgmma prefill and the TMA decode (the mma.sync prefill and the register decode then serve).</summary>
     public static bool WgmmaDisabledByEnvironment => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_WGMMA") == "0";
 
     /// <summary>Why the wgmma/TMA prefill is not available on this device (null when it is).</summary>
@@ -133,15 +133,18 @@ public sealed class AttentionKernels
     public long TmaDecodeMaxPairs { get; set; } = long.MaxValue;
 
     /// <summary>
-    /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs (about
-    /// four when the pairs outnumber the multiprocessors), a multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
+    /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs where
+    /// that fills the device (about four per multiprocessor otherwise), a multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
     /// fit any workspace sized by <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
     /// </summary>
     public static int TmaDecodeSplitSize(int seqs, int kvHeads, int context, int multiprocessors)
     {
         long pairs = Math.Max(1L, (long)seqs * kvHeads);
-        // up to one pair per SM: a block per SM; more: about 4 blocks per SM (a block holds its SM's shared memory)
-        int splits = (int)Math.Max(1L, pairs <= multiprocessors ? multiprocessors / pairs : (4L * multiprocessors + pairs / 2) / pairs);
+        // A block holds its SM's shared memory. One wave of long blocks (the ramp paid once) when it fills at least 90 % of
+        // the SMs (one sequence of 8 or 4 KV heads: 128 or 132 blocks); otherwise about 4 waves, so a batch of, say, 72
+        // pairs does not leave 60 SMs idle (32 sequences of 8 KV heads: 2 splits each, measured at 4.0 TB/s).
+        long oneWave = multiprocessors / pairs;
+        int splits = (int)Math.Max(1L, oneWave >= 1 && 10 * pairs * oneWave >= 9L * multiprocessors ? oneWave : (4L * multiprocessors + pairs / 2) / pairs);
         int size = ((Math.Max(1, context) + splits - 1) / splits + 63) / 64 * 64;
         return Math.Max(size, VectorDecodeSplitSize(seqs, kvHeads, context));
     }

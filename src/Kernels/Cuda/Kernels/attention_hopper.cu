@@ -496,13 +496,12 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
 //   shared memory into the split's partial output.
 // ---------------------------------------------------------------------------------------------------------------------
 #define TD_KEYS 64
-#ifndef TD_STAGES
-#define TD_STAGES 4
-#endif
+#define TD_STAGES 4                          // AttentionKernels.TmaDecodeShared assumes 4
 #define TD_HALF (TD_KEYS * 128)              // one 64-dim half of a 64-key operand (8 KiB)
 #define TD_TILE (2 * TD_HALF)                // K or V of a tile
 #define TD_STAGE (2 * TD_TILE)               // K then V
-#define TD_MERGE (TD_STAGES * TD_STAGE)      // per-warp states: 4 warps x up to 8 heads x (128 + 2) f32
+#define TD_MERGE (TD_STAGES * TD_STAGE)      // per-warp states: 4 warps x up to 8 heads x (128 + 2) f32 (the launcher
+                                             // takes groups of at most 8: a larger one would overrun this area)
 #define TD_BARRIERS (TD_MERGE + 4 * 8 * 130 * 4)
 #define TD_SHARED (TD_BARRIERS + 2 * TD_STAGES * 8 + 1024)
 #define TD_THREADS 160
