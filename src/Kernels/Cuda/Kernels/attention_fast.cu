@@ -667,6 +667,38 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
     }
 }
 
+// The end of a split-K decode block: merges its 4 warps' softmax states (racc (4, group, d) weighted V sums, rm and rl
+// (4, group) maxima in log2 units and sums, in shared memory, published) into the split's partial outputs, as
+// paged_decode_split writes them (partialMax in natural-log units). Thread t of `threads` takes channels t, t + threads, ...
+// Warp 0 holds the split's first key, so every head's merged max is finite.
+__device__ __forceinline__ void decode_write_partials(const DecodeParams& p, const float* racc, const float* rm, const float* rl,
+                                                      int group, int d, int seq, int kvh, int split, int t, int threads)
+{
+    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * group) * p.maxSplits + split;
+    for (int i = t; i < group * d; i += threads)
+    {
+        int g = i / d, c = i % d;
+        float mx = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, rm[w * group + g]);
+        float a = 0.f, sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < 4; w++)
+        {
+            float f = exp2f(rm[w * group + g] - mx);
+            a += racc[(w * group + g) * d + c] * f;
+            sum += rl[w * group + g] * f;
+        }
+        u64 at = partIdx + (u64)g * p.maxSplits;
+        p.partialAcc[at * d + c] = a;
+        if (c == 0)
+        {
+            p.partialMax[at] = mx * LN2;
+            p.partialSum[at] = sum;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Decode, vectorised split: same contract, params and partial outputs as paged_decode_split (partialMax in natural-log
 // units), so paged_decode_reduce merges either. Head dim D in {64, 128}, G query heads per KV head in {1, 2, 4, 8}.
@@ -686,7 +718,7 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
     PDL_ENTER();
     constexpr int L = D / 8;     // lanes per key row
     constexpr int KPW = 32 / L;  // rows per warp step
-    constexpr int WARPS = 4;
+    constexpr int WARPS = 4; // decode_write_partials merges 4 warps
     constexpr int KPB = KPW * WARPS;
     constexpr int U = G >= 8 ? 2 : 4; // steps of loads in flight (K and V each)
     extern __shared__ float smem[];
@@ -820,30 +852,7 @@ __device__ __forceinline__ void decode_split_vec(const DecodeParams& p)
             if (part == 0) { rm[warp * G + g] = m[g]; rl[warp * G + g] = l[g]; }
         }
     __syncthreads();
-    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * G) * p.maxSplits + split;
-    for (int i = threadIdx.x; i < G * D; i += blockDim.x)
-    {
-        int g = i / D, c = i % D;
-        float mx = NEG_INF;
-#pragma unroll
-        for (int w = 0; w < WARPS; w++) mx = fmaxf(mx, rm[w * G + g]);
-        // split 0 .. n - 1 has n >= 1 rows and warp 0 reads row 0: mx is finite
-        float a = 0.f, sum = 0.f;
-#pragma unroll
-        for (int w = 0; w < WARPS; w++)
-        {
-            float f = exp2f(rm[w * G + g] - mx);
-            a += racc[(w * G + g) * D + c] * f;
-            sum += rl[w * G + g] * f;
-        }
-        u64 at = partIdx + (u64)g * p.maxSplits;
-        p.partialAcc[at * D + c] = a;
-        if (c == 0)
-        {
-            p.partialMax[at] = mx * LN2; // natural-log units, as paged_decode_split
-            p.partialSum[at] = sum;
-        }
-    }
+    decode_write_partials(p, racc, rm, rl, G, D, seq, kvh, split, threadIdx.x, blockDim.x);
 }
 
 #define DECODE_VEC(D, G) \

@@ -644,30 +644,7 @@ __device__ __forceinline__ void td_consume(const TmaDecodeParams& ps, unsigned i
         if (tig == 0) { rm[warp * group + gid] = m; rl[warp * group + gid] = l; }
     }
     named_barrier(1, 128);
-    u64 partIdx = ((u64)seq * p.heads + (u64)kvh * group) * p.maxSplits + split;
-    for (int i = threadIdx.x; i < group * FA_D; i += 128)
-    {
-        int g = i / FA_D, c = i % FA_D;
-        float mx = NEG_INF;
-#pragma unroll
-        for (int w = 0; w < 4; w++) mx = fmaxf(mx, rm[w * group + g]);
-        // warp 0 holds the split's key 0: mx is finite
-        float a = 0.f, sum = 0.f;
-#pragma unroll
-        for (int w = 0; w < 4; w++)
-        {
-            float f = ex2(rm[w * group + g] - mx);
-            a += racc[(w * group + g) * FA_D + c] * f;
-            sum += rl[w * group + g] * f;
-        }
-        u64 at = partIdx + (u64)g * p.maxSplits;
-        p.partialAcc[at * FA_D + c] = a;
-        if (c == 0)
-        {
-            p.partialMax[at] = mx * LN2; // natural-log units, as paged_decode_split
-            p.partialSum[at] = sum;
-        }
-    }
+    decode_write_partials(p, racc, rm, rl, group, FA_D, seq, kvh, split, threadIdx.x, 128);
 }
 
 extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(const __grid_constant__ TmaDecodeParams ps)
