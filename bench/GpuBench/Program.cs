@@ -384,7 +384,8 @@ Case("prefill attention, 16-token pages", () =>
 });
 Case("decode attention", () =>
 {
-foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, shortCtx), (1, longCtx) })
+// 12 sequences: a mid-size batch (96 pairs), where one wave of long blocks would leave a quarter of the SMs idle
+foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, shortCtx), (1, longCtx) })
 {
     int heads = config.NumHeads, d = config.HeadDim, stride = (ctx + PageSize - 1) / PageSize;
     if ((long)seqs * stride > kvPages) stride = kvPages / seqs;
@@ -421,6 +422,32 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (1, shortCtx), (1, lon
         }
     attention.UseTmaDecode = true;
     attention.TmaDecodeMaxPairs = maxPairs;
+}
+// A decode graph's grid covers its context bucket: one sequence at shortCtx in a graph of the 2 x shortCtx bucket that
+// was captured at shortCtx / 2 + 4 tokens. Balanced splits (the default) cut the keys evenly over the bucket's grid;
+// fixed ones keep the split size chosen at the capture (more than one wave once the sequence grew). 3 rounds.
+if (attention.DecodeUsesTma(config.HeadDim, config.NumHeads / config.NumKvHeads, PageSize, 1, config.NumKvHeads))
+{
+    int heads = config.NumHeads, d = config.HeadDim, bucket = 2 * shortCtx, stride = bucket / PageSize, captured = shortCtx / 2 + 4;
+    using var q = dev.Allocate<ushort>(heads * d);
+    using var o = dev.Allocate<ushort>(heads * d);
+    using var tables = dev.Allocate<int>(stride);
+    tables.Upload(Pages(0, stride));
+    using var lens = dev.Allocate<int>(1);
+    lens.Upload([shortCtx]);
+    using var ws = dev.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(1, heads, config.NumKvHeads, d, bucket, captured));
+    ek.RandomInit(stream, q, 4, 1f, 0f);
+    double bytes = (double)shortCtx * layout.TokenStride * 2 * sizeof(ushort);
+    for (int round = 0; round < 3; round++)
+        foreach (bool balanced in new[] { false, true })
+        {
+            attention.BalanceTmaSplits = balanced;
+            double ms = Time(20, () => attention.Decode(stream, q, 1, heads, runner.Pool, layout, 0, tables, stride, lens, bucket, 1f / MathF.Sqrt(d), ws, o, captured));
+            double tbs = bytes / (ms * 1e-3) / 1e12;
+            results[$"decode_attention_1x{shortCtx}_in_{bucket}_bucket_{(balanced ? "balanced" : "fixed")}_splits_tb_per_s"] = tbs;
+            Console.WriteLine($"decode attention 1 x {shortCtx} in a {bucket} graph captured at {captured} ({(balanced ? "balanced" : "fixed")} splits): {ms * 1000:F1} µs, {tbs:F2} TB/s");
+        }
+    attention.BalanceTmaSplits = true;
 }
 // The Qwen2-7B shape's heads (28 query heads on 4 KV heads: 7 per KV head), one sequence at shortCtx, on a pool of
 // its own: the register kernel does not take 7 heads per KV head, so without the TMA kernel the simple one runs.

@@ -15,6 +15,7 @@ public class AttentionCudaTests
     private static readonly Lazy<AttentionKernels> SimpleKernels = new(() => new AttentionKernels(Gpu.Require().Compiler, simpleOnly: true));
     /// <summary>The default kernels with the TMA decode switched off: the vectorised register decode wherever it applies.</summary>
     private static readonly Lazy<AttentionKernels> RegisterDecodeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseTmaDecode = false });
+    private static readonly Lazy<AttentionKernels> FixedSplitTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { BalanceTmaSplits = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -211,8 +212,11 @@ public class AttentionCudaTests
         Assert.True(gpu.Attention.PrefillUsesWgmma(128, 32, 8, 16));
     }
 
-    /// <summary>Which decode kernels a case runs: the simple ones, the vectorised register kernel, or the launcher's default (paged_decode_tma where it applies).</summary>
-    public enum DecodePath { Simple, Register, Default }
+    /// <summary>
+    /// Which decode kernels a case runs: the simple ones, the vectorised register kernel, the launcher's default
+    /// (paged_decode_tma where it applies, with balanced splits), or the TMA kernel with splits of one size.
+    /// </summary>
+    public enum DecodePath { Simple, Register, Default, FixedTmaSplits }
 
     public static TheoryData<int, int, int, int, int[], DecodePath> DecodeCases()
     {
@@ -245,7 +249,7 @@ public class AttentionCudaTests
         foreach (var row in cases)
         {
             var (a, b, c, d, e) = row.Data;
-            foreach (var path in Enum.GetValues<DecodePath>()) all.Add(a, b, c, d, e, path);
+            foreach (var path in (DecodePath[])[DecodePath.Simple, DecodePath.Register, DecodePath.Default]) all.Add(a, b, c, d, e, path);
         }
         return all;
     }
@@ -256,12 +260,17 @@ public class AttentionCudaTests
         DecodeCase(pageSize, kvHeads, group, headDim, lengths, path, lengths.Max() + 5, null);
 
     /// <summary>
-    /// A decode graph's grid covers its context bucket while its key splits are sized for the context it was captured
-    /// at (splitContext): one sequence past 8K in a 16K bucket, a batch in a 4x bucket; every kernel.
+    /// A decode graph's grid covers its context bucket while the register and simple kernels size their key splits for
+    /// the context it was captured at (splitContext), and the TMA kernel cuts each sequence's keys evenly over the
+    /// bucket's splits (or, FixedTmaSplits, takes splits sized for splitContext): one sequence past 8K in a 16K bucket, a
+    /// batch in a 4x bucket, short contexts in a 32K bucket (splits of the 64-key minimum); every kernel.
     /// </summary>
     [Theory]
     [InlineData(new[] { 8193 }, 16384, DecodePath.Default)]
     [InlineData(new[] { 8193 }, 16384, DecodePath.Register)]
+    [InlineData(new[] { 8193 }, 16384, DecodePath.FixedTmaSplits)]
+    [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.FixedTmaSplits)]
+    [InlineData(new[] { 1, 64, 65, 129, 1000, 4100, 1025 }, 32768, DecodePath.Default)]
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Default)]
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Register)]
     [InlineData(new[] { 300, 5000, 17 }, 20000, DecodePath.Simple)]
@@ -297,7 +306,11 @@ public class AttentionCudaTests
     {
         var gpu = Gpu.Require();
         bool simple = path == DecodePath.Simple;
-        var kernels = path switch { DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value, _ => gpu.Attention };
+        var kernels = path switch
+        {
+            DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value,
+            DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, _ => gpu.Attention,
+        };
         if (!simple && !AttentionKernels.SimpleRequested)
             Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
         if (path == DecodePath.Register) Assert.False(kernels.DecodeUsesTma(headDim, group, pageSize, lengths.Length, kvHeads));
@@ -386,6 +399,38 @@ public class AttentionCudaTests
         Assert.Equal(1216, AttentionKernels.TmaDecodeSplitSize(9, 8, 8192, 132));
         // one sequence of 4 KV heads (Qwen2-7B): 33 splits fill the 132 SMs
         Assert.Equal(256, AttentionKernels.TmaDecodeSplitSize(1, 4, 8192, 132));
+    }
+
+    /// <summary>
+    /// Host only: balanced TMA splits (the grid sized for the bucket, each sequence's keys cut evenly over it) are whole
+    /// 64-key tiles, never longer than the grid's split size, and never more than the grid holds, at any context up to
+    /// the bucket; a graph of the 16K bucket runs one sequence at 8K as 16 splits of 512 keys (one wave of 128 blocks,
+    /// where splits sized at a capture at 4,100 tokens gave 26 of 320).
+    /// </summary>
+    [Fact]
+    public void Balanced_tma_splits_fit_the_grid_at_every_context()
+    {
+        var rng = new Random(5);
+        foreach (int sms in (int[])[1, 16, 132])
+            foreach (int kvHeads in (int[])[1, 4, 8])
+                foreach (int seqs in (int[])[1, 2, 9, 32])
+                    foreach (int bucket in (int[])[64, 1000, 8192, 16384, 33280, 131072])
+                    {
+                        int size = AttentionKernels.TmaDecodeSplitSize(seqs, kvHeads, bucket, sms);
+                        int maxSplits = (bucket + size - 1) / size;
+                        foreach (int ctx in Enumerable.Range(0, 40).Select(_ => rng.Next(1, bucket + 1)).Concat([1, 63, 64, 65, bucket]).Where(c => c <= bucket))
+                        {
+                            int eff = AttentionKernels.BalancedSplitSize(ctx, size, maxSplits);
+                            Assert.True(eff % 64 == 0 && eff <= size && (ctx + eff - 1) / eff <= maxSplits,
+                                $"balanced split {eff} for {ctx} keys, grid split {size} x {maxSplits} ({seqs} x {kvHeads}, bucket {bucket}, {sms} SMs)");
+                        }
+                    }
+        int s16 = AttentionKernels.TmaDecodeSplitSize(1, 8, 16384, 132);
+        Assert.Equal(1024, s16);
+        Assert.Equal(512, AttentionKernels.BalancedSplitSize(8192, s16, 16));
+        Assert.Equal(320, AttentionKernels.BalancedSplitSize(4100, s16, 16));
+        Assert.Equal(576, AttentionKernels.BalancedSplitSize(8193, s16, 16));
+        Assert.Equal(64, AttentionKernels.BalancedSplitSize(1, s16, 16));
     }
 
     [Fact]

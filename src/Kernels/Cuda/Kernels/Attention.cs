@@ -133,6 +133,26 @@ public sealed class AttentionKernels
     public long TmaDecodeMaxPairs { get; set; } = long.MaxValue;
 
     /// <summary>
+    /// Whether paged_decode_tma cuts each sequence's keys into the grid's splits evenly (default true): its grid is sized
+    /// from maxContext (a CUDA graph's context bucket) by <see cref="TmaDecodeSplitSize"/>, and each sequence takes about
+    /// context / splits keys per split (<see cref="BalancedSplitSize"/>), so a graph runs one wave of splits at any
+    /// context in its bucket. False: splits of the size chosen for splitContext (a graph captured early in its bucket
+    /// then runs two waves once its sequence grew); kept for comparison.
+    /// </summary>
+    public bool BalanceTmaSplits { get; set; } = true;
+
+    /// <summary>
+    /// Keys per split of a sequence of <paramref name="context"/> keys when the splits are balanced: the context cut into
+    /// <paramref name="maxSplits"/> equal parts, rounded up to the TMA decode's 64-key tiles, at most
+    /// <paramref name="splitSize"/> (the kernel's decode_split_size computes the same).
+    /// </summary>
+    public static int BalancedSplitSize(int context, int splitSize, int maxSplits)
+    {
+        int even = (int)(((long)context + maxSplits - 1) / maxSplits);
+        return Math.Min(splitSize, Math.Max(64, (even + 63) / 64 * 64));
+    }
+
+    /// <summary>
     /// Keys per split of paged_decode_tma: about one block per multiprocessor over the (sequence, KV head) pairs where
     /// that fills the device (about four per multiprocessor otherwise), a multiple of its 64-key tiles, and never smaller than <see cref="VectorDecodeSplitSize"/>'s choice, so its splits
     /// fit any workspace sized by <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
@@ -376,7 +396,9 @@ public sealed class AttentionKernels
     /// (at most maxContext; default maxContext): the context the vectorised kernel sizes its key splits for. A graph
     /// captured for a context bucket passes the context it was captured at, so one sequence just past 8K keeps 512 splits
     /// of 128 keys in flight instead of 256 of 256 (the bucket's choice); the workspace then needs
-    /// <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>.
+    /// <see cref="DecodeWorkspaceLength(int, int, int, int, int, int)"/>. The TMA kernel with balanced splits (the default,
+    /// <see cref="BalanceTmaSplits"/>) needs no splitContext: it sizes its grid from maxContext and cuts each sequence's
+    /// keys evenly over it.
     /// </summary>
     public void Decode(CudaStream stream, DeviceSpan<ushort> q, int seqs, int heads, DeviceSpan<ushort> kvPool, KvLayout layout, int layer,
         DeviceSpan<int> pageTables, int pageTableStride, DeviceSpan<int> contextLens, int maxContext, float scale,
@@ -399,7 +421,8 @@ public sealed class AttentionKernels
         bool vector = !tma && aligned && DecodeUsesVector(d, group);
         if (splitContext is < 1 || splitContext > maxContext)
             throw new ArgumentOutOfRangeException(nameof(splitContext), splitContext, $"splitContext must be in [1, maxContext = {maxContext}]");
-        int splitSize = tma ? TmaDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext, _device!.MultiprocessorCount)
+        bool balanced = tma && BalanceTmaSplits;
+        int splitSize = tma ? TmaDecodeSplitSize(seqs, layout.KvHeads, balanced ? maxContext : splitContext ?? maxContext, _device!.MultiprocessorCount)
             : vector ? VectorDecodeSplitSize(seqs, layout.KvHeads, splitContext ?? maxContext) : DecodeSplitSize(group, d);
         int maxSplits = (maxContext + splitSize - 1) / splitSize;
         long partial = (long)seqs * heads * maxSplits;
@@ -413,7 +436,7 @@ public sealed class AttentionKernels
             Out = output.Pointer,
             PageStride = layout.PageStride, LayerOffset = (long)layer * layout.LayerStride, TokenStride = layout.TokenStride,
             PageSize = layout.PageSize, Heads = heads, KvHeads = layout.KvHeads, HeadDim = d, PageTableStride = pageTableStride,
-            SplitSize = splitSize, MaxSplits = maxSplits, Scale = scale,
+            SplitSize = splitSize, MaxSplits = maxSplits, Scale = scale, Balanced = balanced ? 1 : 0,
         };
         if (tma)
         {
@@ -594,7 +617,7 @@ public sealed class AttentionKernels
         public long PageStride, LayerOffset;
         public int TokenStride, PageSize, Heads, KvHeads, HeadDim, PageTableStride, SplitSize, MaxSplits;
         public float Scale;
-        public int Pad;
+        public int Balanced; // paged_decode_tma and paged_decode_reduce: decode_split_size
     }
 
     /// <summary>Twin of TmaDecodeParams (attention_hopper.cu): the pool's tensor map, then the decode params; 256 bytes.</summary>

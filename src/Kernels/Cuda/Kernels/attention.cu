@@ -64,9 +64,21 @@ struct DecodeParams
     int splitSize;
     int maxSplits;
     float scale;
-    int pad;
+    int balanced;             // 0: every split takes splitSize keys; 1: see decode_split_size (paged_decode_tma only)
 };
 static_assert(sizeof(DecodeParams) == 120, "layout must match AttentionKernels.DecodeParams");
+
+// Keys per split of a sequence of len keys: splitSize; or, balanced, its keys cut into maxSplits equal parts (rounded up
+// to 64-key tiles, at most splitSize since maxSplits * splitSize covers the grid's context). A CUDA graph's grid covers
+// its context bucket, so with a fixed splitSize a sequence early in the bucket ran fewer, longer splits than its
+// context needs, or (splits sized at capture) more than one wave once it grew; balanced splits fill the grid at every
+// context. paged_decode_reduce merges by the same rule. C# twin: AttentionKernels.BalancedSplitSize.
+__device__ __forceinline__ int decode_split_size(const DecodeParams& p, int len)
+{
+    if (!p.balanced) return p.splitSize;
+    int even = (len + p.maxSplits - 1) / p.maxSplits;
+    return min(p.splitSize, max(64, (even + 63) & ~63));
+}
 
 // Grid (maxSplits, kvHeads, seqs); block 128. One block serves all query heads of one KV head, so each K/V row is read
 // once per group. Dynamic shared memory: group * headDim (q) + group * splitSize (scores) + 32 (scratch) floats.
@@ -164,8 +176,8 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
     const bool staged = p.maxSplits <= REDUCE_CHUNK && p.maxSplits <= (int)blockDim.x;
     float ms = NEG_INF, ls = 0.f;
     if (staged && (int)threadIdx.x < p.maxSplits) { ms = p.partialMax[base + threadIdx.x]; ls = p.partialSum[base + threadIdx.x]; }
-    int len = p.contextLens[seq];
-    int splits = (len + p.splitSize - 1) / p.splitSize;
+    int len = p.contextLens[seq], splitSize = decode_split_size(p, len);
+    int splits = (len + splitSize - 1) / splitSize;
     bf16_t* o = p.out + ((u64)seq * p.heads + h) * d;
     if (splits > p.maxSplits)
     {

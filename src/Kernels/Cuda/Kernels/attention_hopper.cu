@@ -483,7 +483,8 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
 // four consumer warps work on the tiles that have arrived; the launcher gives one sequence about one block per SM
 // (bigger splits), so the ramp is paid once.
 // Grid (maxSplits, kvHeads, seqs); block TD_THREADS (warps 0-3 consume, warp 4 produces); dynamic shared memory
-// TD_SHARED. Block (split, kvh, seq) takes keys split * splitSize .. + splitSize - 1 (splitSize a multiple of 64).
+// TD_SHARED. Block (split, kvh, seq) takes keys split * S .. + S - 1, S = decode_split_size (a multiple of 64; the
+// launcher sets balanced, so S is about the sequence's context / maxSplits).
 // - Producer: per tile, one box of (64 dims x pageSize keys) per page, dim half and K / V, lane b issuing box b (page
 //   b / 4, half (b / 2) & 1, V when b is odd), into the 128-byte-swizzled layout of attention_hopper's other kernel
 //   (wgp_off with 64-row operands): full mbarrier per stage (expect_tx), empty one (an arrival per consumer warp).
@@ -666,9 +667,9 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
     __syncthreads();
     PDL_ENTER(); // q, the page tables and the pool are written by the kernels before this one
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
-    int len = p.contextLens[seq], start = split * p.splitSize;
+    int len = p.contextLens[seq], splitSize = decode_split_size(p, len), start = split * splitSize;
     if (start >= len) return; // uniform across the block
-    int n = min(len - start, p.splitSize);
+    int n = min(len - start, splitSize);
     int nTiles = (n + TD_KEYS - 1) / TD_KEYS;
     if (threadIdx.x >= 128)
     {
