@@ -176,6 +176,41 @@ internal static class ServingBench
                 results[$"ttft_device_{context}_repeat{rep}_steps_ms"] = steps.Sum();
                 Console.WriteLine($"time to first token, KV device (session {rep + 1}): {ms:F1} ms, {steps.Count} engine steps of {string.Join(" + ", steps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} ms (computed {a.ComputedTokens} of {a.PromptTokens})");
             }
+            // Turns of new lengths on 4K-token sessions, each length on two sessions: what a turn pays the first time its
+            // row count is seen, then what it pays again. Before them, one bf16 product per decoder shape at row counts
+            // the engine has not run, timed from the host with a sync (plan + first launch, then a second launch).
+            {
+                using var probe = new CublasLtMatmul(dev);
+                using var stream = dev.CreateStream();
+                int hid = config.HiddenSize, inter = config.IntermediateSize, qkv = (config.NumHeads + 2 * config.NumKvHeads) * config.HeadDim;
+                using var x = dev.Allocate<ushort>(128L * inter);
+                using var w = dev.Allocate<ushort>((long)2 * inter * hid);
+                using var y = dev.Allocate<ushort>(128L * 2 * inter);
+                foreach (int rows in (int[])[29, 30, 113])
+                    foreach (var (k, n, name) in new[] { (hid, qkv, "qkv"), (hid, hid, "o"), (hid, 2 * inter, "gate/up"), (inter, hid, "down") })
+                    {
+                        var t = Stopwatch.StartNew();
+                        probe.Bf16(stream, x, w, y, rows, k, n, accumulate: name is "o" or "down");
+                        stream.Synchronize();
+                        double first = t.Elapsed.TotalMilliseconds;
+                        t.Restart();
+                        probe.Bf16(stream, x, w, y, rows, k, n, accumulate: name is "o" or "down");
+                        stream.Synchronize();
+                        Console.WriteLine($"cuBLASLt {name} product of {rows} rows: first call {first:F2} ms (plan + launch + sync), then {t.Elapsed.TotalMilliseconds:F2} ms");
+                        results[$"matmul_first_call_{name.Replace('/', '_')}_{rows}_rows_ms"] = first;
+                    }
+            }
+            foreach (string question in (string[])["Why?", "Say that again, but shorter, and in French.", RandomText(rng, 90), RandomText(rng, 300)])
+                for (int rep = 0; rep < 2; rep++)
+                {
+                    var doc = RandomText(rng, 4096 - 64);
+                    var t1 = gen.EncodeChat([new ChatMessage("user", doc)], addGenerationPrompt: true);
+                    var t2 = gen.EncodeChat([new ChatMessage("user", doc), new ChatMessage("assistant", "ok"), new ChatMessage("user", question)], addGenerationPrompt: true);
+                    await Warm(t1);
+                    var (ms, a, _) = await FirstTokenAsync(engine, t2);
+                    results[$"ttft_device_4096_new_{a.ComputedTokens}_tokens_{(rep == 0 ? "first" : "again")}_ms"] = ms;
+                    Console.WriteLine($"time to first token, KV device, 4K session, {a.ComputedTokens} new tokens ({(rep == 0 ? "first turn of that length" : "again")}): {ms:F1} ms");
+                }
             {
                 var (turn1, turn2) = Session();
                 await Warm(turn1);
