@@ -30,7 +30,7 @@ public sealed partial class CudaModelRunner
     private void Project(CudaStream st, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n)
     {
         if (_useGemv && GemvKernels.Supports(rows, k, x, w, y)) Gemv.Matmul(st, x, w, y, rows, k, n);
-        else _mm.Bf16(st, x, w, y, rows, k, n);
+        else Product(st, x, w, y, rows, k, n);
     }
 
     /// <summary>act (rows, inter) = SwiGLU of x · gateUpᵀ in one kernel when the step is decode-shaped; false otherwise.</summary>

@@ -124,8 +124,11 @@ public sealed partial class CudaModelRunner : IModelRunner
         KvPages = (int)pages;
         _pool = device.Allocate<ushort>(pages * KvLayout.PageStride);
         TunePrefillProducts(Math.Max(options.MaxBatchTokens, options.PrefillChunkTokens));
+        var prepared = System.Diagnostics.Stopwatch.StartNew();
+        PreparedProductPlans = PrepareProducts();
+        prepared.Stop();
         var (f, t) = device.MemoryInfo();
-        Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free";
+        Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free, {PreparedProductPlans} product plans prepared in {prepared.Elapsed.TotalMilliseconds:F0} ms";
     }
 
     public ModelConfig Config { get; }
@@ -639,7 +642,7 @@ public sealed partial class CudaModelRunner : IModelRunner
                 }
                 if (gemmResidual)
                 {
-                    _mm.Bf16(st, a, L.O, x, n, qDim, hid, accumulate: true);
+                    Product(st, a, L.O, x, n, qDim, hid, accumulate: true);
                     p?.Mark(st, "o projection");
                     _ew.RmsNorm(st, x, L.PostNorm, h, n, hid, eps);
                 }
@@ -658,13 +661,13 @@ public sealed partial class CudaModelRunner : IModelRunner
                 }
                 else if (!TryGateUpSwiGlu(st, h, L.GateUp, act, n, hid, inter))
                 {
-                    _mm.Bf16(st, h, L.GateUp, gu, n, hid, 2 * inter);
+                    Product(st, h, L.GateUp, gu, n, hid, 2 * inter);
                     p?.Mark(st, "gate/up projection");
                     _ew.SwiGlu(st, gu, gu.Slice(inter), act, n, inter, 2 * inter, inter);
                     p?.Mark(st, "swiglu");
                 }
                 else p?.Mark(st, "gate/up projection + swiglu");
-                if (gemmResidual) _mm.Bf16(st, act, L.Down, x, n, inter, hid, accumulate: true);
+                if (gemmResidual) Product(st, act, L.Down, x, n, inter, hid, accumulate: true);
                 else Project(st, act, L.Down, o, n, inter, hid);
                 p?.Mark(st, "down projection");
             }
@@ -726,6 +729,69 @@ public sealed partial class CudaModelRunner : IModelRunner
         if (qkv) _mm.Bf16(_stream, _h, L.Qkv, _qkv, rows, hid, qkvDim);
         if (rows <= GateUpRows) _mm.Bf16(_stream, _h, L.GateUp, _gu, rows, hid, 2 * inter); // else the fused GEMM serves these rows
         _stream.Synchronize();
+    }
+
+    /// <summary>
+    /// Rows a cuBLASLt product of <paramref name="rows"/> rows runs with: rounded up to 16 up to 64 rows, to 32 up to 512,
+    /// then to 64. A step's row count is its batch's tokens, so a server sees every count; each new one cost a plan and,
+    /// where cuBLASLt picks a kernel not yet run, milliseconds of first launch (an H200 measured a device-hit turn of 14
+    /// new tokens on a 4K session at 20.5 ms the first time, 6.4 ms the next). Buckets bound the plans to about 140 for
+    /// 8K-token steps, all made when the runner starts (<see cref="PrepareProducts"/>). The extra rows cost nothing that
+    /// matters: below ~300 rows the products stream the weights (bandwidth-bound), and above it cuBLASLt's tiles are 64
+    /// or 128 rows anyway. Row i of a product reads only row i of its input, so the padding rows (scratch past the step's
+    /// tokens) never reach the step's rows.
+    /// </summary>
+    internal static int MatmulBucket(int rows) =>
+        rows <= 64 ? (rows + 15) / 16 * 16 : rows <= 512 ? (rows + 31) / 32 * 32 : (rows + 63) / 64 * 64;
+
+    /// <summary>The rows a product of x (k columns) into y (n columns) runs with: <see cref="MatmulBucket"/>, within what both buffers hold.</summary>
+    private static int PaddedRows(int rows, DeviceSpan<ushort> x, int k, DeviceSpan<ushort> y, int n) =>
+        Math.Max(rows, (int)Math.Min(MatmulBucket(rows), Math.Min(x.Length / k, y.Length / n)));
+
+    /// <summary>y = x wᵀ (or y += with <paramref name="accumulate"/>) through cuBLASLt over the bucketed row count.</summary>
+    private void Product(CudaStream st, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false) =>
+        _mm.Bf16(st, x, w, y, PadProductRows ? PaddedRows(rows, x, k, y, n) : rows, k, n, accumulate);
+
+    /// <summary>Whether products run over <see cref="MatmulBucket"/> rows (default true; tests compare without).</summary>
+    internal bool PadProductRows { get; set; } = true;
+
+    /// <summary>cuBLASLt plans made when the runner started (<see cref="PrepareProducts"/>).</summary>
+    public int PreparedProductPlans { get; private set; }
+
+    /// <summary>
+    /// Makes the cuBLASLt plan of every row bucket a step of this runner can run, for the qkv, o, gate/up (the steps under
+    /// <see cref="FusedSwiGluMinRows"/> when the fused GEMM serves the rest) and down products, on layer 0's weights and
+    /// the activation buffers, and runs each algorithm not yet run once (<see cref="CublasLtMatmul.Prepare"/>), so no
+    /// request pays a plan or a kernel's first launch. Returns the number of plans.
+    /// </summary>
+    private int PrepareProducts()
+    {
+        if (Config.NumLayers == 0) return 0;
+        var c = Config;
+        var L = _w.Layers[0];
+        int hid = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, qkvDim = qDim + 2 * c.NumKvHeads * c.HeadDim, inter = c.IntermediateSize;
+        bool residual = ResidualInGemm && !_hasOBias;
+        bool fusedGateUp = UseFusedSwiGlu;
+        var shapes = new (DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y, int K, int N, bool Acc, int MaxRows)[]
+        {
+            (_h, L.Qkv, _qkv, hid, qkvDim, false, _tokenCapacity),
+            (_a, L.O, residual ? _x : _o, qDim, hid, residual, _tokenCapacity),
+            (_h, L.GateUp, _gu, hid, 2 * inter, false, fusedGateUp ? Math.Min(_tokenCapacity, FusedSwiGluMinRows - 1) : _tokenCapacity),
+            (_act, L.Down, residual ? _x : _o, inter, hid, residual, _tokenCapacity),
+        };
+        int plans = 0;
+        foreach (var sh in shapes)
+        {
+            var rows = new SortedSet<int>();
+            for (int r = 1; r <= sh.MaxRows; r++) rows.Add(PaddedRows(r, sh.X, sh.K, sh.Y, sh.N));
+            foreach (int r in rows)
+            {
+                _mm.Prepare(_stream, sh.X, sh.W, sh.Y, r, sh.K, sh.N, sh.Acc);
+                plans++;
+            }
+        }
+        _stream.Synchronize();
+        return plans;
     }
 
     /// <summary>Gives back the gate/up buffer's growth (<see cref="EnsureGateUpRows"/>): the arena's share serves again.</summary>

@@ -83,6 +83,52 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         w.Require((long)n * k, nameof(w), "n * k");
         y.Require((long)rows * n, nameof(y), "rows * n");
         if (rows == 0) return;
+        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
+        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
+        if (!plan.Launched) MarkLaunched(plan);
+    }
+
+    /// <summary>
+    /// Makes this shape's plan now (cuBLASLt's heuristic, and for a large shape the tuning <see cref="Bf16"/> would do)
+    /// and, when its algorithm has not run in this instance yet, runs the product once (writing y): the first launch of a
+    /// cuBLASLt kernel in a process costs milliseconds (an H200 measured 2.4-3.1 ms for each of the four decoder products
+    /// at a row count not seen before, 0.25 ms for the next row count that takes the same kernel), so a server prepares
+    /// the row counts it will run before its first request instead of inside it.
+    /// </summary>
+    public void Prepare(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
+    {
+        if (rows <= 0 || k <= 0 || n <= 0)
+            throw new ArgumentOutOfRangeException(nameof(rows), $"matmul shape rows {rows}, k {k}, n {n}: all > 0");
+        x.Require((long)rows * k, nameof(x), "rows * k");
+        w.Require((long)n * k, nameof(w), "n * k");
+        y.Require((long)rows * n, nameof(y), "rows * n");
+        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
+        if (plan.Launched) return;
+        if (_launchedAlgoSet.ContainsKey(AlgoKey(UseTunedAlgorithms ? plan.Algo : plan.First)))
+        {
+            plan.Launched = true;
+            return;
+        }
+        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
+        MarkLaunched(plan);
+    }
+
+    /// <summary>Plans made so far (one per row count, k and n).</summary>
+    public int PlanCount => _plans.Count;
+
+    // the algorithms (cuBLASLt's 64-byte opaque descriptors) launched at least once by this instance
+    private readonly ConcurrentDictionary<(ulong, ulong, ulong, ulong, ulong, ulong, ulong, ulong), bool> _launchedAlgoSet = new();
+
+    private static (ulong, ulong, ulong, ulong, ulong, ulong, ulong, ulong) AlgoKey(ulong* a) => (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+
+    private void MarkLaunched(Plan plan)
+    {
+        plan.Launched = true;
+        _launchedAlgoSet.TryAdd(AlgoKey(UseTunedAlgorithms ? plan.Algo : plan.First), true);
+    }
+
+    private Plan GetPlan(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate)
+    {
         if (!_plans.TryGetValue((rows, k, n), out var plan))
         {
             // tuning runs write y: not over an accumulating call's y (its residual); a tuned (k, n) needs no timing
@@ -96,7 +142,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
                 plan = _plans[(rows, k, n)];
             }
         }
-        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
+        return plan;
     }
 
     private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, bool accumulate = false)
@@ -218,6 +264,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     public void ClearPlans()
     {
         _tuned.Clear();
+        _launchedAlgoSet.Clear();
         foreach (var key in _plans.Keys)
             if (_plans.TryRemove(key, out var p)) p.Destroy();
     }
@@ -234,6 +281,7 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     {
         public IntPtr Operation, A, B, C;
         public bool Tuned;
+        public bool Launched; // its algorithm has run in this instance (Prepare launches nothing more)
         public readonly ulong* Algo = (ulong*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(8 * sizeof(ulong));
         public readonly ulong* First = (ulong*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(8 * sizeof(ulong)); // the heuristic's first pick
 

@@ -42,7 +42,7 @@ public class PrefillTuningCudaTests
         var withTuned = Prefill(rows);
         var shorterTuned = Prefill(rows - 100);
         Assert.True(rows - 100 >= runner.Matmul.AutotuneMinRows);
-        Assert.True(runner.Matmul.UsesTunedAlgorithm(rows - 100, hidden, 2 * inter), "gate/up plan of the shorter prefill reuses the tuning");
+        Assert.True(runner.Matmul.UsesTunedAlgorithm(CudaModelRunner.MatmulBucket(rows - 100), hidden, 2 * inter), "gate/up plan of the shorter prefill reuses the tuning");
         runner.Matmul.UseTunedAlgorithms = false;
         var withHeuristic = Prefill(rows);
         var shorterHeuristic = Prefill(rows - 100);
@@ -106,6 +106,42 @@ public class PrefillTuningCudaTests
     }
 
     // another algorithm sums the products in another order: the logits agree within bf16 rounding, not bit for bit
+    /// <summary>
+    /// The runner makes the cuBLASLt plan of every row bucket when it is created, so steps of any row count make no plan
+    /// (no request pays a plan or a kernel's first launch), and a step over its bucket's padded rows gives the logits of
+    /// the same step over its own row count (rows past the step's are scratch; no row reads another).
+    /// </summary>
+    [Fact]
+    public void Runner_prepares_every_product_plan_when_created_and_padded_rows_leave_the_logits()
+    {
+        CudaGpu.Require();
+        const int rows = 1024;
+        using var layer = new OneLayer(rows);
+        var runner = layer.Runner;
+        // buckets of 16 to 64 rows, 32 to 512, 64 to 1024: 4 + 14 + 8 row counts for qkv, o and down; gate/up below the
+        // fused GEMM's threshold where it serves the rest
+        int gateUp = runner.FusedSwiGluUnavailableReason is null ? 4 + 14 : 4 + 14 + 8;
+        Assert.Equal(3 * (4 + 14 + 8) + gateUp, runner.PreparedProductPlans);
+        Assert.Equal(runner.PreparedProductPlans, runner.Matmul.PlanCount);
+        Assert.Equal([16, 16, 32, 64, 96, 512, 544, 1024], new[] { 1, 16, 17, 64, 65, 512, 513, 1024 }.Select(CudaModelRunner.MatmulBucket));
+
+        var rng = new Random(9);
+        var tokens = Enumerable.Range(0, rows).Select(_ => rng.Next(OneLayer.Vocab)).ToArray();
+        var table = Enumerable.Range(0, rows / OneLayer.Page + 1).ToArray();
+        // the last row's logits (a 1-row logits product: gemv, no plan); it reads every layer's rows
+        float[] Prefill(int n) => runner.Forward([new ForwardChunk(tokens.AsMemory(0, n), 0, table, n, LogitsRows.Last)]);
+        foreach (int n in (int[])[5, 17, 63, 100, 333, 511, 700, 1000])
+        {
+            runner.PadProductRows = true;
+            int before = runner.Matmul.PlanCount;
+            var padded = Prefill(n);
+            Assert.True(before == runner.Matmul.PlanCount, $"a step of {n} rows made {runner.Matmul.PlanCount - before} plans");
+            runner.PadProductRows = false;
+            var exact = Prefill(n);
+            Close(exact, padded, $"{n} rows", "exact rows", "padded rows");
+        }
+    }
+
     private static void Close(float[] expected, float[] actual, string what, string expectedName = "heuristic", string actualName = "tuned")
     {
         Assert.Equal(expected.Length, actual.Length);
