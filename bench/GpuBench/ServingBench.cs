@@ -117,7 +117,8 @@ internal static class ServingBench
             PageSize = EngineOptions.DefaultCudaPageSize, MaxSequences = 4, ContextLength = context + 512, PrefillChunkTokens = 8192, MaxBatchTokens = 8192,
             HostKvBytes = 12L << 30,
         };
-        using var engine = Engine(dev, weights, compiler, ek, options);
+        var runner = CudaModelRunner.Create(dev, weights, options, options.ContextLength!.Value, compiler, ek);
+        using var engine = InferenceEngine.FromRunner(runner, "bench/llama-3-8b-shape-random", options);
         var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
         Console.WriteLine($"tiers: {engine.BackendDescription}");
         var rng = new Random(11);
@@ -170,8 +171,13 @@ internal static class ServingBench
                 listener.InstrumentPublished = (inst, l) => { if (inst.Name == EngineMeters.StepDuration) l.EnableMeasurementEvents(inst); };
                 listener.SetMeasurementEventCallback<double>((_, v, _, _) => { lock (steps) steps.Add(v); });
                 listener.Start();
+                using var profile = rep == 2 ? new StepProfile(dev) : null; // the last one: GPU time per stage too
+                runner.Profile = profile;
                 var (ms, a, _) = await FirstTokenAsync(engine, turn2);
+                runner.Profile = null;
                 listener.Dispose();
+                if (profile is not null)
+                    Console.WriteLine("  its step's GPU time: " + string.Join(", ", profile.Totals().Select(t => $"{t.Label} {t.Ms:F2} ms")));
                 results[$"ttft_device_{context}_repeat{rep}_ms"] = ms;
                 results[$"ttft_device_{context}_repeat{rep}_steps_ms"] = steps.Sum();
                 Console.WriteLine($"time to first token, KV device (session {rep + 1}): {ms:F1} ms, {steps.Count} engine steps of {string.Join(" + ", steps.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))} ms (computed {a.ComputedTokens} of {a.PromptTokens})");
