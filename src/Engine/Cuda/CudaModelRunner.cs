@@ -83,6 +83,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         // Activations for the largest step the scheduler makes, allocated before the pool takes what is left.
         EnsureTokens(Math.Max(options.MaxBatchTokens, options.PrefillChunkTokens));
         EnsureLogitsRows(Math.Max(1, options.MaxSequences));
+        _attn.PrepareSplitWorkspace();
         _decodeWs = device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(Math.Max(1, options.MaxSequences), c.NumHeads, c.NumKvHeads, c.HeadDim, contextLength));
         if (_dynamicRope)
         {

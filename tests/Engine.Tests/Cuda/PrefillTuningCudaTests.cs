@@ -123,7 +123,7 @@ public class PrefillTuningCudaTests
         int gateUp = runner.FusedSwiGluUnavailableReason is null ? 4 + 14 : 4 + 14 + 8;
         Assert.Equal(3 * (4 + 14 + 8) + gateUp, runner.PreparedProductPlans);
         Assert.Equal(runner.PreparedProductPlans, runner.Matmul.PlanCount);
-        Assert.Equal([16, 16, 32, 64, 96, 512, 544, 1024], new[] { 1, 16, 17, 64, 65, 512, 513, 1024 }.Select(CudaModelRunner.MatmulBucket));
+        Assert.Equal([16, 16, 32, 64, 96, 512, 576, 1024], new[] { 1, 16, 17, 64, 65, 512, 513, 1024 }.Select(CudaModelRunner.MatmulBucket));
 
         var rng = new Random(9);
         var tokens = Enumerable.Range(0, rows).Select(_ => rng.Next(OneLayer.Vocab)).ToArray();

@@ -51,7 +51,18 @@ public sealed class AttentionKernels
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HopperFailures = new();
     private readonly CudaDevice? _device;
     private readonly Dictionary<(ulong Pool, long Pages, KvLayout Layout), TensorMap> _tensorMaps = [];
-    private DeviceBuffer<float>? _splitWorkspace; // split-KV prefill partials, allocated at first use, never resized
+    private DeviceBuffer<float>? _splitWorkspace; // split-KV prefill partials, allocated at first use (or PrepareSplitWorkspace), never resized
+
+    /// <summary>
+    /// Allocates the split-KV prefill workspace now (<see cref="PrefillSplitWorkspaceFloats"/>, 32 MiB) instead of inside
+    /// the first short prefill over a long cached prefix (a new turn on a session): the engine calls it before sizing its
+    /// KV pool from the free memory.
+    /// </summary>
+    public void PrepareSplitWorkspace()
+    {
+        if (_device is null) return;
+        _splitWorkspace ??= _device.Allocate<float>(PrefillSplitWorkspaceFloats);
+    }
 
     /// <summary>Floats of the split-KV prefill workspace (32 MiB): (queries, heads, splits) x (128 + 2) must fit.</summary>
     public const long PrefillSplitWorkspaceFloats = 8L << 20;
