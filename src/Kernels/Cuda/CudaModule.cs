@@ -39,7 +39,8 @@ public sealed unsafe class CudaModule : IDisposable
 /// <summary>One kernel. Every kernel of this project takes a single by-value params struct.</summary>
 public sealed unsafe class CudaFunction
 {
-    private int _dynamicSharedLimit = 48 * 1024;
+    private int _dynamicSharedLimit = -1; // what launches may ask for without (more) opt-in; -1: not read yet
+    private int _staticShared;
 
     internal CudaFunction(CudaModule module, string name, IntPtr handle)
     {
@@ -60,16 +61,25 @@ public sealed unsafe class CudaFunction
     /// </summary>
     public bool Programmatic { get; set; }
 
-    /// <summary>Opts the kernel into <paramref name="sharedBytes"/> of dynamic shared memory where that is above 48 KiB
-    /// (cuFuncSetAttribute), once; launches do it themselves.</summary>
+    /// <summary>Opts the kernel into <paramref name="sharedBytes"/> of dynamic shared memory where that and its static
+    /// shared memory pass 48 KiB (cuFuncSetAttribute), once; launches do it themselves.</summary>
     public void AllowSharedMemory(uint sharedBytes)
     {
         var device = Module.Device;
         device.MakeCurrent();
+        if (_dynamicSharedLimit < 0)
+        {
+            // without opt-in a block gets 48 KiB of shared memory in all, static included (a kernel with 128 bytes of
+            // static scratch cannot launch with 48 KiB of dynamic)
+            int staticBytes;
+            Driver.Check(Driver.cuFuncGetAttribute(&staticBytes, Driver.FuncAttrSharedSizeBytes, Handle), "cuFuncGetAttribute", $"{Name} SHARED_SIZE_BYTES");
+            _staticShared = staticBytes;
+            _dynamicSharedLimit = Math.Max(0, 48 * 1024 - staticBytes);
+        }
         if (sharedBytes <= _dynamicSharedLimit) return;
-        if (sharedBytes > device.MaxSharedMemoryPerBlockOptin)
+        if (sharedBytes + _staticShared > device.MaxSharedMemoryPerBlockOptin)
             throw new ArgumentOutOfRangeException(nameof(sharedBytes), sharedBytes,
-                $"{Name} needs {sharedBytes} bytes of shared memory; {device.Name} allows {device.MaxSharedMemoryPerBlockOptin}");
+                $"{Name} needs {sharedBytes} bytes of dynamic shared memory beside {_staticShared} static; {device.Name} allows {device.MaxSharedMemoryPerBlockOptin} in all");
         Driver.Check(Driver.cuFuncSetAttribute(Handle, Driver.FuncAttrMaxDynamicSharedSizeBytes, (int)sharedBytes),
             "cuFuncSetAttribute", $"{Name} MAX_DYNAMIC_SHARED_SIZE_BYTES {sharedBytes}");
         _dynamicSharedLimit = (int)sharedBytes;

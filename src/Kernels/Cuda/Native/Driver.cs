@@ -19,8 +19,8 @@ public static unsafe partial class Driver
     public const int AttrComputeCapabilityMinor = 76;
     public const int AttrMaxSharedMemoryPerBlockOptin = 97;
 
-    /// <summary>CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.</summary>
-    public const int FuncAttrMaxDynamicSharedSizeBytes = 8;
+    /// <summary>CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES (the kernel's static shared memory) and CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.</summary>
+    public const int FuncAttrSharedSizeBytes = 1, FuncAttrMaxDynamicSharedSizeBytes = 8;
 
     /// <summary>CU_STREAM_NON_BLOCKING: no implicit sync with the legacy default stream.</summary>
     public const uint StreamNonBlocking = 1;
@@ -66,6 +66,7 @@ public static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuModuleUnload(IntPtr module);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+    [LibraryImport(NativeLibraries.Cuda)] public static unsafe partial int cuFuncGetAttribute(int* value, int attribute, IntPtr function);
 
     // CUtensorMap encoding (cuda.h enums): bf16 elements, no interleave, 128-byte swizzle, 256-byte L2 promotion, no
     // NaN fill of out-of-bounds elements (they read as zero).
