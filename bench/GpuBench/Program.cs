@@ -270,16 +270,15 @@ void Alternate(Action<bool> set, string offTag, string onTag)
 }
 
 // Median ms of one decode step of `sessions` sequences at shortCtx, over KV filled with random values (seed).
-double SessionsStepMs(ulong seed, int count = -1)
+double SessionsStepMs(ulong seed)
 {
-    if (count < 0) count = sessions;
     ek.RandomInit(stream, runner.Pool, seed, 1f, 0f);
-    var tables = Enumerable.Range(0, count).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
-    var tokens = Enumerable.Range(0, count).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
     var times = new List<double>();
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
-        var batch = Enumerable.Range(0, count)
+        var batch = Enumerable.Range(0, sessions)
             .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
         var t = Stopwatch.StartNew();
         tokens = runner.ForwardArgmax(batch);
@@ -287,24 +286,6 @@ double SessionsStepMs(ulong seed, int count = -1)
     }
     return Median(times);
 }
-
-// Small batches (6 and 8 sessions at shortCtx): their products through gemv.cu (GemvMaxRows 8, the default) against
-// cuBLASLt (GemvMaxRows 4, the limit before), alternating, 3 rounds.
-Case("small batches", () =>
-{
-    foreach (int count in new[] { 6, 8 })
-        for (int round = 0; round < 3; round++)
-            foreach (int limit in new[] { 4, GemvKernels.MaxRows })
-            {
-                runner.GemvMaxRows = limit;
-                double step = SessionsStepMs(99, count);
-                string path = limit >= count ? "gemv" : "cublaslt";
-                results[$"sessions_{count}_at_{shortCtx}_{path}_tokens_per_s"] = count * 1000.0 / step;
-                Console.WriteLine($"{count} sessions at {shortCtx}, products through {path}: {step:F2} ms/step, {count * 1000.0 / step:F0} tokens/s");
-            }
-    runner.GemvMaxRows = GemvKernels.MaxRows;
-    Sample();
-});
 
 // The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
 Case("decode, cuBLASLt only", () =>

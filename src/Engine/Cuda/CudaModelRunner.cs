@@ -230,7 +230,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     /// <summary>
-    /// In steps the decode products take (<see cref="UseGemv"/>, at most <see cref="GemvMaxRows"/> rows), fold each
+    /// In steps the decode products take (<see cref="UseGemv"/>, at most <see cref="GemvKernels.MaxRows"/> rows), fold each
     /// RMSNorm into the product that reads its output, each residual add into the product before it, and (without q/k
     /// norm) the qkv bias, RoPE and KV write into the qkv product (gemv.cu), so a layer runs 6 kernels instead of 9 (on by
     /// default; ACTORS_GEMV_FOLD=0 turns it off). Same roundings as the separate kernels; only the order of the sum of
@@ -558,9 +558,9 @@ public sealed partial class CudaModelRunner : IModelRunner
         if (fused) _qkvRope ??= new QkvRopeKernels(_compiler);
         // Norms and residual adds folded into the decode products; the logits product then reads the residual stream
         // directly when the step's logits rows are its rows in order (every decode step).
-        bool fold = _foldNorms && GemvTakes(n) && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
+        bool fold = _foldNorms && _useGemv && n <= GemvKernels.MaxRows && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
         // Residual adds in the cuBLASLt epilogue (prefill-shaped steps; an o bias is added before the residual, so not then)
-        bool gemmResidual = ResidualInGemm && !GemvTakes(n) && !_hasOBias;
+        bool gemmResidual = ResidualInGemm && !(_useGemv && n <= GemvKernels.MaxRows) && !_hasOBias;
         bool rowsInOrder = outRows == n;
         for (int k = 0; rowsInOrder && k < outRows; k++) rowsInOrder = m[(int)(oRows + k)] == k;
 

@@ -14,11 +14,7 @@ namespace Actors.Kernels.Cuda.Kernels;
 /// </summary>
 public sealed class GemvKernels
 {
-    /// <summary>
-    /// Rows the kernels take: decode batches of up to 8 sequences (CudaModelRunner.GemvMaxRows picks how many the
-    /// engine sends here; cuBLASLt takes the rest).
-    /// </summary>
-    public const int MaxRows = 8;
+    public const int MaxRows = 4;
     private readonly int _warps, _columns;
     private readonly CudaFunction[] _plain = new CudaFunction[MaxRows], _swiglu = new CudaFunction[MaxRows];
     private readonly CudaFunction[] _normed = new CudaFunction[MaxRows], _normedSwiglu = new CudaFunction[MaxRows];

@@ -1,4 +1,4 @@
-// Decode-shaped matrix products: y (rows, n) = x (rows, k) · wᵀ with few rows (1..8 sequences decoding), w (n, k)
+// Decode-shaped matrix products: y (rows, n) = x (rows, k) · wᵀ with few rows (1..4 sequences decoding), w (n, k)
 // row-major bf16 as a PyTorch Linear stores it, f32 accumulation, bf16 out. At decode the product is a stream over
 // the weights (16 GB per token for Llama-3-8B): the only goal is to read w once at full memory bandwidth.
 //
@@ -262,7 +262,3 @@ GEMV_KERNELS(1)
 GEMV_KERNELS(2)
 GEMV_KERNELS(3)
 GEMV_KERNELS(4)
-GEMV_KERNELS(5)
-GEMV_KERNELS(6)
-GEMV_KERNELS(7)
-GEMV_KERNELS(8)
