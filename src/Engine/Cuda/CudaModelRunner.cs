@@ -736,7 +736,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     /// Rows a cuBLASLt product of <paramref name="rows"/> rows runs with: rounded up to 16 up to 64 rows, to 32 up to 512,
     /// then to 64. A step's row count is its batch's tokens, so a server sees every count; each new one cost a plan and,
     /// where cuBLASLt picks a kernel not yet run, milliseconds of first launch (an H200 measured a device-hit turn of 14
-    /// new tokens on a 4K session at 20.5 ms the first time, 6.4 ms the next). Buckets bound the plans to about 140 for
+    /// new tokens on a 4K session at 20.5 ms the first time, 6.4 ms the next). Buckets bound the plans to about 140 per product for
     /// 8K-token steps, all made when the runner starts (<see cref="PrepareProducts"/>). The extra rows cost nothing that
     /// matters: below ~300 rows the products stream the weights (bandwidth-bound), and above it cuBLASLt's tiles are 64
     /// or 128 rows anyway. Row i of a product reads only row i of its input, so the padding rows (scratch past the step's

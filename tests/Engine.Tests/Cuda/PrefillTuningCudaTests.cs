@@ -105,7 +105,6 @@ public class PrefillTuningCudaTests
         Assert.Equal(CudaModelRunner.FusedSwiGluMinRows - 1, small.Length / OneLayer.Vocab);
     }
 
-    // another algorithm sums the products in another order: the logits agree within bf16 rounding, not bit for bit
     /// <summary>
     /// The runner makes the cuBLASLt plan of every row bucket when it is created, so steps of any row count make no plan
     /// (no request pays a plan or a kernel's first launch), and a step over its bucket's padded rows gives the logits of
@@ -142,6 +141,7 @@ public class PrefillTuningCudaTests
         }
     }
 
+    // another algorithm sums the products in another order: the logits agree within bf16 rounding, not bit for bit
     private static void Close(float[] expected, float[] actual, string what, string expectedName = "heuristic", string actualName = "tuned")
     {
         Assert.Equal(expected.Length, actual.Length);
