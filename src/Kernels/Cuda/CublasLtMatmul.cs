@@ -77,15 +77,20 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     /// </summary>
     public void Bf16(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
     {
-        if (rows < 0 || k <= 0 || n <= 0)
-            throw new ArgumentOutOfRangeException(nameof(rows), $"matmul shape rows {rows}, k {k}, n {n}: rows ≥ 0, k and n > 0");
+        CheckOperands(x, w, y, rows, k, n, minRows: 0);
+        if (rows == 0) return;
+        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
+        Check(Launch(stream, plan, ActiveAlgo(plan), x, w, y, accumulate), rows, k, n);
+        if (!plan.Launched) MarkLaunched(plan);
+    }
+
+    private static void CheckOperands(DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, int minRows)
+    {
+        if (rows < minRows || k <= 0 || n <= 0)
+            throw new ArgumentOutOfRangeException(nameof(rows), $"matmul shape rows {rows}, k {k}, n {n}: rows ≥ {minRows}, k and n > 0");
         x.Require((long)rows * k, nameof(x), "rows * k");
         w.Require((long)n * k, nameof(w), "n * k");
         y.Require((long)rows * n, nameof(y), "rows * n");
-        if (rows == 0) return;
-        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
-        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
-        if (!plan.Launched) MarkLaunched(plan);
     }
 
     /// <summary>
@@ -97,19 +102,12 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     /// </summary>
     public void Prepare(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
     {
-        if (rows <= 0 || k <= 0 || n <= 0)
-            throw new ArgumentOutOfRangeException(nameof(rows), $"matmul shape rows {rows}, k {k}, n {n}: all > 0");
-        x.Require((long)rows * k, nameof(x), "rows * k");
-        w.Require((long)n * k, nameof(w), "n * k");
-        y.Require((long)rows * n, nameof(y), "rows * n");
+        CheckOperands(x, w, y, rows, k, n, minRows: 1);
         var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
         if (plan.Launched) return;
-        if (_launchedAlgoSet.ContainsKey(AlgoKey(UseTunedAlgorithms ? plan.Algo : plan.First)))
-        {
-            plan.Launched = true;
-            return;
-        }
-        Check(Launch(stream, plan, UseTunedAlgorithms ? plan.Algo : plan.First, x, w, y, accumulate), rows, k, n);
+        // another row count's plan already ran this algorithm: the kernel is loaded
+        if (!_launchedAlgoSet.ContainsKey(AlgoKey(ActiveAlgo(plan))))
+            Check(Launch(stream, plan, ActiveAlgo(plan), x, w, y, accumulate), rows, k, n);
         MarkLaunched(plan);
     }
 
@@ -124,8 +122,10 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     private void MarkLaunched(Plan plan)
     {
         plan.Launched = true;
-        _launchedAlgoSet.TryAdd(AlgoKey(UseTunedAlgorithms ? plan.Algo : plan.First), true);
+        _launchedAlgoSet.TryAdd(AlgoKey(ActiveAlgo(plan)), true);
     }
+
+    private ulong* ActiveAlgo(Plan plan) => UseTunedAlgorithms ? plan.Algo : plan.First;
 
     private Plan GetPlan(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate)
     {
