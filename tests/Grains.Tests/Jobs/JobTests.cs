@@ -28,6 +28,17 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
         }
     }
 
+    private async Task<bool> StopsWithin(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Volatile.Read(ref C.Hooks.Active) != 0)
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+        return true;
+    }
+
     [Fact]
     public async Task A_short_document_takes_the_direct_plan_and_the_same_submission_returns_the_same_job()
     {
@@ -115,7 +126,7 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
     {
         var doc = JobTestData.Document(20_000, "cancel");
         var options = new SummaryOptions(ChunkTokens: 1024, OverlapTokens: 0);
-        C.Hooks.TokenDelay = TimeSpan.FromMilliseconds(60); // a 256-token step takes over 15 s
+        C.Hooks.TokenDelay = TimeSpan.FromMilliseconds(150); // a 256-token step takes over 38 s
         try
         {
             var info = await C.SubmitAsync(doc, options);
@@ -124,9 +135,16 @@ public sealed class JobTests(JobClusterFixture fixture) : IClassFixture<JobClust
 
             var cancelled = await job.Cancel();
             Assert.Equal(JobStatus.Cancelled, cancelled.Status);
-            // Running generations stop far sooner than a step would finish by itself (10 s leaves room for a loaded CI
-            // machine; on a quiet one they stop within a few hundred ms).
-            await WaitUntil(() => Volatile.Read(ref C.Hooks.Active) == 0, TimeSpan.FromSeconds(10), "running steps to stop");
+            // Running generations stop far sooner than a step would finish by itself: on a quiet machine within a few
+            // hundred ms. 20 s leaves room for a loaded CI machine (the whole suite on 2 cores once took over 10 s here)
+            // and is still half a step. Past it the test fails, saying whether the steps stopped later or ran to their end.
+            var cancelledAt = DateTime.UtcNow;
+            var stopped = await StopsWithin(TimeSpan.FromSeconds(20));
+            if (!stopped)
+            {
+                var late = await StopsWithin(TimeSpan.FromSeconds(30));
+                Assert.Fail($"running steps did not stop within 20 s of the cancel: {(late ? $"they stopped after {(DateTime.UtcNow - cancelledAt).TotalSeconds:F1} s" : "still running after 50 s (the cancel never reached them)")}");
+            }
             var started = C.Executions.Count;
             await Task.Delay(1500, TestContext.Current.CancellationToken);
             Assert.Equal(started, C.Executions.Count); // and no step starts after
