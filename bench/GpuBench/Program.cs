@@ -198,7 +198,7 @@ Case("prefill profile", () => ProfiledPrefill(GemmTag(), withDecode: true));
 // stream), so host time outside the GPU's work shows as wall - span.
 Case("prefill with heuristic GEMMs", () =>
 {
-    foreach (var t in runner.Matmul.Tunings.Where(t => t.Rows >= runner.Matmul.AutotuneMinRows))
+    foreach (var t in runner.Matmul.Tunings)
     {
         double flop = 2.0 * t.Rows * t.K * t.N;
         Console.WriteLine($"GEMM ({t.Rows}, {t.K}, {t.N}) tuned hot: heuristic pick {t.HeuristicMs:F3} ms ({flop / (t.HeuristicMs * 1e-3) / 1e12:F0} TFLOP/s), " +
@@ -310,45 +310,6 @@ Case("sessions", () =>
     results[$"sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
     Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
     Sample();
-});
-
-// Few-row products (decode batches past gemv.cu's 4 rows, a turn's new tokens): the runner tuned each row bucket up to
-// CublasLtMatmul.StreamTuneMaxRows when it was created, timing cuBLASLt's candidates over the 32 layers' weights in
-// turn. Their tunings (weight stream in TB/s), then the sessions' step with the tuned algorithms against the
-// heuristic's first picks (alternating, three rounds; the decode graphs are captured again at each switch), then one
-// tuned step profiled without graphs.
-Case("few-row products", () =>
-{
-    foreach (var t in runner.Matmul.Tunings.Where(t => t.Rows <= runner.Matmul.StreamTuneMaxRows).OrderBy(t => t.N).ThenBy(t => t.K).ThenBy(t => t.Rows))
-    {
-        double gb = 2.0 * t.K * t.N / 1e9;
-        string name = $"{t.Rows}x{t.K}x{t.N}";
-        results[$"stream_gemm_{name}_heuristic_tb_per_s"] = gb / t.HeuristicMs;
-        results[$"stream_gemm_{name}_tuned_tb_per_s"] = gb / t.ChosenMs;
-        Console.WriteLine($"product ({t.Rows}, {t.K}, {t.N}): heuristic pick {t.HeuristicMs * 1e3:F1} us ({gb / t.HeuristicMs:F2} TB/s), " +
-            $"best of {t.Candidates} #{t.Chosen} {t.ChosenMs * 1e3:F1} us ({gb / t.ChosenMs:F2} TB/s)");
-    }
-    var sums = new Dictionary<bool, List<double>> { [false] = [], [true] = [] };
-    try
-    {
-        for (int round = 0; round < 3; round++)
-            foreach (bool tuned in new[] { false, true })
-            {
-                runner.UseTunedProducts = tuned;
-                double step = SessionsStepMs(99);
-                sums[tuned].Add(step);
-                Console.WriteLine($"round {round} {(tuned ? "tuned" : "heuristic"),-9}: {sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
-            }
-    }
-    finally { runner.UseTunedProducts = true; }
-    foreach (var (tuned, v) in sums) results[$"sessions_{sessions}_at_{shortCtx}_{(tuned ? "tuned" : "heuristic")}_step_ms_mean_of_3"] = v.Average();
-    profile.Reset();
-    runner.Profile = profile;
-    runner.UseDecodeGraphs = false;
-    double ms;
-    try { ms = SessionsStepMs(99); }
-    finally { runner.Profile = null; runner.UseDecodeGraphs = true; }
-    Report($"sessions_{sessions}_at_{shortCtx}", $"{sessions} sessions at {shortCtx} without graphs, profiled: {ms:F2} ms/step wall (median), per step", warmDecode + decodeSteps);
 });
 
 // Kernel level, timed with CUDA events over several launches.

@@ -121,7 +121,6 @@ internal static class ServingBench
         using var engine = InferenceEngine.FromRunner(runner, "bench/llama-3-8b-shape-random", options);
         var gen = new ByteTextGenerator(engine, options.ContextLength!.Value);
         Console.WriteLine($"tiers: {engine.BackendDescription}");
-        Console.WriteLine($"kernels loaded when asked for (cuFuncLoad), not at their first launch: {CudaModule.KernelsLoadedEagerly}");
         var rng = new Random(11);
         var store = Path.Combine(Path.GetTempPath(), "actors-bench-blobs-" + Guid.NewGuid().ToString("N"));
         var sessions = new SessionKvSnapshots(new KvSnapshotStore(new LocalDiskBlobStore(store)), new GrainMetrics(null),

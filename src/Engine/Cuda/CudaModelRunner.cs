@@ -784,27 +784,21 @@ public sealed partial class CudaModelRunner : IModelRunner
         int hid = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, qkvDim = qDim + 2 * c.NumKvHeads * c.HeadDim, inter = c.IntermediateSize;
         bool residual = ResidualInGemm && !_hasOBias;
         bool fusedGateUp = UseFusedSwiGlu;
-        var shapes = new (DeviceSpan<ushort> X, Func<CudaWeights.Layer, DeviceSpan<ushort>> W, DeviceSpan<ushort> Y, int K, int N, bool Acc, int MaxRows)[]
+        var shapes = new (DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y, int K, int N, bool Acc, int MaxRows)[]
         {
-            (_h, l => l.Qkv, _qkv, hid, qkvDim, false, _tokenCapacity),
-            (_a, l => l.O, residual ? _x : _o, qDim, hid, residual, _tokenCapacity),
-            (_h, l => l.GateUp, _gu, hid, 2 * inter, false, fusedGateUp ? Math.Min(_tokenCapacity, FusedSwiGluMinRows - 1) : _tokenCapacity),
-            (_act, l => l.Down, residual ? _x : _o, inter, hid, residual, _tokenCapacity),
+            (_h, L.Qkv, _qkv, hid, qkvDim, false, _tokenCapacity),
+            (_a, L.O, residual ? _x : _o, qDim, hid, residual, _tokenCapacity),
+            (_h, L.GateUp, _gu, hid, 2 * inter, false, fusedGateUp ? Math.Min(_tokenCapacity, FusedSwiGluMinRows - 1) : _tokenCapacity),
+            (_act, L.Down, residual ? _x : _o, inter, hid, residual, _tokenCapacity),
         };
-        // the activations the products read: random, as tuning times the few-row products on them (the buffers are
-        // scratch until the first step)
-        foreach (var (buf, cols) in new[] { (_h, hid), (_a, qDim), (_act, inter) })
-            _ek.RandomInit(_stream, buf.Slice(0, Math.Min(buf.Length, 256L * cols)), 23, 1f, 0f);
         int plans = 0;
         foreach (var sh in shapes)
         {
             var rows = new SortedSet<int>();
             for (int r = 1; r <= sh.MaxRows; r++) rows.Add(PaddedRows(r, sh.X, sh.K, sh.Y, sh.N));
-            // few-row products are tuned over every layer's weights in turn, as a step streams them (CublasLtMatmul.Prepare)
-            var weights = _w.Layers.Select(sh.W).ToArray();
             foreach (int r in rows)
             {
-                _mm.Prepare(_stream, sh.X, sh.W(L), sh.Y, r, sh.K, sh.N, sh.Acc, weights);
+                _mm.Prepare(_stream, sh.X, sh.W, sh.Y, r, sh.K, sh.N, sh.Acc);
                 plans++;
             }
         }

@@ -21,9 +21,6 @@ namespace Actors.Kernels.Cuda;
 /// reused for every later call of that (k, n) over the thresholds where cuBLASLt accepts it for the shape (a prefill's
 /// last chunk has any row count). Which candidate wins can differ between processes (timing), so products of that size
 /// may differ in their last bits between processes; within one, a shape always takes the same algorithm.
-/// Products of few rows (at most <see cref="StreamTuneMaxRows"/>: decode batches of many sequences, a turn's new
-/// tokens) stream their weights, where the heuristic's pick can be far from the memory's bandwidth; <see cref="Prepare"/>
-/// times their candidates too, each row count on its own (see there).
 /// </summary>
 public sealed unsafe class CublasLtMatmul : IDisposable
 {
@@ -54,16 +51,6 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     public double AutotuneHeatMs { get; set; } = 300;
     /// <summary>Milliseconds of launches each candidate is timed over (at least 3 launches).</summary>
     public double AutotuneTimeMs { get; set; } = 30;
-
-    /// <summary>
-    /// Rows up to which <see cref="Prepare"/> tunes a product as a stream over its weights (bandwidth-bound: a product of
-    /// r rows does r flops per weight byte, against ~200 at an H100's or H200's ridge), each row count on its own.
-    /// </summary>
-    public int StreamTuneMaxRows { get; set; } = 256;
-    /// <summary>Weights under this many bytes take the heuristic's pick at stream row counts (small models: microseconds apart).</summary>
-    public long StreamTuneMinWeightBytes { get; set; } = 16L << 20;
-    /// <summary>Milliseconds of launches each candidate of a stream product is timed over (at least 3 launches; no heating first).</summary>
-    public double StreamTuneTimeMs { get; set; } = 1.5;
 
     // (k, n) -> the algorithm tuning chose, reused for every shape of that (k, n) with at least AutotuneMinRows rows
     private readonly ConcurrentDictionary<(int K, int N), ulong[]> _tuned = new();
@@ -112,19 +99,11 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     /// cuBLASLt kernel in a process costs milliseconds (an H200 measured 2.4-3.1 ms for each of the four decoder products
     /// at a row count not seen before, 0.25 ms for the next row count that takes the same kernel), so a server prepares
     /// the row counts it will run before its first request instead of inside it.
-    /// With <see cref="Autotune"/>, a product of at most <see cref="StreamTuneMaxRows"/> rows over at least
-    /// <see cref="StreamTuneMinWeightBytes"/> of weights is tuned here (not in <see cref="Bf16"/>: a request never waits
-    /// for timing): its candidates are timed over <paramref name="weights"/> in turn when given (a model's layers: one
-    /// matrix of 33 MB fits an H200's 50 MB L2, and timing it alone would measure the cache, not the stream), and y is
-    /// overwritten (beta 0 even when <paramref name="accumulate"/>: the plan is the same).
     /// </summary>
-    public void Prepare(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false,
-        IReadOnlyList<DeviceSpan<ushort>>? weights = null)
+    public void Prepare(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
     {
         CheckOperands(x, w, y, rows, k, n, minRows: 1);
-        if (weights is not null)
-            foreach (var other in weights) other.Require((long)n * k, nameof(weights), "n * k");
-        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate, weights ?? [w]);
+        var plan = GetPlan(stream, x, w, y, rows, k, n, accumulate);
         if (plan.Launched) return;
         // another row count's plan already ran this algorithm: the kernel is loaded
         if (!_launchedAlgoSet.ContainsKey(AlgoKey(ActiveAlgo(plan))))
@@ -148,20 +127,14 @@ public sealed unsafe class CublasLtMatmul : IDisposable
 
     private ulong* ActiveAlgo(Plan plan) => UseTunedAlgorithms ? plan.Algo : plan.First;
 
-    // streamWeights: from Prepare, which may tune a stream-shaped product (its launches cycle through these weights)
-    private Plan GetPlan(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate,
-        IReadOnlyList<DeviceSpan<ushort>>? streamWeights = null)
+    private Plan GetPlan(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate)
     {
         if (!_plans.TryGetValue((rows, k, n), out var plan))
         {
             // tuning runs write y: not over an accumulating call's y (its residual); a tuned (k, n) needs no timing
             bool large = Autotune && rows >= AutotuneMinRows && 2.0 * rows * k * n >= AutotuneMinFlops;
             bool tune = large && !accumulate && !stream.IsCapturing && !_tuned.ContainsKey((k, n));
-            bool tuneStream = streamWeights is not null && Autotune && !large && rows <= StreamTuneMaxRows
-                && 2L * k * n >= StreamTuneMinWeightBytes && !stream.IsCapturing;
-            TuneOn? on = tune ? new TuneOn(stream, x, [w], y, AutotuneHeatMs, AutotuneTimeMs)
-                : tuneStream ? new TuneOn(stream, x, streamWeights!, y, 0, StreamTuneTimeMs) : null;
-            plan = CreatePlan(rows, k, n, on is null ? 1 : AutotuneCandidates, on, keepForKn: tune,
+            plan = CreatePlan(rows, k, n, tune ? AutotuneCandidates : 1, tune ? (stream, x, w, y) : null,
                 large && _tuned.TryGetValue((k, n), out var reuse) ? reuse : null);
             if (!_plans.TryAdd((rows, k, n), plan))
             {
@@ -171,9 +144,6 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         }
         return plan;
     }
-
-    // What a tuning times its candidates on: launches cycle through Weights; HeatMs of the first pick first.
-    private sealed record TuneOn(CudaStream Stream, DeviceSpan<ushort> X, IReadOnlyList<DeviceSpan<ushort>> Weights, DeviceSpan<ushort> Y, double HeatMs, double TimeMs);
 
     private int Launch(CudaStream stream, Plan plan, ulong* algo, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, bool accumulate = false)
     {
@@ -186,36 +156,34 @@ public sealed unsafe class CublasLtMatmul : IDisposable
     private static void Check(int status, int rows, int k, int n) => CublasLt.Check(status, "cublasLtMatmul", $"bf16 rows {rows}, k {k}, n {n}");
 
     /// <summary>
-    /// Times each candidate and returns the fastest's index: first <see cref="TuneOn.HeatMs"/> of the first pick back to
-    /// back (hot: the card at the clock a prefill holds), then per candidate two untimed launches and
-    /// <see cref="TuneOn.TimeMs"/> of timed ones, the launches cycling through the weights. A candidate whose launch fails
-    /// is skipped. The output is overwritten; the caller's launch follows.
+    /// Times each candidate hot and returns the fastest's index: first <see cref="AutotuneHeatMs"/> of the first pick
+    /// back to back, then per candidate two untimed launches and <see cref="AutotuneTimeMs"/> of timed ones. A candidate
+    /// whose launch fails is skipped. The output is overwritten; the caller's launch follows.
     /// </summary>
-    private int Choose(int rows, int k, int n, Plan plan, CublasLtHeuristicResult* candidates, int count, TuneOn on)
+    private int Choose(int rows, int k, int n, Plan plan, CublasLtHeuristicResult* candidates, int count,
+        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y) on)
     {
         using var start = new CudaEvent(Device);
         using var end = new CudaEvent(Device);
-        int next = 0;
-        DeviceSpan<ushort> W() => on.Weights[next++ % on.Weights.Count];
         // ms per launch over `launches` launches of one candidate
         double Time(ulong* algo, int launches)
         {
             start.Record(on.Stream);
-            for (int r = 0; r < launches; r++) Check(Launch(on.Stream, plan, algo, on.X, W(), on.Y), rows, k, n);
+            for (int r = 0; r < launches; r++) Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
             end.Record(on.Stream);
             return CudaEvent.ElapsedMilliseconds(start, end) / launches;
         }
-        Check(Launch(on.Stream, plan, candidates[0].Algo, on.X, W(), on.Y), rows, k, n);
-        double once = Math.Max(1e-3, Time(candidates[0].Algo, Math.Max(1, Math.Min(8, on.Weights.Count))));
-        if (on.HeatMs > 0) Time(candidates[0].Algo, (int)Math.Min(100_000, Math.Ceiling(on.HeatMs / once)));
-        int timed = (int)Math.Clamp(Math.Ceiling(on.TimeMs / once), 3, 100_000);
+        Check(Launch(on.Stream, plan, candidates[0].Algo, on.X, on.W, on.Y), rows, k, n);
+        double once = Math.Max(1e-3, Time(candidates[0].Algo, 1));
+        Time(candidates[0].Algo, (int)Math.Min(100_000, Math.Ceiling(AutotuneHeatMs / once)));
+        int timed = (int)Math.Clamp(Math.Ceiling(AutotuneTimeMs / once), 3, 100_000);
         int best = 0, tried = 0;
         double bestMs = double.MaxValue, firstMs = double.NaN;
         for (int i = 0; i < count; i++)
         {
             ulong* algo = candidates[i].Algo;
-            if (candidates[i].State != 0 || Launch(on.Stream, plan, algo, on.X, W(), on.Y) != 0) continue;
-            Check(Launch(on.Stream, plan, algo, on.X, W(), on.Y), rows, k, n);
+            if (candidates[i].State != 0 || Launch(on.Stream, plan, algo, on.X, on.W, on.Y) != 0) continue;
+            Check(Launch(on.Stream, plan, algo, on.X, on.W, on.Y), rows, k, n);
             double ms = Time(algo, timed);
             tried++;
             if (i == 0) firstMs = ms;
@@ -225,8 +193,8 @@ public sealed unsafe class CublasLtMatmul : IDisposable
         return best;
     }
 
-    // keepForKn: a large tuning, whose choice every later shape of that (k, n) reuses
-    private Plan CreatePlan(int rows, int k, int n, int requested, TuneOn? tuneOn, bool keepForKn, ulong[]? reuse)
+    private Plan CreatePlan(int rows, int k, int n, int requested,
+        (CudaStream Stream, DeviceSpan<ushort> X, DeviceSpan<ushort> W, DeviceSpan<ushort> Y)? tuneOn, ulong[]? reuse)
     {
         Device.MakeCurrent();
         var plan = new Plan();
@@ -260,13 +228,10 @@ public sealed unsafe class CublasLtMatmul : IDisposable
                 for (int i = 0; i < 8; i++) (plan.Algo[i], plan.First[i]) = (results[chosen].Algo[i], results[0].Algo[i]);
                 if (tuneOn is not null)
                 {
+                    var keep = new ulong[8];
+                    for (int i = 0; i < 8; i++) keep[i] = plan.Algo[i];
+                    _tuned.TryAdd((k, n), keep);
                     plan.Tuned = true;
-                    if (keepForKn)
-                    {
-                        var keep = new ulong[8];
-                        for (int i = 0; i < 8; i++) keep[i] = plan.Algo[i];
-                        _tuned.TryAdd((k, n), keep);
-                    }
                 }
                 else if (reuse is not null)
                 {

@@ -30,37 +30,8 @@ public sealed unsafe class CudaModule : IDisposable
         IntPtr f;
         fixed (byte* p = z)
             Driver.Check(Driver.cuModuleGetFunction(&f, _module.DangerousGetHandle(), p), "cuModuleGetFunction", n);
-        LoadNow(f, n);
         return new CudaFunction(this, n, f);
     });
-
-    private static int _loadedHere, _eagerUnavailable;
-
-    /// <summary>
-    /// Kernels that were not on the device yet when <see cref="Function"/> asked for them, and that it loaded then
-    /// (cuFuncLoad). Under CUDA's lazy loading (the default) a kernel is otherwise loaded at its first launch, which costs
-    /// milliseconds inside the first request that takes a path (a resumed session's first prefix-hit step, say).
-    /// </summary>
-    public static int KernelsLoadedEagerly => Volatile.Read(ref _loadedHere);
-
-    // Loads the kernel onto the device now, where the driver has cuFuncLoad (CUDA 12.4+); older drivers load at first
-    // launch as before.
-    private static void LoadNow(IntPtr f, string name)
-    {
-        if (Volatile.Read(ref _eagerUnavailable) != 0) return;
-        try
-        {
-            int state;
-            Driver.Check(Driver.cuFuncIsLoaded(&state, f), "cuFuncIsLoaded", name);
-            if (state == Driver.FunctionLoaded) return;
-            Driver.Check(Driver.cuFuncLoad(f), "cuFuncLoad", name);
-            Interlocked.Increment(ref _loadedHere);
-        }
-        catch (EntryPointNotFoundException)
-        {
-            Volatile.Write(ref _eagerUnavailable, 1);
-        }
-    }
 
     public void Dispose() => _module.Dispose();
 }
@@ -81,22 +52,6 @@ public sealed unsafe class CudaFunction
     public CudaModule Module { get; }
     public string Name { get; }
     public IntPtr Handle { get; }
-
-    /// <summary>Whether the kernel is on the device (cuFuncIsLoaded); null where the driver cannot say (before CUDA 12.4).</summary>
-    public bool? IsLoaded
-    {
-        get
-        {
-            try
-            {
-                Module.Device.MakeCurrent();
-                int state;
-                Driver.Check(Driver.cuFuncIsLoaded(&state, Handle), "cuFuncIsLoaded", Name);
-                return state == Driver.FunctionLoaded;
-            }
-            catch (EntryPointNotFoundException) { return null; }
-        }
-    }
 
     /// <summary>
     /// The kernel calls griddepcontrol.wait (PDL_WAIT in common.cuh) before it reads or writes anything another kernel

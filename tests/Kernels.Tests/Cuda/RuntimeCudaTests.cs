@@ -219,68 +219,6 @@ public class RuntimeCudaTests
         Assert.Equal(2, tuned.Tunings.Count);
     }
 
-    /// <summary>
-    /// Prepare times a few-row product's candidates (a weight stream) with its launches cycling through the weights it is
-    /// given, keeps the fastest for that row count only, and the plan then computes the product (an accumulating one too);
-    /// Bf16 never times a few-row product, and rows past StreamTuneMaxRows are not tuned by Prepare.
-    /// </summary>
-    [Fact]
-    public void Prepare_tunes_few_row_products_over_the_given_weights_and_requests_never_time()
-    {
-        var gpu = Gpu.Require();
-        const int rows = 48, k = 1024, n = 2048, big = 300;
-        float[] x = Gpu.RandomBf16(big * k, 70);
-        float[] w = Gpu.RandomBf16(n * k, 71, 0.5f);
-        float[] y0 = Gpu.RandomBf16(rows * n, 72);
-        using var dX = gpu.UploadBf16(x);
-        using var dW = gpu.UploadBf16(w);
-        using var dW2 = gpu.UploadBf16(Gpu.RandomBf16(n * k, 73, 0.5f));
-        using var dY = gpu.Device.Allocate<ushort>(big * n);
-        using var stream = gpu.Device.CreateStream();
-        using var mm = new CublasLtMatmul(gpu.Device) { Autotune = true, StreamTuneMinWeightBytes = 1 << 20, StreamTuneTimeMs = 0.2 };
-
-        mm.Bf16(stream, dX, dW, dY, 32, k, n); // a request: the heuristic's pick, no timing
-        stream.Synchronize();
-        Assert.Empty(mm.Tunings);
-        Assert.False(mm.UsesTunedAlgorithm(32, k, n));
-        Assert.Throws<ArgumentException>(() => mm.Prepare(stream, dX, dW, dY, rows, k, n, weights: [dW, dX.Span.Slice(0, 10)]));
-
-        mm.Prepare(stream, dX, dW, dY, rows, k, n, accumulate: true, weights: [dW, dW2]);
-        var t = Assert.Single(mm.Tunings);
-        Assert.Equal((rows, k, n), (t.Rows, t.K, t.N));
-        Assert.InRange(t.Candidates, 1, mm.AutotuneCandidates);
-        Assert.True(t.ChosenMs > 0 && t.ChosenMs <= t.HeuristicMs, $"chosen #{t.Chosen} {t.ChosenMs} ms, heuristic {t.HeuristicMs} ms");
-        Assert.True(mm.UsesTunedAlgorithm(rows, k, n));
-        mm.Prepare(stream, dX, dW, dY, big, k, n, weights: [dW, dW2]); // past StreamTuneMaxRows: the heuristic's pick
-        Assert.Single(mm.Tunings);
-        Assert.False(mm.UsesTunedAlgorithm(big, k, n));
-
-        // the tuned plan, accumulating: y = bf16(y0 + x wᵀ)
-        dY.Upload(Bf16.FromSingles(y0));
-        mm.Bf16(stream, dX, dW, dY, rows, k, n, accumulate: true);
-        stream.Synchronize();
-        var expected = new float[rows * n];
-        MatMul.Reference(x[..(rows * k)], w, [], expected, rows, k, n);
-        var mag = new float[rows * n];
-        MatMul.Reference(x[..(rows * k)].Select(Math.Abs).ToArray(), w.Select(Math.Abs).ToArray(), [], mag, rows, k, n);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            expected[i] += y0[i];
-            mag[i] = Math.Abs(expected[i]) + Math.Abs(y0[i]) + 1e-3f * mag[i];
-        }
-        TestData.Close(expected, Gpu.DownloadBf16(dY)[..(rows * n)], mag, 1e-2, 1e-4, $"tuned accumulating matmul {rows}x{k}x{n}");
-    }
-
-    /// <summary>A kernel is on the device once CudaModule.Function hands it out (cuFuncLoad), not at its first launch.</summary>
-    [Fact]
-    public void Kernels_are_loaded_when_asked_for_not_at_first_launch()
-    {
-        var gpu = Gpu.Require();
-        var module = gpu.Compiler.Load("extern \"C\" __global__ void eager_probe(int* p) { if (p) *p = 1; }", "eager_probe");
-        var f = module.Function("eager_probe");
-        Assert.True(f.IsLoaded ?? true, "eager_probe not loaded after Function()");
-    }
-
     [Fact]
     public void Step_profile_charges_each_interval_to_its_label()
     {

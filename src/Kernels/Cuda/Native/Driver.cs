@@ -67,11 +67,6 @@ public static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
     [LibraryImport(NativeLibraries.Cuda)] public static unsafe partial int cuFuncGetAttribute(int* value, int attribute, IntPtr function);
-    // CUDA 12.4+: under lazy loading (CUDA_MODULE_LOADING=LAZY, the default) a kernel is loaded onto the device at its
-    // first launch unless cuFuncLoad loads it first; cuFuncIsLoaded: CU_FUNCTION_LOADING_STATE_LOADED = 1
-    [LibraryImport(NativeLibraries.Cuda)] public static partial int cuFuncLoad(IntPtr function);
-    [LibraryImport(NativeLibraries.Cuda)] public static unsafe partial int cuFuncIsLoaded(int* state, IntPtr function);
-    public const int FunctionLoaded = 1;
 
     // CUtensorMap encoding (cuda.h enums): bf16 elements, no interleave, 128-byte swizzle, 256-byte L2 promotion, no
     // NaN fill of out-of-bounds elements (they read as zero).
