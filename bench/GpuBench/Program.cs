@@ -270,16 +270,15 @@ void Alternate(Action<bool> set, string offTag, string onTag)
 }
 
 // Median ms of one decode step of `sessions` sequences at shortCtx, over KV filled with random values (seed).
-double SessionsStepMs(ulong seed, int count = 0)
+double SessionsStepMs(ulong seed)
 {
-    if (count <= 0) count = sessions;
     ek.RandomInit(stream, runner.Pool, seed, 1f, 0f);
-    var tables = Enumerable.Range(0, count).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
-    var tokens = Enumerable.Range(0, count).Select(_ => rng.Next(config.VocabSize)).ToArray();
+    var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+    var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
     var times = new List<double>();
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
-        var batch = Enumerable.Range(0, count)
+        var batch = Enumerable.Range(0, sessions)
             .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
         var t = Stopwatch.StartNew();
         tokens = runner.ForwardArgmax(batch);
@@ -552,99 +551,6 @@ Case("decode products chain", () => WithDecodeProducts(run =>
 }));
 // Optional (--only "gemv configurations"): each product alone (8 layers in one graph, programmatic launch) for
 // gemv.cu's columns per warp / warps per block / pieces per step, to choose a configuration per product shape.
-// Products of few rows (5..64: decode batches past gemv.cu's 4 rows, a resumed turn's new tokens): gemm_skinny.cu
-// against cuBLASLt (rows padded to 16 as the runner pads them; gate/up as the product, then the SwiGLU kernel), the four
-// products of ProductLayers layers in one graph per row count; then sessions decoding at shortCtx with each
-// (CudaModelRunner.UseSkinny, alternating, three rounds).
-Case("few-row products", () =>
-{
-    var skinny = SkinnyGemmKernels.TryCreate(compiler, out var why);
-    if (skinny is null)
-    {
-        Console.WriteLine($"gemm_skinny.cu not available: {why}");
-        return;
-    }
-    var ew = new ElementwiseKernels(compiler);
-    var bufs = new List<DeviceBuffer<ushort>>();
-    DeviceBuffer<ushort> Buf(long n, ulong seed) { var b = dev.Allocate<ushort>(n); ek.RandomInit(stream, b, seed, 0.02f, 0f); bufs.Add(b); return b; }
-    try
-    {
-        var ws = Enumerable.Range(0, ProductLayers).Select(l => (Qkv: Buf((long)qkvWidth * hidden, 150 + (ulong)l), O: Buf((long)hidden * hidden, 160 + (ulong)l),
-            Gu: Buf(2L * inter * hidden, 170 + (ulong)l), Down: Buf((long)hidden * inter, 180 + (ulong)l))).ToArray();
-        const int R = 64;
-        var x = Buf((long)R * inter, 191);
-        var qkv = Buf((long)R * qkvWidth, 192);
-        var res = Buf((long)R * hidden, 193);
-        var act = Buf((long)R * inter, 194);
-        var gu = Buf(2L * R * inter, 195);
-        using var mm = new CublasLtMatmul(dev);
-        double bytes = ProductLayers * productBytes.Sum();
-        foreach (int rows in (int[])[5, 8, 16, 32, 48, 64])
-        {
-            int padded = (rows + 15) / 16 * 16;
-            void Chain(CudaStream st, bool sk)
-            {
-                foreach (var w in ws)
-                {
-                    if (sk)
-                    {
-                        skinny.Matmul(st, x, w.Qkv, qkv, rows, hidden, qkvWidth);
-                        skinny.Matmul(st, x, w.O, res, rows, hidden, hidden, accumulate: true);
-                        skinny.SwiGlu(st, x, w.Gu, act, rows, hidden, inter);
-                        skinny.Matmul(st, act, w.Down, res, rows, inter, hidden, accumulate: true);
-                    }
-                    else
-                    {
-                        mm.Bf16(st, x, w.Qkv, qkv, padded, hidden, qkvWidth);
-                        mm.Bf16(st, x, w.O, res, padded, hidden, hidden, accumulate: true);
-                        mm.Bf16(st, x, w.Gu, gu, padded, hidden, 2 * inter);
-                        ew.SwiGlu(st, gu, gu.Span.Slice(inter), act, rows, inter, 2 * inter, inter);
-                        mm.Bf16(st, act, w.Down, res, padded, inter, hidden, accumulate: true);
-                    }
-                }
-            }
-            Chain(stream, false);
-            Chain(stream, true);
-            stream.Synchronize();
-            using var gc = CudaGraph.Capture(stream, st => Chain(st, false));
-            using var gs = CudaGraph.Capture(stream, st => Chain(st, true));
-            double msC = 0, msS = 0;
-            for (int round = 0; round < 3; round++)
-            {
-                msC += Time(10, () => gc.Launch(stream)) / 3;
-                msS += Time(10, () => gs.Launch(stream)) / 3;
-            }
-            results[$"few_row_products_{rows}_cublaslt_tb_per_s"] = bytes / (msC * 1e-3) / 1e12;
-            results[$"few_row_products_{rows}_skinny_tb_per_s"] = bytes / (msS * 1e-3) / 1e12;
-            Console.WriteLine($"products of {rows} rows, {ProductLayers} layers in a graph: cuBLASLt {msC * 1000 / ProductLayers:F1} us per layer " +
-                $"({bytes / (msC * 1e-3) / 1e12:F2} TB/s), skinny {msS * 1000 / ProductLayers:F1} us ({bytes / (msS * 1e-3) / 1e12:F2} TB/s), {msC / msS:F2}x");
-        }
-    }
-    finally { stream.Synchronize(); foreach (var b in bufs) b.Dispose(); }
-    if (runner.SkinnyUnavailableReason is { } r)
-    {
-        Console.WriteLine($"runner without gemm_skinny.cu: {r}");
-        return;
-    }
-    try
-    {
-        foreach (int count in new[] { 8, 16, sessions }.Distinct().Where(c => c <= sessions))
-        {
-            var sums = new Dictionary<bool, double> { [false] = 0, [true] = 0 };
-            for (int round = 0; round < 3; round++)
-                foreach (bool on in new[] { false, true })
-                {
-                    runner.UseSkinny = on;
-                    double step = SessionsStepMs(99, count);
-                    sums[on] += step / 3;
-                    Console.WriteLine($"round {round} {(on ? "skinny" : "cuBLASLt"),-8}: {count} sessions at {shortCtx}: {step:F2} ms/step, {count * 1000.0 / step:F0} tokens/s");
-                }
-            foreach (var (on, v) in sums) results[$"sessions_{count}_at_{shortCtx}_{(on ? "skinny" : "cublaslt")}_step_ms_mean_of_3"] = v;
-        }
-    }
-    finally { runner.UseSkinny = true; }
-});
-
 OptionalCase("gemv configurations", () => WithDecodeProducts(run =>
 {
     (int Cols, int Warps, int Step)[] configs = [(2, 8, 4), (2, 8, 8), (2, 8, 16), (2, 4, 8), (2, 4, 16), (2, 16, 4), (1, 8, 8), (1, 8, 16), (1, 16, 8), (4, 8, 4)];

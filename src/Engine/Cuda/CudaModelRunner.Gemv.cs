@@ -33,17 +33,11 @@ public sealed partial class CudaModelRunner
         else Product(st, x, w, y, rows, k, n);
     }
 
-    /// <summary>act (rows, inter) = SwiGLU of x · gateUpᵀ in one kernel when the step is decode-shaped (gemv.cu) or of
-    /// few rows (gemm_skinny.cu); false otherwise.</summary>
+    /// <summary>act (rows, inter) = SwiGLU of x · gateUpᵀ in one kernel when the step is decode-shaped; false otherwise.</summary>
     private bool TryGateUpSwiGlu(CudaStream st, DeviceSpan<ushort> x, DeviceSpan<ushort> gateUp, DeviceSpan<ushort> act, int rows, int k, int inter)
     {
-        if (_useGemv && GemvKernels.Supports(rows, k, x, gateUp, act))
-        {
-            Gemv.SwiGlu(st, x, gateUp, act, rows, k, inter);
-            return true;
-        }
-        if (!TakesSkinny(rows, k, inter, x, gateUp, act)) return false;
-        _skinny!.SwiGlu(st, x, gateUp, act, rows, k, inter);
+        if (!_useGemv || !GemvKernels.Supports(rows, k, x, gateUp, act)) return false;
+        Gemv.SwiGlu(st, x, gateUp, act, rows, k, inter);
         return true;
     }
 }

@@ -74,8 +74,6 @@ public sealed partial class CudaModelRunner : IModelRunner
         _mm = new CublasLtMatmul(device);
         _gemm = GemmKernels.TryCreate(compiler, out var gemmReason);
         FusedSwiGluUnavailableReason = gemmReason;
-        _skinny = SkinnyGemmKernels.TryCreate(compiler, out var skinnyReason);
-        SkinnyUnavailableReason = skinnyReason;
         _ropeVariants = new RopeTable(c);
         _hasOBias = weights.Layers.Any(l => l.OBias is not null);
         _dynamicRope = _ropeVariants.IsDynamic;
@@ -762,36 +760,9 @@ public sealed partial class CudaModelRunner : IModelRunner
     private static int PaddedRows(int rows, DeviceSpan<ushort> x, int k, DeviceSpan<ushort> y, int n) =>
         Math.Max(rows, (int)Math.Min(MatmulBucket(rows), Math.Min(x.Length / k, y.Length / n)));
 
-    /// <summary>
-    /// y = x wᵀ (or y += with <paramref name="accumulate"/>): steps of gemv.cu's rows + 1 .. 64 through gemm_skinny.cu
-    /// (<see cref="UseSkinny"/>), others through cuBLASLt over the bucketed row count.
-    /// </summary>
-    private void Product(CudaStream st, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false)
-    {
-        if (TakesSkinny(rows, k, n, x, w, y)) _skinny!.Matmul(st, x, w, y, rows, k, n, accumulate);
-        else _mm.Bf16(st, x, w, y, PadProductRows ? PaddedRows(rows, x, k, y, n) : rows, k, n, accumulate);
-    }
-
-    private bool TakesSkinny(int rows, int k, int n, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y) =>
-        _useSkinny && _skinny is not null && rows > GemvKernels.MaxRows && SkinnyGemmKernels.Supports(rows, k, n, x, w, y);
-
-    private readonly SkinnyGemmKernels? _skinny;
-    private bool _useSkinny = true;
-
-    /// <summary>Why the few-row tensor-core products (gemm_skinny.cu) are not available here (null when they are).</summary>
-    public string? SkinnyUnavailableReason { get; }
-
-    /// <summary>
-    /// Whether steps of <see cref="GemvKernels.MaxRows"/> + 1 .. <see cref="SkinnyGemmKernels.MaxRows"/> rows run their
-    /// products, and the MLP's gate/up product with SwiGLU, through gemm_skinny.cu (compute capability 9.0+; on by
-    /// default where it built, ACTORS_SKINNY=0 keeps it out) instead of cuBLASLt: decode batches of 5..64 sequences, a
-    /// turn of up to 64 new tokens. Changing it retires the captured decode graphs.
-    /// </summary>
-    public bool UseSkinny
-    {
-        get => _useSkinny && _skinny is not null;
-        set { if (value != _useSkinny) { _useSkinny = value; _generation++; } }
-    }
+    /// <summary>y = x wᵀ (or y += with <paramref name="accumulate"/>) through cuBLASLt over the bucketed row count.</summary>
+    private void Product(CudaStream st, DeviceSpan<ushort> x, DeviceSpan<ushort> w, DeviceSpan<ushort> y, int rows, int k, int n, bool accumulate = false) =>
+        _mm.Bf16(st, x, w, y, PadProductRows ? PaddedRows(rows, x, k, y, n) : rows, k, n, accumulate);
 
     /// <summary>Whether products run over <see cref="MatmulBucket"/> rows (default true; tests compare without).</summary>
     internal bool PadProductRows { get; set; } = true;
