@@ -553,14 +553,10 @@ Case("decode products chain", () => WithDecodeProducts(run =>
 // gemv.cu's columns per warp / warps per block / pieces per step, to choose a configuration per product shape.
 OptionalCase("gemv configurations", () => WithDecodeProducts(run =>
 {
-    (int Cols, int Warps, int Step, bool Early, int Prefetch)[] configs =
-    [
-        (2, 8, 4, false, 0), (2, 8, 4, true, 0), (2, 8, 4, false, 2), (2, 8, 4, true, 2), (2, 8, 4, true, 16), (2, 8, 4, false, 16),
-        (1, 8, 8, false, 0), (1, 8, 8, true, 0), (1, 8, 8, true, 8), (2, 8, 4, false, 0),
-    ];
+    (int Cols, int Warps, int Step)[] configs = [(2, 8, 4), (2, 8, 8), (2, 8, 16), (2, 4, 8), (2, 4, 16), (2, 16, 4), (1, 8, 8), (1, 8, 16), (1, 16, 8), (4, 8, 4)];
     foreach (var c in configs)
     {
-        var gemv = new GemvKernels(compiler, c.Cols, c.Warps, c.Step, c.Early, c.Prefetch);
+        var gemv = new GemvKernels(compiler, c.Cols, c.Warps, c.Step);
         var line = new List<string>();
         for (int product = -1; product < 4; product++)
         {
@@ -568,10 +564,10 @@ OptionalCase("gemv configurations", () => WithDecodeProducts(run =>
             double ms = Time(10, () => graph.Launch(stream));
             double bytes = ProductLayers * (product < 0 ? productBytes.Sum() : productBytes[product]);
             string name = product < 0 ? "chain" : productNames[product];
-            results[$"gemv_{c.Cols}x{c.Warps}x{c.Step}{(c.Early ? "_early" : "")}_pf{c.Prefetch}_{name}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
+            results[$"gemv_{c.Cols}x{c.Warps}x{c.Step}_{name}_tb_per_s"] = bytes / (ms * 1e-3) / 1e12;
             line.Add($"{name} {ms * 1000 / ProductLayers:F1} us ({bytes / (ms * 1e-3) / 1e12:F2} TB/s)");
         }
-        Console.WriteLine($"gemv {c.Cols} columns x {c.Warps} warps x {c.Step} pieces{(c.Early ? ", early launch" : "")}, prefetch {c.Prefetch}: {string.Join(", ", line)}");
+        Console.WriteLine($"gemv {c.Cols} columns x {c.Warps} warps x {c.Step} pieces: {string.Join(", ", line)}");
     }
 }));
 // The decode cases above replay steps from CUDA graphs (the engine's default); the same without them.

@@ -24,9 +24,7 @@ public sealed class GemvKernels
     /// <param name="columns">Output columns per warp (default 2, or ACTORS_GEMV_COLS).</param>
     /// <param name="warps">Warps per block (default 8, or ACTORS_GEMV_WARPS).</param>
     /// <param name="step">16-byte pieces per lane per row and step (default 4, or ACTORS_GEMV_STEP).</param>
-    /// <param name="early">Non-SwiGLU products start the next kernel's blocks when they start (default: ACTORS_GEMV_EARLY=1).</param>
-    /// <param name="prefetch">Steps of weights past the first each warp prefetches to L2 before it waits (default 0, or ACTORS_GEMV_PREFETCH).</param>
-    public GemvKernels(KernelCompiler compiler, int? columns = null, int? warps = null, int? step = null, bool? early = null, int? prefetch = null)
+    public GemvKernels(KernelCompiler compiler, int? columns = null, int? warps = null, int? step = null)
     {
         _columns = columns ?? EnvInt("ACTORS_GEMV_COLS", 2);
         _warps = warps ?? EnvInt("ACTORS_GEMV_WARPS", 8);
@@ -34,11 +32,7 @@ public sealed class GemvKernels
         if (_columns is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(columns), _columns, "1..8 columns per warp");
         if (_warps is < 1 or > 32) throw new ArgumentOutOfRangeException(nameof(warps), _warps, "1..32 warps per block");
         if (pieces is < 1 or > 16) throw new ArgumentOutOfRangeException(nameof(step), pieces, "1..16 pieces per step");
-        bool startEarly = early ?? EnvInt("ACTORS_GEMV_EARLY", 0) == 1;
-        int ahead = prefetch ?? EnvInt("ACTORS_GEMV_PREFETCH", 0);
-        if (ahead is < 0 or > 64) throw new ArgumentOutOfRangeException(nameof(prefetch), ahead, "0..64 steps prefetched");
-        string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n" +
-            $"#define GEMV_EARLY {(startEarly ? 1 : 0)}\n#define GEMV_PREFETCH {ahead}\n";
+        string defines = $"#define GEMV_COLS {_columns}\n#define GEMV_WARPS {_warps}\n#define GEMV_STEP {pieces}\n";
         var module = compiler.Load(defines + KernelSource.Load("gemv.cu"), "gemv.cu");
         for (int m = 1; m <= MaxRows; m++)
         {

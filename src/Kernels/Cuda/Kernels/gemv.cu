@@ -23,16 +23,6 @@
 #ifndef GEMV_STEP
 #define GEMV_STEP 4
 #endif
-// GEMV_EARLY: products other than gate/up + SwiGLU (whose grids fit on the device at once) let the next kernel's blocks
-// start as soon as they start, not after their main loop, so those blocks load (and prefetch) their first weights
-// while this grid streams. GEMV_PREFETCH: steps past the first whose weights each warp asks L2 to fetch before it
-// waits for the previous kernel (prefetch.global.L2, one per 128-byte line).
-#ifndef GEMV_EARLY
-#define GEMV_EARLY 0
-#endif
-#ifndef GEMV_PREFETCH
-#define GEMV_PREFETCH 0
-#endif
 
 // Optional parts of the product (null pointers leave them out):
 // - Norm: x is RMS-normalised first, x' = bf16(x / sqrt(mean(x^2) + Eps) * Norm) per row, as add_rmsnorm computes it:
@@ -130,13 +120,6 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p, const RopeOut& r)
     for (int c = 0; c < C; c++)
 #pragma unroll
         for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
-    if (GEMV_PREFETCH > 0 && active && (lane & 7) == 0)
-#pragma unroll
-        for (int c = 0; c < C; c++)
-            for (int s = GEMV_STEP; s < GEMV_STEP * (1 + GEMV_PREFETCH); s++)
-                if (i + 32 * s < pieces) asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[c] + i + 32 * s));
-    constexpr bool early = GEMV_EARLY && !SWIGLU;
-    if (early) PDL_LAUNCH();
 
     PDL_WAIT();
     const vec16* x = (const vec16*)p.X;
@@ -202,7 +185,7 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p, const RopeOut& r)
     }
     // the next kernel's blocks may start now (starting them at the wait instead was 2 % slower on an H100 chain of
     // decode products: waiting blocks hold SM slots the tail of this grid could use)
-    if (!early) PDL_LAUNCH();
+    PDL_LAUNCH();
 #pragma unroll
     for (int m = 0; m < M; m++)
 #pragma unroll
