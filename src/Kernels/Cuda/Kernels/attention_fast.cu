@@ -671,8 +671,6 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 // (4, group) maxima in log2 units and sums, in shared memory, published) into the split's partial outputs, as
 // paged_decode_split writes them (partialMax in natural-log units). Thread t of `threads` takes channels t, t + threads, ...
 // Warp 0 holds the split's first key, so every head's merged max is finite.
-// FAST: the weights by ex2.approx (the TMA kernel's own exponentials; ~2 ulp) instead of exp2f.
-template <bool FAST = false>
 __device__ __forceinline__ void decode_write_partials(const DecodeParams& p, const float* racc, const float* rm, const float* rl,
                                                       int group, int d, int seq, int kvh, int split, int t, int threads)
 {
@@ -687,7 +685,7 @@ __device__ __forceinline__ void decode_write_partials(const DecodeParams& p, con
 #pragma unroll
         for (int w = 0; w < 4; w++)
         {
-            float f = FAST ? ex2(rm[w * group + g] - mx) : exp2f(rm[w * group + g] - mx);
+            float f = exp2f(rm[w * group + g] - mx);
             a += racc[(w * group + g) * d + c] * f;
             sum += rl[w * group + g] * f;
         }

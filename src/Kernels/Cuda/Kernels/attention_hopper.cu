@@ -645,7 +645,7 @@ __device__ __forceinline__ void td_consume(const TmaDecodeParams& ps, unsigned i
         if (tig == 0) { rm[warp * group + gid] = m; rl[warp * group + gid] = l; }
     }
     named_barrier(1, 128);
-    decode_write_partials<true>(p, racc, rm, rl, group, FA_D, seq, kvh, split, threadIdx.x, 128);
+    decode_write_partials(p, racc, rm, rl, group, FA_D, seq, kvh, split, threadIdx.x, 128);
 }
 
 extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(const __grid_constant__ TmaDecodeParams ps)
