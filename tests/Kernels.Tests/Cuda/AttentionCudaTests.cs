@@ -16,6 +16,8 @@ public class AttentionCudaTests
     /// <summary>The default kernels with the TMA decode switched off: the vectorised register decode wherever it applies.</summary>
     private static readonly Lazy<AttentionKernels> RegisterDecodeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseTmaDecode = false });
     private static readonly Lazy<AttentionKernels> FixedSplitTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { BalanceTmaSplits = false });
+    /// <summary>The TMA decode followed by paged_decode_reduce, as before its last blocks merged the splits themselves.</summary>
+    private static readonly Lazy<AttentionKernels> SeparateReduceTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { FuseTmaDecodeReduce = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -216,7 +218,7 @@ public class AttentionCudaTests
     /// Which decode kernels a case runs: the simple ones, the vectorised register kernel, the launcher's default
     /// (paged_decode_tma where it applies, with balanced splits), or the TMA kernel with splits of one size.
     /// </summary>
-    public enum DecodePath { Simple, Register, Default, FixedTmaSplits }
+    public enum DecodePath { Simple, Register, Default, FixedTmaSplits, SeparateReduce }
 
     public static TheoryData<int, int, int, int, int[], DecodePath> DecodeCases()
     {
@@ -241,6 +243,7 @@ public class AttentionCudaTests
         { 64, 8, 4, 128, [.. Enumerable.Range(0, 20).Select(i => 1 + 397 * i)] }, // 160 (sequence, KV head) pairs: past one per SM
         { 64, 4, 7, 128, [8200, 1, 300] },      // Qwen2-7B heads (group 7): TMA on sm_90, else the simple kernel
         { 16, 3, 5, 128, [1000, 65] },          // group 5
+        { 64, 8, 4, 128, [300, 0, 5000] },      // an empty context: a zero row
         // fallbacks
         { 16, 2, 4, 80, [1, 17, 300, 5000] },   // head dim 80
         { 16, 2, 3, 128, [300, 17] },           // group 3 (the TMA kernel on sm_90)
@@ -249,7 +252,7 @@ public class AttentionCudaTests
         foreach (var row in cases)
         {
             var (a, b, c, d, e) = row.Data;
-            foreach (var path in (DecodePath[])[DecodePath.Simple, DecodePath.Register, DecodePath.Default]) all.Add(a, b, c, d, e, path);
+            foreach (var path in (DecodePath[])[DecodePath.Simple, DecodePath.Register, DecodePath.Default, DecodePath.SeparateReduce]) all.Add(a, b, c, d, e, path);
         }
         return all;
     }
@@ -309,7 +312,8 @@ public class AttentionCudaTests
         var kernels = path switch
         {
             DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value,
-            DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, _ => gpu.Attention,
+            DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, DecodePath.SeparateReduce => SeparateReduceTmaKernels.Value,
+            _ => gpu.Attention,
         };
         if (!simple && !AttentionKernels.SimpleRequested)
             Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
@@ -340,13 +344,23 @@ public class AttentionCudaTests
         kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut, splitContext);
         stream.Synchronize();
         float[] got = Gpu.DownloadBf16(dOut);
+        if (path == DecodePath.Default)
+        {
+            // again over a cleared output: the TMA decode's split counters were put back to zero, so its last blocks
+            // merge again (and every kernel gives the same bits)
+            dOut.Upload(new ushort[q.Length]);
+            kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut, splitContext);
+            stream.Synchronize();
+            Assert.Equal(got, Gpu.DownloadBf16(dOut));
+        }
 
         int row = heads * headDim;
         for (int s = 0; s < seqs; s++)
         {
-            var expected = new float[row];
-            PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
-                tables.AsSpan(s * tableStride, tableStride), scale, expected);
+            var expected = new float[row]; // an empty context: a zero row
+            if (lengths[s] > 0)
+                PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
+                    tables.AsSpan(s * tableStride, tableStride), scale, expected);
             TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode ({path}{(kernels.DecodeUsesTma(headDim, group, pageSize, seqs, kvHeads) ? ", TMA" : "")}) sequence {s} (length {lengths[s]})");
         }
     }
