@@ -424,19 +424,6 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             Console.WriteLine($"decode attention {seqs} x {context} ({kernel}): {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
         }
     attention.UseTmaDecode = true;
-    // the TMA decode's splits merged by its own last blocks (the default) against a paged_decode_reduce launch after it
-    if (tmaByDefault)
-        for (int round = 0; round < 3; round++)
-            foreach (bool fuse in new[] { false, true })
-            {
-                attention.FuseTmaDecodeReduce = fuse;
-                int layer = 0;
-                double ms = Time(20, () => attention.Decode(stream, q, seqs, heads, runner.Pool, layout, layer++ % layout.Layers, tables, stride, lens, context, 1f / MathF.Sqrt(d), ws, o));
-                double tbs = bytes / (ms * 1e-3) / 1e12;
-                results[$"decode_attention_{seqs}x{context}_tma_{(fuse ? "fused" : "separate")}_reduce_tb_per_s"] = tbs;
-                Console.WriteLine($"decode attention {seqs} x {context} (TMA kernel, {(fuse ? "its own last blocks merge" : "then paged_decode_reduce")}): {ms * 1000:F1} µs, {tbs:F2} TB/s");
-            }
-    attention.FuseTmaDecodeReduce = true;
     attention.TmaDecodeMaxPairs = maxPairs;
 }
 // A decode graph's grid covers its context bucket: one sequence at shortCtx in a graph of the 2 x shortCtx bucket that

@@ -25,7 +25,6 @@ __device__ int __shfl_xor_sync(unsigned int, int, int);
 __device__ int __shfl_up_sync(unsigned int, int, int);
 __device__ double __shfl_up_sync(unsigned int, double, int);
 __device__ int atomicAdd(int*, int);
-__device__ void __threadfence();
 __device__ int atomicMin(int*, int);
 __device__ int atomicMax(int*, int);
 __device__ double exp(double);

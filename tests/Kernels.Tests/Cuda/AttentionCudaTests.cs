@@ -16,8 +16,6 @@ public class AttentionCudaTests
     /// <summary>The default kernels with the TMA decode switched off: the vectorised register decode wherever it applies.</summary>
     private static readonly Lazy<AttentionKernels> RegisterDecodeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseTmaDecode = false });
     private static readonly Lazy<AttentionKernels> FixedSplitTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { BalanceTmaSplits = false });
-    /// <summary>The TMA decode followed by paged_decode_reduce, as before its last blocks merged the splits themselves.</summary>
-    private static readonly Lazy<AttentionKernels> SeparateReduceTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { FuseTmaDecodeReduce = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -218,7 +216,7 @@ public class AttentionCudaTests
     /// Which decode kernels a case runs: the simple ones, the vectorised register kernel, the launcher's default
     /// (paged_decode_tma where it applies, with balanced splits), or the TMA kernel with splits of one size.
     /// </summary>
-    public enum DecodePath { Simple, Register, Default, FixedTmaSplits, SeparateReduce }
+    public enum DecodePath { Simple, Register, Default, FixedTmaSplits }
 
     public static TheoryData<int, int, int, int, int[], DecodePath> DecodeCases()
     {
@@ -252,7 +250,7 @@ public class AttentionCudaTests
         foreach (var row in cases)
         {
             var (a, b, c, d, e) = row.Data;
-            foreach (var path in (DecodePath[])[DecodePath.Simple, DecodePath.Register, DecodePath.Default, DecodePath.SeparateReduce]) all.Add(a, b, c, d, e, path);
+            foreach (var path in (DecodePath[])[DecodePath.Simple, DecodePath.Register, DecodePath.Default]) all.Add(a, b, c, d, e, path);
         }
         return all;
     }
@@ -312,8 +310,7 @@ public class AttentionCudaTests
         var kernels = path switch
         {
             DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value,
-            DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, DecodePath.SeparateReduce => SeparateReduceTmaKernels.Value,
-            _ => gpu.Attention,
+            DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, _ => gpu.Attention,
         };
         if (!simple && !AttentionKernels.SimpleRequested)
             Assert.Equal(headDim is 64 or 128 && group is 1 or 2 or 4 or 8, kernels.DecodeUsesVector(headDim, group));
@@ -346,8 +343,7 @@ public class AttentionCudaTests
         float[] got = Gpu.DownloadBf16(dOut);
         if (path == DecodePath.Default)
         {
-            // again over a cleared output: the TMA decode's split counters were put back to zero, so its last blocks
-            // merge again (and every kernel gives the same bits)
+            // again over a cleared output: the splits are merged in a fixed order, so the same bits
             dOut.Upload(new ushort[q.Length]);
             kernels.Decode(stream, dQ, seqs, heads, dPool, layout, layer, dTables, tableStride, dLens, maxContext, scale, dWork, dOut, splitContext);
             stream.Synchronize();

@@ -47,16 +47,6 @@ public sealed class AttentionKernels
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
     private readonly CudaFunction? _prefillWgmma, _decodeTma;
-    private readonly DeviceBuffer<int>? _decodeCounters; // paged_decode_tma's finished splits per (sequence, KV head)
-
-    /// <summary>(sequence, KV head) pairs up to which paged_decode_tma merges its own splits (<see cref="FuseTmaDecodeReduce"/>).</summary>
-    public const int DecodeCounterCapacity = 16384;
-
-    /// <summary>
-    /// Whether paged_decode_tma merges its splits itself, in the last block of each (sequence, KV head) to finish (default
-    /// true, for batches up to <see cref="DecodeCounterCapacity"/> pairs), instead of a paged_decode_reduce launch after it.
-    /// </summary>
-    public bool FuseTmaDecodeReduce { get; set; } = true;
     /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HopperFailures = new();
     private readonly CudaDevice? _device;
@@ -257,9 +247,6 @@ public sealed class AttentionKernels
                     _prefillWgmma = hopper.Function("paged_prefill_wgmma");
                     _decodeTma = hopper.Function("paged_decode_tma");
                     _decodeTma.Programmatic = true; // PDL_ENTER
-                    // zero once; the kernel's last block of each (sequence, KV head) puts its counter back to zero
-                    _decodeCounters = _device.Allocate<int>(DecodeCounterCapacity);
-                    Driver.Check(Driver.cuMemsetD8_v2(_decodeCounters.Pointer, 0, (nuint)(DecodeCounterCapacity * sizeof(int))), "cuMemsetD8", "decode split counters");
                     UseWgmmaPrefill = UseTmaDecode = true;
                 }
                 catch (Exception e) when (e is NvrtcException or CudaException)
@@ -464,10 +451,8 @@ public sealed class AttentionKernels
         };
         if (tma)
         {
-            bool fused = FuseTmaDecodeReduce && _decodeCounters is not null && (long)seqs * layout.KvHeads <= DecodeCounterCapacity;
-            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Counters = fused ? _decodeCounters!.Pointer : 0 };
+            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p };
             _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, TmaDecodeShared, t);
-            if (fused) return; // its last blocks merged the splits
         }
         else if (vector)
         {
@@ -646,14 +631,12 @@ public sealed class AttentionKernels
         public int Balanced; // paged_decode_tma and paged_decode_reduce: decode_split_size
     }
 
-    /// <summary>Twin of TmaDecodeParams (attention_hopper.cu): the pool's tensor map, the decode params, the split counters
-    /// (0: paged_decode_reduce merges); 256 bytes.</summary>
+    /// <summary>Twin of TmaDecodeParams (attention_hopper.cu): the pool's tensor map, then the decode params; 256 bytes.</summary>
     [StructLayout(LayoutKind.Sequential, Size = 256)]
     private struct TmaDecodeParams
     {
         public TensorMap Map;
         public DecodeParams P;
-        public ulong Counters;
     }
 
     [StructLayout(LayoutKind.Sequential)]

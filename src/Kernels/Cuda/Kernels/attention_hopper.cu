@@ -512,7 +512,6 @@ struct alignas(64) TmaDecodeParams
 {
     TmaMap kvMap; // the pool, as WgmmaPrefillParams.kvMap
     DecodeParams p;
-    int* counters; // (seqs, kvHeads) finished splits, zero between launches; null: paged_decode_reduce merges the splits
 };
 static_assert(sizeof(TmaDecodeParams) == 256, "layout must match AttentionKernels.TmaDecodeParams");
 
@@ -649,48 +648,6 @@ __device__ __forceinline__ void td_consume(const TmaDecodeParams& ps, unsigned i
     decode_write_partials(p, racc, rm, rl, group, FA_D, seq, kvh, split, threadIdx.x, 128);
 }
 
-__device__ __forceinline__ float ld_cg(const float* p)
-{
-    float v;
-    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-    return v;
-}
-
-// With counters (the consumer warps, after their partial outputs): the last of the `splits` blocks of (seq, kvh) to
-// finish merges the splits of the group's heads as paged_decode_reduce does, out = sum_s e^(m_s - M) acc_s /
-// sum_s e^(m_s - M) l_s, and puts the counter back to zero, so no reduce launch follows the kernel (one sequence at 8K
-// is 128 blocks of a few microseconds each: a second launch and its ramp were a large part of its time). The classic
-// last-block pattern: each thread fences its partial writes before the count, and the last block reads the others'
-// through L2 (ld.global.cg).
-__device__ __forceinline__ void td_reduce_last(const TmaDecodeParams& ps, int seq, int kvh, int splits)
-{
-    const DecodeParams& p = ps.p;
-    __shared__ int last;
-    __threadfence();
-    named_barrier(1, 128);
-    if (threadIdx.x == 0) last = atomicAdd(ps.counters + seq * p.kvHeads + kvh, 1) == splits - 1;
-    named_barrier(1, 128);
-    if (!last) return;
-    __threadfence();
-    const int group = p.heads / p.kvHeads, c = threadIdx.x; // a thread per channel (FA_D = 128 consumer threads)
-    for (int g = 0; g < group; g++)
-    {
-        int h = kvh * group + g;
-        u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
-        float M = NEG_INF;
-        for (int s = 0; s < splits; s++) M = fmaxf(M, ld_cg(p.partialMax + base + s));
-        float L = 0.f, acc = 0.f;
-        for (int s = 0; s < splits; s++)
-        {
-            float w = expf(ld_cg(p.partialMax + base + s) - M);
-            L += ld_cg(p.partialSum + base + s) * w;
-            acc += ld_cg(p.partialAcc + (base + s) * FA_D + c) * w;
-        }
-        p.out[((u64)seq * p.heads + h) * FA_D + c] = f2bf(acc / L);
-    }
-    if (threadIdx.x == 0) ps.counters[seq * p.kvHeads + kvh] = 0;
-}
-
 extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(const __grid_constant__ TmaDecodeParams ps)
 {
     extern __shared__ u32x4 fa_smem[];
@@ -711,15 +668,6 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
     PDL_ENTER(); // q, the page tables and the pool are written by the kernels before this one
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
     int len = p.contextLens[seq], splitSize = decode_split_size(p, len), start = split * splitSize;
-    int splits = (len + splitSize - 1) / splitSize;
-    if (ps.counters && (len == 0 || splits > p.maxSplits))
-    {
-        // what paged_decode_reduce writes then: an empty context a zero row, a grid too small for it NaN
-        if (split == 0 && threadIdx.x < 128)
-            for (int g = 0, group = p.heads / p.kvHeads; g < group; g++)
-                p.out[((u64)seq * p.heads + kvh * group + g) * FA_D + threadIdx.x] = len == 0 ? (bf16_t)0 : f2bf(__uint_as_float(0x7fc00000u));
-        return;
-    }
     if (start >= len) return; // uniform across the block
     int n = min(len - start, splitSize);
     int nTiles = (n + TD_KEYS - 1) / TD_KEYS;
@@ -729,5 +677,4 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
         return;
     }
     td_consume(ps, stages, bars, merge, split, kvh, seq, n, nTiles);
-    if (ps.counters) td_reduce_last(ps, seq, kvh, splits);
 }
