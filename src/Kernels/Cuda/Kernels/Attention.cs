@@ -153,6 +153,15 @@ public sealed class AttentionKernels
     public bool BalanceTmaSplits { get; set; } = true;
 
     /// <summary>
+    /// Whether paged_decode_tma, launched programmatically, loads its key tiles before it waits for the previous kernel
+    /// (default true; ACTORS_TMA_EARLY=0 turns it off): only the tile holding a sequence's last position has keys that
+    /// kernel writes (this step's K and V), so the other tiles stream while it drains. The consumers still wait before
+    /// they read q. Requires that nothing in the step before the previous kernel writes the pool, the page tables or
+    /// the context lengths except through stream-ordered work that ended before the step's first kernel began.
+    /// </summary>
+    public bool EarlyTmaDecodeLoads { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_EARLY") != "0";
+
+    /// <summary>
     /// Keys per split of a sequence of <paramref name="context"/> keys when the splits are balanced: the context cut into
     /// <paramref name="maxSplits"/> equal parts, rounded up to the TMA decode's 64-key tiles, at most
     /// <paramref name="splitSize"/> (the kernel's decode_split_size computes the same).
@@ -451,7 +460,7 @@ public sealed class AttentionKernels
         };
         if (tma)
         {
-            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p };
+            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0 };
             _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, TmaDecodeShared, t);
         }
         else if (vector)
@@ -637,6 +646,8 @@ public sealed class AttentionKernels
     {
         public TensorMap Map;
         public DecodeParams P;
+        public int Early; // EarlyTmaDecodeLoads
+        public int Pad;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -512,6 +512,8 @@ struct alignas(64) TmaDecodeParams
 {
     TmaMap kvMap; // the pool, as WgmmaPrefillParams.kvMap
     DecodeParams p;
+    int early;    // 1: load the tiles before the one holding the last position before waiting for the previous kernel
+    int pad;
 };
 static_assert(sizeof(TmaDecodeParams) == 256, "layout must match AttentionKernels.TmaDecodeParams");
 
@@ -533,12 +535,20 @@ __device__ __forceinline__ void td_produce(const TmaDecodeParams& ps, unsigned i
     int lastPage = (n - 1) / p.pageSize;   // the split's pages 0 ..= lastPage (from its first)
     bool lane = b < ppt * 4;
     int page = lane ? table[min(b >> 2, lastPage)] : 0;
+    // early: only the tile holding the sequence's last position (the last tile of its last split) has keys the previous
+    // kernel writes (this step's K and V); the other tiles load while that kernel drains
+    bool waited = !ps.early;
     for (int j = 0; j < nTiles; j++)
     {
         int stage = j % TD_STAGES;
         unsigned int full = bars + stage * 8, empty = bars + (TD_STAGES + stage) * 8;
         int pages = min(ppt, lastPage - j * ppt + 1);
         int next = j + 1 < nTiles && lane ? table[min((j + 1) * ppt + (b >> 2), lastPage)] : 0;
+        if (!waited && start + TD_KEYS * (j + 1) >= p.contextLens[seq])
+        {
+            PDL_WAIT();
+            waited = true;
+        }
         if (j >= TD_STAGES) mbar_wait(empty, (unsigned int)(j / TD_STAGES - 1) & 1u);
         if (b == 0) mbar_expect_tx(full, (unsigned int)pages * 4u * boxBytes);
         __syncwarp();
@@ -665,7 +675,11 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
-    PDL_ENTER(); // q, the page tables and the pool are written by the kernels before this one
+    // q and this step's K and V are written by the kernel before this one; the page tables and context lengths are
+    // uploaded before the step's first kernel, and the other keys by earlier steps. Without early, every thread waits
+    // here; with it, the consumers wait before they read q and the producer before the tile holding the last position.
+    if (!ps.early) PDL_WAIT();
+    PDL_LAUNCH();
     int split = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z;
     int len = p.contextLens[seq], splitSize = decode_split_size(p, len), start = split * splitSize;
     if (start >= len) return; // uniform across the block
@@ -676,5 +690,6 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
         if (threadIdx.x < 160) td_produce(ps, stages, bars, kvh, seq, start, n, nTiles);
         return;
     }
+    if (ps.early) PDL_WAIT();
     td_consume(ps, stages, bars, merge, split, kvh, seq, n, nTiles);
 }
