@@ -524,7 +524,7 @@ __device__ __forceinline__ unsigned int td_off(int r, int c)
 }
 
 __device__ __forceinline__ void td_produce(const TmaDecodeParams& ps, unsigned int stages, unsigned int bars, int kvh, int seq,
-                                           int start, int n, int nTiles)
+                                           int len, int start, int n, int nTiles)
 {
     const DecodeParams& p = ps.p;
     int b = threadIdx.x & 31;              // box b of a tile: page b >> 2, half (b >> 1) & 1, V when b & 1
@@ -544,7 +544,7 @@ __device__ __forceinline__ void td_produce(const TmaDecodeParams& ps, unsigned i
         unsigned int full = bars + stage * 8, empty = bars + (TD_STAGES + stage) * 8;
         int pages = min(ppt, lastPage - j * ppt + 1);
         int next = j + 1 < nTiles && lane ? table[min((j + 1) * ppt + (b >> 2), lastPage)] : 0;
-        if (!waited && start + TD_KEYS * (j + 1) >= p.contextLens[seq])
+        if (!waited && start + TD_KEYS * (j + 1) >= len)
         {
             PDL_WAIT();
             waited = true;
@@ -687,7 +687,7 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
     int nTiles = (n + TD_KEYS - 1) / TD_KEYS;
     if (threadIdx.x >= 128)
     {
-        if (threadIdx.x < 160) td_produce(ps, stages, bars, kvh, seq, start, n, nTiles);
+        if (threadIdx.x < 160) td_produce(ps, stages, bars, kvh, seq, len, start, n, nTiles);
         return;
     }
     if (ps.early) PDL_WAIT();
