@@ -443,6 +443,61 @@ public class AttentionCudaTests
         Assert.Equal(64, AttentionKernels.BalancedSplitSize(1, s16, 16));
     }
 
+    /// <summary>
+    /// paged_decode_tma launched programmatically right after the kernel that writes the step's key and value (as the
+    /// engine's qkv kernel does) loads its other key tiles before it waits for that kernel, but must see the new key and
+    /// value: the pool holds stale ones at the last position (a key that would take all the weight) until the KV write.
+    /// Lengths put the last position at a tile's start, inside one, and in the last of 16 splits.
+    /// </summary>
+    [Theory]
+    [InlineData(8192 + 37)]
+    [InlineData(64 * 5 + 1)]
+    [InlineData(700)]
+    public void Tma_decode_right_after_the_kv_write_sees_the_new_key(int length)
+    {
+        var gpu = Gpu.Require();
+        if (gpu.Device.ComputeMajor != 9 || gpu.Device.ComputeMinor != 0) Assert.Skip($"{gpu.Device.Name} is {gpu.Device.Architecture}: the TMA decode is built for sm_90a only");
+        if (AttentionKernels.SimpleRequested || AttentionKernels.WgmmaDisabledByEnvironment) Assert.Skip("the fast kernels or the Hopper module are switched off by the environment");
+        const int pageSize = 64, kvHeads = 8, group = 4, headDim = 128, layer = 1, heads = kvHeads * group;
+        var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
+        Assert.True(gpu.Attention.DecodeUsesTma(headDim, group, pageSize, 1, kvHeads));
+        Assert.True(gpu.Attention.EarlyTmaDecodeLoads);
+        int pages = (length + pageSize - 1) / pageSize, last = length - 1, ts = layout.TokenStride;
+        float[] pool = Pool(layout, pages + 1, 60);
+        int[] table = Shuffled(pages + 1, 61)[..pages];
+        long kAt = layout.KeyOffset(table[last / pageSize], layer, last % pageSize), vAt = layout.ValueOffset(table[last / pageSize], layer, last % pageSize);
+        float[] row = new float[2 * ts]; // the new key, then the new value
+        Array.Copy(pool, kAt, row, 0, ts);
+        Array.Copy(pool, vAt, row, ts, ts);
+        float[] stale = (float[])pool.Clone();
+        Array.Fill(stale, 4f, (int)kAt, ts);
+        Array.Fill(stale, 16f, (int)vAt, ts);
+        float[] q = Gpu.RandomBf16(heads * headDim, 62, 2f);
+        float scale = 1f / MathF.Sqrt(headDim);
+        var expected = new float[heads * headDim];
+        PagedAttention.Reference(q, 1, heads, last, pool, layout, layer, table, scale, expected);
+        var staleOut = new float[heads * headDim];
+        PagedAttention.Reference(q, 1, heads, last, stale, layout, layer, table, scale, staleOut);
+        Assert.True(expected.Zip(staleOut, (a, b) => MathF.Abs(a - b)).Max() > 1f, "the stale key and value must change the output");
+
+        using var dTable = gpu.Upload<int>(table);
+        using var dLens = gpu.Upload<int>([length]);
+        using var dQ = gpu.UploadBf16(q);
+        using var dRow = gpu.UploadBf16(row);
+        using var dOut = gpu.Device.Allocate<ushort>(q.Length);
+        using var dWork = gpu.Device.Allocate<float>(AttentionKernels.DecodeWorkspaceLength(1, heads, kvHeads, headDim, length));
+        using var stream = gpu.Device.CreateStream();
+        stream.ProgrammaticLaunch = true;
+        for (int round = 0; round < 4; round++)
+        {
+            using var dPool = gpu.UploadBf16(stale);
+            gpu.Attention.KvWrite(stream, dRow, ts, dRow.Span.Slice(ts), ts, 1, dPool, layout, layer, dTable, last);
+            gpu.Attention.Decode(stream, dQ, 1, heads, dPool, layout, layer, dTable, pages, dLens, length, scale, dWork, dOut);
+            stream.Synchronize();
+            TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, $"decode right after the KV write, length {length}, round {round}");
+        }
+    }
+
     [Fact]
     public void Kv_write_places_tokens_in_their_pages_and_slots()
     {
