@@ -4,3 +4,4 @@ static_assert(__builtin_offsetof(GemvParams, Eps) == 60, "");
 static_assert(__builtin_offsetof(GemvRopeParams, R) == 64, "");
 static_assert(__builtin_offsetof(RopeOut, PageStride) == 48, "");
 static_assert(__builtin_offsetof(RopeOut, Heads) == 64, "");
+static_assert(__builtin_offsetof(RopeOut, EarlyLaunch) == 84, "");

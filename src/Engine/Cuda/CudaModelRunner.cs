@@ -186,6 +186,26 @@ public sealed partial class CudaModelRunner : IModelRunner
         set { if (value != _attn.UseTmaDecode) { _attn.UseTmaDecode = value; _generation++; } }
     }
 
+    /// <summary>
+    /// Whether paged_decode_tma loads its key tiles before it waits for the qkv kernel (<see cref="AttentionKernels.EarlyTmaDecodeLoads"/>,
+    /// default on); the bench compares both. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool EarlyTmaDecodeLoads
+    {
+        get => _attn.EarlyTmaDecodeLoads;
+        set { if (value != _attn.EarlyTmaDecodeLoads) { _attn.EarlyTmaDecodeLoads = value; _generation++; } }
+    }
+
+    /// <summary>
+    /// Whether the folded qkv product lets the attention start at its wait (<see cref="GemvKernels.EarlyQkvLaunch"/>);
+    /// the bench compares both. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool EarlyQkvLaunch
+    {
+        get => Gemv.EarlyQkvLaunch;
+        set { if (value != Gemv.EarlyQkvLaunch) { Gemv.EarlyQkvLaunch = value; _generation++; } }
+    }
+
     /// <summary>Whether a decode step of one sequence of this model takes paged_decode_tma.</summary>
     internal bool DecodeUsesTma => _attn.DecodeUsesTma(Config.HeadDim, Config.NumHeads / Config.NumKvHeads, KvLayout.PageSize, 1, Config.NumKvHeads);
 

@@ -93,6 +93,13 @@ public sealed class GemvKernels
     public bool SupportsQkvRope(int headDim) => _normedRope is not null && headDim > 0 && headDim % 2 == 0;
 
     /// <summary>
+    /// Whether <see cref="QkvRope"/> lets the next kernel's blocks start at its wait for the previous kernel instead of
+    /// after its main loop (default off; ACTORS_QKV_EARLY_LAUNCH=1 turns it on): the TMA decode after it then streams
+    /// the key tiles it may load early while the product runs.
+    /// </summary>
+    public bool EarlyQkvLaunch { get; set; } = Environment.GetEnvironmentVariable("ACTORS_QKV_EARLY_LAUNCH") == "1";
+
+    /// <summary>
     /// The qkv product with the attention prologue folded in (decode steps): x' = RMS-normalised x (as in
     /// <see cref="Matmul"/>), qkv = x' · wᵀ (w: ((heads + 2 kvHeads) · headDim, k)), + <paramref name="bias"/>, then RoPE on
     /// every q and k head (cos, sin: (tableRows, headDim / 2), row positions[r], or r when positions is a default span)
@@ -127,6 +134,7 @@ public sealed class GemvKernels
             Cos = cos.Pointer, Sin = sin.Pointer, Positions = positions.Pointer, Slots = slots.Pointer, Q = q.Pointer, Kv = pool.Pointer,
             PageStride = layout.PageStride, LayerOffset = (long)layer * layout.LayerStride,
             Heads = heads, KvHeads = kvHeads, HeadDim = headDim, PageSize = layout.PageSize, TokenStride = layout.TokenStride,
+            EarlyLaunch = EarlyQkvLaunch ? 1 : 0,
         };
         uint blocks = (uint)((n / 2 + _warps - 1) / _warps); // a warp per column pair
         _normedRope![rows - 1].Launch(stream, (blocks, 1, 1), (uint)(_warps * 32), (uint)(rows * k * sizeof(ushort)), p);
@@ -171,6 +179,6 @@ public sealed class GemvKernels
         public GemvParams G;
         public ulong Cos, Sin, Positions, Slots, Q, Kv;
         public long PageStride, LayerOffset;
-        public int Heads, KvHeads, HeadDim, PageSize, TokenStride, Pad;
+        public int Heads, KvHeads, HeadDim, PageSize, TokenStride, EarlyLaunch;
     }
 }

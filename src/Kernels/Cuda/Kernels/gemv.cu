@@ -56,7 +56,8 @@ struct RopeOut
     bf16_t* Kv;
     long long PageStride;
     long long LayerOffset;
-    int Heads, KvHeads, HeadDim, PageSize, TokenStride, Pad;
+    int Heads, KvHeads, HeadDim, PageSize, TokenStride;
+    int EarlyLaunch; // 1: the next kernel's blocks may start at PDL_WAIT (GemvKernels.EarlyQkvLaunch)
 };
 struct GemvRopeParams
 {
@@ -122,6 +123,9 @@ __device__ __forceinline__ void gemv_body(const GemvParams& p, const RopeOut& r)
         for (int s = 0; s < GEMV_STEP; s++) wv[c][s] = active && i + 32 * s < pieces ? ld_stream(wrow[c] + i + 32 * s) : zero;
 
     PDL_WAIT();
+    // ROPE with EarlyLaunch: the attention after the qkv product starts now, so paged_decode_tma streams the key tiles
+    // this kernel does not write while it runs (its early loads; it waits for this kernel before it reads q)
+    if (ROPE && r.EarlyLaunch) PDL_LAUNCH();
     const vec16* x = (const vec16*)p.X;
     if (NORM)
     {
