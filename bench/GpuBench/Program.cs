@@ -287,6 +287,31 @@ double SessionsStepMs(ulong seed)
     return Median(times);
 }
 
+// The TMA decode's early key loads (before its wait for the qkv kernel) against none, and with the qkv product letting
+// the attention start at its own wait (GemvKernels.EarlyQkvLaunch), alternating (3 rounds): decode after shortCtx and
+// 32 sessions at shortCtx.
+Case("decode, TMA early loads on and off", () =>
+{
+    bool loadsBefore = runner.EarlyTmaDecodeLoads, launchBefore = runner.EarlyQkvLaunch;
+    try
+    {
+        var (token, _) = Prefill(shortCtx);
+        for (int round = 0; round < 3; round++)
+            foreach (var (loads, launch) in new[] { (false, false), (true, false), (true, true) })
+            {
+                runner.EarlyTmaDecodeLoads = loads;
+                runner.EarlyQkvLaunch = launch;
+                double dms = Decode(shortCtx, token), step = SessionsStepMs(99);
+                string tag = loads ? launch ? "early_loads_early_qkv_launch" : "early_loads" : "late_loads";
+                results[$"tma_{tag}_decode_after_{shortCtx}_ms_per_token"] = dms;
+                results[$"tma_{tag}_sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
+                Console.WriteLine($"TMA decode, early loads {(loads ? "on" : "off")}, qkv early launch {(launch ? "on" : "off")}: " +
+                    $"decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {step:F2} ms/step");
+            }
+    }
+    finally { runner.EarlyTmaDecodeLoads = loadsBefore; runner.EarlyQkvLaunch = launchBefore; }
+});
+
 // The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
 Case("decode, cuBLASLt only", () =>
 {
@@ -404,25 +429,44 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
     attention.TmaDecodeMaxPairs = long.MaxValue;
     bool tma = attention.DecodeUsesTma(d, heads / config.NumKvHeads, PageSize, seqs, config.NumKvHeads);
     bool tmaByDefault = tma && (long)seqs * config.NumKvHeads <= maxPairs;
-    // where the TMA kernel serves, the register kernel alternates with it (3 rounds) for the comparison
+    // where the TMA kernel serves, the register kernel and the TMA kernel without its early loads alternate with the
+    // default (3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
+    // e310e09 were: the gaps between launches count) and replayed from a CUDA graph of one launch per layer (as the
+    // engine's decode steps run).
+    var variants = tma ? new[] { (Tma: false, Early: false), (Tma: true, Early: false), (Tma: true, Early: true) } : new[] { (Tma: false, Early: false) };
+    bool earlyBefore = attention.EarlyTmaDecodeLoads;
     for (int round = 0; round < (tma ? 3 : 1); round++)
-        foreach (bool useTma in tma ? new[] { false, true } : new[] { false })
+        foreach (var (useTma, early) in variants)
         {
             attention.UseTmaDecode = useTma;
+            attention.EarlyTmaDecodeLoads = early;
             // each launch reads the next layer's pages, as a decode step does: one layer of one sequence at 8K (33.5 MB)
             // fits the L2 of an H100 or H200, so repeating one layer would time the cache for the single-sequence cases
             int layer = 0;
-            double ms = Time(20, () => attention.Decode(stream, q, seqs, heads, runner.Pool, layout, layer++ % layout.Layers, tables, stride, lens, context, 1f / MathF.Sqrt(d), ws, o));
-            double tbs = bytes / (ms * 1e-3) / 1e12;
-            string kernel = useTma ? "TMA kernel" : "register kernel";
-            if (useTma == tmaByDefault)
+            void Launch(CudaStream st) => attention.Decode(st, q, seqs, heads, runner.Pool, layout, layer++ % layout.Layers, tables, stride, lens, context, 1f / MathF.Sqrt(d), ws, o);
+            double ms = Time(20, () => Launch(stream));
+            layer = 0;
+            using var graph = CudaGraph.Capture(stream, st => { for (int l = 0; l < layout.Layers; l++) Launch(st); });
+            double graphMs = Time(5, () => graph.Launch(stream)) / layout.Layers;
+            double tbs = bytes / (ms * 1e-3) / 1e12, graphTbs = bytes / (graphMs * 1e-3) / 1e12;
+            string kernel = useTma ? early ? "TMA kernel" : "TMA kernel, no early loads" : "register kernel";
+            string tag = useTma ? early ? "tma" : "tma_late" : "register";
+            if (useTma == tmaByDefault && early == earlyBefore)
             {
                 results[$"decode_attention_{seqs}x{context}_tb_per_s"] = tbs; // the last round's
                 results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
+                results[$"decode_attention_{seqs}x{context}_graph_tb_per_s"] = graphTbs;
+                results[$"decode_attention_{seqs}x{context}_graph_fraction_of_3tbs"] = graphTbs / 3.0;
             }
-            else results[$"decode_attention_{seqs}x{context}_{(useTma ? "tma" : "register")}_kernel_tb_per_s"] = tbs;
-            Console.WriteLine($"decode attention {seqs} x {context} ({kernel}): {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s)");
+            else
+            {
+                results[$"decode_attention_{seqs}x{context}_{tag}_kernel_tb_per_s"] = tbs;
+                results[$"decode_attention_{seqs}x{context}_{tag}_kernel_graph_tb_per_s"] = graphTbs;
+            }
+            Console.WriteLine($"decode attention {seqs} x {context} ({kernel}): launched {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s); " +
+                $"graph {graphMs * 1000:F1} µs, {graphTbs:F2} TB/s ({graphTbs / 3.0:P0})");
         }
+    attention.EarlyTmaDecodeLoads = earlyBefore;
     attention.UseTmaDecode = true;
     attention.TmaDecodeMaxPairs = maxPairs;
 }
