@@ -287,30 +287,29 @@ double SessionsStepMs(ulong seed)
     return Median(times);
 }
 
-// The TMA decode's early key loads (before its wait for the qkv kernel) against none, with the qkv product letting the
-// attention start at its own wait (GemvKernels.EarlyQkvLaunch), and with the split merge letting the o product start
-// before its wait (AttentionKernels.EarlyReduceLaunch), alternating (3 rounds): decode after shortCtx and 32 sessions.
-Case("decode launch overlaps", () =>
+// The TMA decode's early key loads (before its wait for the qkv kernel) against none, and with the qkv product letting
+// the attention start at its own wait (GemvKernels.EarlyQkvLaunch), alternating (3 rounds): decode after shortCtx and
+// 32 sessions at shortCtx.
+Case("decode, TMA early loads on and off", () =>
 {
-    bool loadsBefore = runner.EarlyTmaDecodeLoads, launchBefore = runner.EarlyQkvLaunch, reduceBefore = runner.EarlyReduceLaunch;
+    bool loadsBefore = runner.EarlyTmaDecodeLoads, launchBefore = runner.EarlyQkvLaunch;
     try
     {
         var (token, _) = Prefill(shortCtx);
         for (int round = 0; round < 3; round++)
-            foreach (var (loads, launch, reduce) in new[] { (false, false, false), (true, false, false), (true, true, false), (true, false, true), (true, true, true) })
+            foreach (var (loads, launch) in new[] { (false, false), (true, false), (true, true) })
             {
                 runner.EarlyTmaDecodeLoads = loads;
                 runner.EarlyQkvLaunch = launch;
-                runner.EarlyReduceLaunch = reduce;
                 double dms = Decode(shortCtx, token), step = SessionsStepMs(99);
-                string tag = $"loads{(loads ? 1 : 0)}_qkv{(launch ? 1 : 0)}_reduce{(reduce ? 1 : 0)}";
-                results[$"overlap_{tag}_decode_after_{shortCtx}_ms_per_token"] = dms;
-                results[$"overlap_{tag}_sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
-                Console.WriteLine($"early TMA loads {(loads ? "on" : "off")}, early qkv launch {(launch ? "on" : "off")}, early reduce launch {(reduce ? "on" : "off")}: " +
+                string tag = loads ? launch ? "early_loads_early_qkv_launch" : "early_loads" : "late_loads";
+                results[$"tma_{tag}_decode_after_{shortCtx}_ms_per_token"] = dms;
+                results[$"tma_{tag}_sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
+                Console.WriteLine($"TMA decode, early loads {(loads ? "on" : "off")}, qkv early launch {(launch ? "on" : "off")}: " +
                     $"decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {step:F2} ms/step");
             }
     }
-    finally { runner.EarlyTmaDecodeLoads = loadsBefore; runner.EarlyQkvLaunch = launchBefore; runner.EarlyReduceLaunch = reduceBefore; }
+    finally { runner.EarlyTmaDecodeLoads = loadsBefore; runner.EarlyQkvLaunch = launchBefore; }
 });
 
 // The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
@@ -434,17 +433,13 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
     // default (3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
     // e310e09 were: the gaps between launches count) and replayed from a CUDA graph of one launch per layer (as the
     // engine's decode steps run).
-    // The fourth variant lets each split merge start the next layer's attention before it waits (EarlyReduceLaunch),
-    // so consecutive layers overlap: in a decode step the o product follows instead.
-    var variants = tma ? new[] { (Tma: false, Early: false, Reduce: false), (Tma: true, Early: false, Reduce: false), (Tma: true, Early: true, Reduce: false), (Tma: true, Early: true, Reduce: true) }
-        : new[] { (Tma: false, Early: false, Reduce: false) };
-    bool earlyBefore = attention.EarlyTmaDecodeLoads, reduceBefore = attention.EarlyReduceLaunch;
+    var variants = tma ? new[] { (Tma: false, Early: false), (Tma: true, Early: false), (Tma: true, Early: true) } : new[] { (Tma: false, Early: false) };
+    bool earlyBefore = attention.EarlyTmaDecodeLoads;
     for (int round = 0; round < (tma ? 3 : 1); round++)
-        foreach (var (useTma, early, reduce) in variants)
+        foreach (var (useTma, early) in variants)
         {
             attention.UseTmaDecode = useTma;
             attention.EarlyTmaDecodeLoads = early;
-            attention.EarlyReduceLaunch = reduce;
             // each launch reads the next layer's pages, as a decode step does: one layer of one sequence at 8K (33.5 MB)
             // fits the L2 of an H100 or H200, so repeating one layer would time the cache for the single-sequence cases
             int layer = 0;
@@ -454,9 +449,9 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             using var graph = CudaGraph.Capture(stream, st => { for (int l = 0; l < layout.Layers; l++) Launch(st); });
             double graphMs = Time(5, () => graph.Launch(stream)) / layout.Layers;
             double tbs = bytes / (ms * 1e-3) / 1e12, graphTbs = bytes / (graphMs * 1e-3) / 1e12;
-            string kernel = (useTma ? early ? "TMA kernel" : "TMA kernel, no early loads" : "register kernel") + (reduce ? ", early reduce launch" : "");
-            string tag = (useTma ? early ? "tma" : "tma_late" : "register") + (reduce ? "_early_reduce" : "");
-            if (useTma == tmaByDefault && early == earlyBefore && reduce == reduceBefore)
+            string kernel = useTma ? early ? "TMA kernel" : "TMA kernel, no early loads" : "register kernel";
+            string tag = useTma ? early ? "tma" : "tma_late" : "register";
+            if (useTma == tmaByDefault && early == earlyBefore)
             {
                 results[$"decode_attention_{seqs}x{context}_tb_per_s"] = tbs; // the last round's
                 results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
@@ -472,7 +467,6 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
                 $"graph {graphMs * 1000:F1} µs, {graphTbs:F2} TB/s ({graphTbs / 3.0:P0})");
         }
     attention.EarlyTmaDecodeLoads = earlyBefore;
-    attention.EarlyReduceLaunch = reduceBefore;
     attention.UseTmaDecode = true;
     attention.TmaDecodeMaxPairs = maxPairs;
 }

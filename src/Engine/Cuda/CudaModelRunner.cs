@@ -206,16 +206,6 @@ public sealed partial class CudaModelRunner : IModelRunner
         set { if (value != Gemv.EarlyQkvLaunch) { Gemv.EarlyQkvLaunch = value; _generation++; } }
     }
 
-    /// <summary>
-    /// Whether the decode's split merge lets the next product start before it waits (<see cref="AttentionKernels.EarlyReduceLaunch"/>);
-    /// the bench compares both. Changing it retires the captured decode graphs.
-    /// </summary>
-    public bool EarlyReduceLaunch
-    {
-        get => _attn.EarlyReduceLaunch;
-        set { if (value != _attn.EarlyReduceLaunch) { _attn.EarlyReduceLaunch = value; _generation++; } }
-    }
-
     /// <summary>Whether a decode step of one sequence of this model takes paged_decode_tma.</summary>
     internal bool DecodeUsesTma => _attn.DecodeUsesTma(Config.HeadDim, Config.NumHeads / Config.NumKvHeads, KvLayout.PageSize, 1, Config.NumKvHeads);
 

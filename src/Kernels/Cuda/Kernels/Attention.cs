@@ -44,7 +44,7 @@ public sealed class AttentionKernels
     private static readonly uint? FixedReduceThreads =
         uint.TryParse(Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE_THREADS"), out uint t) ? t : null;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
-    private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _decodeReduceEarly, _prefill;
+    private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
     private readonly CudaFunction? _prefillWgmma, _decodeTma;
     /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
@@ -162,14 +162,6 @@ public sealed class AttentionKernels
     public bool EarlyTmaDecodeLoads { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_EARLY") != "0";
 
     /// <summary>
-    /// Whether the decode's split merge (paged_decode_reduce_early) lets the next kernel start before it waits for the
-    /// splits (default off; ACTORS_EARLY_REDUCE_LAUNCH=1 turns it on), so a decode product after it loads its first
-    /// weights while the attention drains. The next kernel must then read nothing the attention writes, and nothing
-    /// the kernels before it write, before its own wait for this one.
-    /// </summary>
-    public bool EarlyReduceLaunch { get; set; } = Environment.GetEnvironmentVariable("ACTORS_EARLY_REDUCE_LAUNCH") == "1";
-
-    /// <summary>
     /// Keys per split of a sequence of <paramref name="context"/> keys when the splits are balanced: the context cut into
     /// <paramref name="maxSplits"/> equal parts, rounded up to the TMA decode's 64-key tiles, at most
     /// <paramref name="splitSize"/> (the kernel's decode_split_size computes the same).
@@ -224,8 +216,7 @@ public sealed class AttentionKernels
         _kvWrite = module.Function("kv_write");
         _decodeSplit = module.Function("paged_decode_split");
         _decodeReduce = module.Function("paged_decode_reduce");
-        _decodeReduceEarly = module.Function("paged_decode_reduce_early");
-        _kvWrite.Programmatic = _decodeSplit.Programmatic = _decodeReduce.Programmatic = _decodeReduceEarly.Programmatic = true; // PDL_ENTER in each
+        _kvWrite.Programmatic = _decodeSplit.Programmatic = _decodeReduce.Programmatic = true; // PDL_ENTER in each
         _prefill = module.Function("paged_prefill");
         _maxSharedOptin = compiler.Device.MaxSharedMemoryPerBlockOptin;
         if (simpleOnly ?? SimpleRequested)
@@ -483,7 +474,7 @@ public sealed class AttentionKernels
             uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
             _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
         }
-        (EarlyReduceLaunch ? _decodeReduceEarly : _decodeReduce).Launch(stream, ((uint)heads, (uint)seqs, 1), ReduceThreads(maxSplits, d), 0, p);
+        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), ReduceThreads(maxSplits, d), 0, p);
     }
 
     /// <summary>

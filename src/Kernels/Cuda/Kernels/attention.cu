@@ -165,16 +165,10 @@ extern "C" __global__ void paged_decode_split(DecodeParams p)
 // chunks of 256 splits); each channel's sum over the splits is spread over blockDim / headDim threads (one sequence
 // decoding has only heads blocks, so a thread per channel walking every split one load at a time was latency-bound).
 // An empty context gives a zero row.
-// paged_decode_reduce_early lets the next kernel's blocks start before it waits for the splits (the decode products
-// after it load their first weights before their own wait, so they stream while the attention drains); the next kernel
-// may then start before the attention is complete, so it must not read anything the attention's kernels write before
-// its own wait (AttentionKernels.EarlyReduceLaunch).
 #define REDUCE_CHUNK 256
-template <bool EARLY>
-__device__ __forceinline__ void decode_reduce(const DecodeParams& p)
+extern "C" __global__ void paged_decode_reduce(DecodeParams p)
 {
-    if (EARLY) { PDL_LAUNCH(); PDL_WAIT(); }
-    else PDL_ENTER();
+    PDL_ENTER();
     int h = blockIdx.x, seq = blockIdx.y, d = p.headDim;
     u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
     // With at most one split per thread, each thread reads its split's max and sum at once, beside the context length
@@ -251,8 +245,6 @@ __device__ __forceinline__ void decode_reduce(const DecodeParams& p)
         }
     }
 }
-extern "C" __global__ void paged_decode_reduce(DecodeParams p) { decode_reduce<false>(p); }
-extern "C" __global__ void paged_decode_reduce_early(DecodeParams p) { decode_reduce<true>(p); }
 
 // Causal prefill of one sequence over its paged KV, including a cached prefix: query i (of queries) sits at position
 // firstPosition + i and attends keys 0 ..= firstPosition + i, which must already be in the pool (kv_write first).
