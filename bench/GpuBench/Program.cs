@@ -290,7 +290,7 @@ double SessionsStepMs(ulong seed)
 // The TMA decode's early key loads (before its wait for the qkv kernel) against none, and with the qkv product letting
 // the attention start at its own wait (GemvKernels.EarlyQkvLaunch), alternating (3 rounds): decode after shortCtx and
 // 32 sessions at shortCtx.
-Case("decode, TMA early loads on and off", () =>
+Case("decode launch overlaps", () =>
 {
     bool loadsBefore = runner.EarlyTmaDecodeLoads, launchBefore = runner.EarlyQkvLaunch;
     try
