@@ -37,6 +37,16 @@ public class CudaHostTests
         Assert.Equal(Actors.Kernels.Cpu.MatMul.Bf16ToSingle(0xBEEF), Bf16.ToSingle(0xBEEF));
 
     [Fact]
+    public void Tma_decode_stages_come_from_the_environment_variable_or_default_to_four()
+    {
+        Assert.Equal(4, Actors.Kernels.Cuda.Kernels.AttentionKernels.ParseStages(null));
+        Assert.Equal(4, Actors.Kernels.Cuda.Kernels.AttentionKernels.ParseStages(""));
+        Assert.Equal(6, Actors.Kernels.Cuda.Kernels.AttentionKernels.ParseStages("6"));
+        foreach (string bad in new[] { "1", "7", "four" })
+            Assert.Contains("ACTORS_TMA_DECODE_STAGES", Assert.Throws<ArgumentException>(() => Actors.Kernels.Cuda.Kernels.AttentionKernels.ParseStages(bad)).Message);
+    }
+
+    [Fact]
     public void Device_spans_slice_and_check_lengths()
     {
         var s = new DeviceSpan<float>(0x1000, 10);

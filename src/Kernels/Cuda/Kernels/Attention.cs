@@ -97,8 +97,22 @@ public sealed class AttentionKernels
     /// <summary>Shared memory of paged_prefill_wgmma (WGP_SHARED): Q and 3 stages of K and V tiles of 128 x 128 bf16, 6 mbarriers, 1 KiB alignment slack.</summary>
     public const int WgmmaShared = 32768 + 3 * 65536 + 48 + 1024;
     private const int WgmmaThreads = 384;
-    /// <summary>Shared memory of paged_decode_tma (TD_SHARED): 4 stages of K and V tiles of 64 x 128 bf16, the 4 consumer warps' states for up to 8 heads, 8 mbarriers, 1 KiB alignment slack.</summary>
-    public const int TmaDecodeShared = 4 * 32768 + 4 * 8 * 130 * 4 + 64 + 1024;
+    /// <summary>
+    /// Stages of paged_decode_tma's K / V pipeline (TD_STAGES): 4, or 2 to 6 from ACTORS_TMA_DECODE_STAGES (to compare
+    /// how many bytes each SM keeps in flight).
+    /// </summary>
+    public static int TmaDecodeStages => Stages.Value;
+
+    private static readonly Lazy<int> Stages = new(() => ParseStages(Environment.GetEnvironmentVariable("ACTORS_TMA_DECODE_STAGES")));
+
+    /// <summary>The stage count ACTORS_TMA_DECODE_STAGES asks for: 4 when unset; an error naming the variable when it is not 2 to 6.</summary>
+    public static int ParseStages(string? value) =>
+        value is null or "" ? 4
+        : int.TryParse(value, out int n) && n is >= 2 and <= 6 ? n
+        : throw new ArgumentException($"ACTORS_TMA_DECODE_STAGES must be an integer from 2 to 6, not '{value}'");
+
+    /// <summary>Shared memory of paged_decode_tma (TD_SHARED): <see cref="TmaDecodeStages"/> stages of K and V tiles of 64 x 128 bf16, the 4 consumer warps' states for up to 8 heads, 2 mbarriers a stage, 1 KiB alignment slack.</summary>
+    public static int TmaDecodeShared => TmaDecodeStages * 32768 + 4 * 8 * 130 * 4 + 2 * TmaDecodeStages * 8 + 1024;
     private const int TmaDecodeThreads = 160;
 
     /// <summary>Whether ACTORS_ATTENTION_WGMMA=0 asks to keep the Hopper module out: the wgmma prefill and the TMA decode (the mma.sync prefill and the register decode then serve).</summary>
@@ -245,7 +259,8 @@ public sealed class AttentionKernels
             // holds the sm_90a helpers it shares with gemm_hopper.cu.
             // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
             // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
-            string hopperSource = $"{fastSource}\n#line 1 \"hopper.cuh\"\n{ReadSource("hopper.cuh")}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
+            string stages = TmaDecodeStages == 4 ? "" : $"#define TD_STAGES {TmaDecodeStages}\n";
+            string hopperSource = $"{stages}{fastSource}\n#line 1 \"hopper.cuh\"\n{ReadSource("hopper.cuh")}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
             string key = $"{_device.Ordinal}:{compiler.CacheKey(hopperSource, [], "sm_90a")}";
             if (HopperFailures.TryGetValue(key, out var failure))
                 WgmmaUnavailableReason = failure; // tried once in this process: no second compilation
@@ -461,7 +476,7 @@ public sealed class AttentionKernels
         if (tma)
         {
             var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0 };
-            _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, TmaDecodeShared, t);
+            _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, (uint)TmaDecodeShared, t);
         }
         else if (vector)
         {

@@ -497,7 +497,9 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
 //   shared memory into the split's partial output.
 // ---------------------------------------------------------------------------------------------------------------------
 #define TD_KEYS 64
-#define TD_STAGES 4                          // AttentionKernels.TmaDecodeShared assumes 4
+#ifndef TD_STAGES
+#define TD_STAGES 4                          // AttentionKernels.TmaDecodeStages (ACTORS_TMA_DECODE_STAGES defines it)
+#endif
 #define TD_HALF (TD_KEYS * 128)              // one 64-dim half of a 64-key operand (8 KiB)
 #define TD_TILE (2 * TD_HALF)                // K or V of a tile
 #define TD_STAGE (2 * TD_TILE)               // K then V
