@@ -667,9 +667,6 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
     unsigned int raw = smem_addr(fa_smem), base = (raw + 1023u) & ~1023u;
     unsigned int stages = base, bars = base + TD_BARRIERS;
     float* merge = (float*)((char*)fa_smem + (base - raw) + TD_MERGE);
-    // the tensor map's first use would fetch it from parameter memory after the context length and page table loads;
-    // fetched now, that round trip overlaps them
-    if (threadIdx.x == 128) asm volatile("prefetch.tensormap [%0];" ::"l"(&ps.kvMap) : "memory");
     if (threadIdx.x == 0)
     {
         for (int s = 0; s < TD_STAGES; s++)
