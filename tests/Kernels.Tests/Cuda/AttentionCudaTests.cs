@@ -16,6 +16,8 @@ public class AttentionCudaTests
     /// <summary>The default kernels with the TMA decode switched off: the vectorised register decode wherever it applies.</summary>
     private static readonly Lazy<AttentionKernels> RegisterDecodeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseTmaDecode = false });
     private static readonly Lazy<AttentionKernels> FixedSplitTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { BalanceTmaSplits = false });
+    /// <summary>The default kernels with the TMA decode's early loads on whatever ACTORS_TMA_EARLY says.</summary>
+    private static readonly Lazy<AttentionKernels> EarlyLoadKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { EarlyTmaDecodeLoads = true });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -460,8 +462,8 @@ public class AttentionCudaTests
         if (AttentionKernels.SimpleRequested || AttentionKernels.WgmmaDisabledByEnvironment) Assert.Skip("the fast kernels or the Hopper module are switched off by the environment");
         const int pageSize = 64, kvHeads = 8, group = 4, headDim = 128, layer = 1, heads = kvHeads * group;
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
-        Assert.True(gpu.Attention.DecodeUsesTma(headDim, group, pageSize, 1, kvHeads));
-        Assert.True(gpu.Attention.EarlyTmaDecodeLoads);
+        var kernels = EarlyLoadKernels.Value;
+        Assert.True(kernels.DecodeUsesTma(headDim, group, pageSize, 1, kvHeads));
         int pages = (length + pageSize - 1) / pageSize, last = length - 1, ts = layout.TokenStride;
         float[] pool = Pool(layout, pages + 1, 60);
         int[] table = Shuffled(pages + 1, 61)[..pages];
@@ -491,8 +493,8 @@ public class AttentionCudaTests
         for (int round = 0; round < 4; round++)
         {
             using var dPool = gpu.UploadBf16(stale);
-            gpu.Attention.KvWrite(stream, dRow, ts, dRow.Span.Slice(ts), ts, 1, dPool, layout, layer, dTable, last);
-            gpu.Attention.Decode(stream, dQ, 1, heads, dPool, layout, layer, dTable, pages, dLens, length, scale, dWork, dOut);
+            kernels.KvWrite(stream, dRow, ts, dRow.Span.Slice(ts), ts, 1, dPool, layout, layer, dTable, last);
+            kernels.Decode(stream, dQ, 1, heads, dPool, layout, layer, dTable, pages, dLens, length, scale, dWork, dOut);
             stream.Synchronize();
             TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, $"decode right after the KV write, length {length}, round {round}");
         }
