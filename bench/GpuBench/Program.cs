@@ -312,6 +312,30 @@ Case("decode launch overlaps", () =>
     finally { runner.EarlyTmaDecodeLoads = loadsBefore; runner.EarlyQkvLaunch = launchBefore; }
 });
 
+// The decode's split merge by a warp per (sequence, head) (the default) against paged_decode_reduce's block per head,
+// and the TMA decode prefetching its tensor map, alternating (3 rounds): decode after shortCtx and 32 sessions at shortCtx.
+Case("decode reduce", () =>
+{
+    bool warpBefore = runner.WarpDecodeReduce, prefetchBefore = runner.PrefetchTmaDecodeMap;
+    try
+    {
+        var (token, _) = Prefill(shortCtx);
+        for (int round = 0; round < 3; round++)
+            foreach (var (warp, prefetch) in new[] { (false, false), (true, false), (true, true) })
+            {
+                runner.WarpDecodeReduce = warp;
+                runner.PrefetchTmaDecodeMap = prefetch;
+                double dms = Decode(shortCtx, token), step = SessionsStepMs(99);
+                string tag = (warp ? "warp" : "block") + (prefetch ? "_map_prefetch" : "");
+                results[$"reduce_{tag}_decode_after_{shortCtx}_ms_per_token"] = dms;
+                results[$"reduce_{tag}_sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
+                Console.WriteLine($"decode split merge by a {(warp ? "warp" : "block")} per head{(prefetch ? ", tensor map prefetched" : "")}: " +
+                    $"decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {step:F2} ms/step");
+            }
+    }
+    finally { runner.WarpDecodeReduce = warpBefore; runner.PrefetchTmaDecodeMap = prefetchBefore; }
+});
+
 // The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
 Case("decode, cuBLASLt only", () =>
 {
@@ -429,17 +453,20 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
     attention.TmaDecodeMaxPairs = long.MaxValue;
     bool tma = attention.DecodeUsesTma(d, heads / config.NumKvHeads, PageSize, seqs, config.NumKvHeads);
     bool tmaByDefault = tma && (long)seqs * config.NumKvHeads <= maxPairs;
-    // where the TMA kernel serves, the register kernel and the TMA kernel without its early loads alternate with the
-    // default (3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
+    // where the TMA kernel serves, the register kernel and the TMA kernel with paged_decode_reduce's block-per-head merge
+    // alternate with the default (TMA, a warp per head merging; 3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
     // e310e09 were: the gaps between launches count) and replayed from a CUDA graph of one launch per layer (as the
     // engine's decode steps run).
-    var variants = tma ? new[] { (Tma: false, Early: false), (Tma: true, Early: false), (Tma: true, Early: true) } : new[] { (Tma: false, Early: false) };
-    bool earlyBefore = attention.EarlyTmaDecodeLoads;
+    var variants = tma
+        ? new[] { (Tma: false, Warp: true, Prefetch: false), (Tma: true, Warp: false, Prefetch: false), (Tma: true, Warp: true, Prefetch: false), (Tma: true, Warp: true, Prefetch: true) }
+        : new[] { (Tma: false, Warp: true, Prefetch: false) };
+    bool warpBefore = attention.UseWarpDecodeReduce, prefetchBefore = attention.PrefetchTmaDecodeMap;
     for (int round = 0; round < (tma ? 3 : 1); round++)
-        foreach (var (useTma, early) in variants)
+        foreach (var (useTma, warp, prefetch) in variants)
         {
             attention.UseTmaDecode = useTma;
-            attention.EarlyTmaDecodeLoads = early;
+            attention.UseWarpDecodeReduce = warp;
+            attention.PrefetchTmaDecodeMap = prefetch;
             // each launch reads the next layer's pages, as a decode step does: one layer of one sequence at 8K (33.5 MB)
             // fits the L2 of an H100 or H200, so repeating one layer would time the cache for the single-sequence cases
             int layer = 0;
@@ -449,9 +476,9 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             using var graph = CudaGraph.Capture(stream, st => { for (int l = 0; l < layout.Layers; l++) Launch(st); });
             double graphMs = Time(5, () => graph.Launch(stream)) / layout.Layers;
             double tbs = bytes / (ms * 1e-3) / 1e12, graphTbs = bytes / (graphMs * 1e-3) / 1e12;
-            string kernel = useTma ? early ? "TMA kernel" : "TMA kernel, no early loads" : "register kernel";
-            string tag = useTma ? early ? "tma" : "tma_late" : "register";
-            if (useTma == tmaByDefault && early == earlyBefore)
+            string kernel = useTma ? (warp ? "TMA kernel" : "TMA kernel, block-per-head merge") + (prefetch ? ", tensor map prefetched" : "") : "register kernel";
+            string tag = useTma ? (warp ? "tma" : "tma_block_reduce") + (prefetch ? "_map_prefetch" : "") : "register";
+            if (useTma == tmaByDefault && warp == warpBefore && prefetch == prefetchBefore)
             {
                 results[$"decode_attention_{seqs}x{context}_tb_per_s"] = tbs; // the last round's
                 results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
@@ -466,7 +493,24 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             Console.WriteLine($"decode attention {seqs} x {context} ({kernel}): launched {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s); " +
                 $"graph {graphMs * 1000:F1} µs, {graphTbs:F2} TB/s ({graphTbs / 3.0:P0})");
         }
-    attention.EarlyTmaDecodeLoads = earlyBefore;
+    attention.UseWarpDecodeReduce = warpBefore;
+    attention.PrefetchTmaDecodeMap = prefetchBefore;
+    attention.UseTmaDecode = tmaByDefault;
+    // the warp-per-head merge with 1 and 4 warps per block (the default picks 1 up to 512 (sequence, head) rows), graph
+    // replay, 2 rounds
+    if (attention.DecodeUsesWarpReduce(d, ws.Span.Pointer))
+        for (int round = 0; round < 2; round++)
+            foreach (int warps in new[] { 1, 4 })
+            {
+                attention.DecodeReduceWarps = warps;
+                int layer = 0;
+                using var graph = CudaGraph.Capture(stream, st => { for (int l = 0; l < layout.Layers; l++) attention.Decode(st, q, seqs, heads, runner.Pool, layout, layer++ % layout.Layers, tables, stride, lens, context, 1f / MathF.Sqrt(d), ws, o); });
+                double graphMs = Time(5, () => graph.Launch(stream)) / layout.Layers;
+                double graphTbs = bytes / (graphMs * 1e-3) / 1e12;
+                results[$"decode_attention_{seqs}x{context}_reduce_{warps}_warps_graph_tb_per_s"] = graphTbs;
+                Console.WriteLine($"decode attention {seqs} x {context}, merge with {warps} warp(s) per block: graph {graphMs * 1000:F1} µs, {graphTbs:F2} TB/s");
+            }
+    attention.DecodeReduceWarps = 0;
     attention.UseTmaDecode = true;
     attention.TmaDecodeMaxPairs = maxPairs;
 }

@@ -197,6 +197,26 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     /// <summary>
+    /// Whether decode attention merges its splits with a warp per (sequence, head) (<see cref="AttentionKernels.UseWarpDecodeReduce"/>,
+    /// default on); the bench compares both. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool WarpDecodeReduce
+    {
+        get => _attn.UseWarpDecodeReduce;
+        set { if (value != _attn.UseWarpDecodeReduce) { _attn.UseWarpDecodeReduce = value; _generation++; } }
+    }
+
+    /// <summary>
+    /// Whether paged_decode_tma prefetches its tensor map at entry (<see cref="AttentionKernels.PrefetchTmaDecodeMap"/>);
+    /// the bench compares both. Changing it retires the captured decode graphs.
+    /// </summary>
+    public bool PrefetchTmaDecodeMap
+    {
+        get => _attn.PrefetchTmaDecodeMap;
+        set { if (value != _attn.PrefetchTmaDecodeMap) { _attn.PrefetchTmaDecodeMap = value; _generation++; } }
+    }
+
+    /// <summary>
     /// Whether the folded qkv product lets the attention start at its wait (<see cref="GemvKernels.EarlyQkvLaunch"/>);
     /// the bench compares both. Changing it retires the captured decode graphs.
     /// </summary>

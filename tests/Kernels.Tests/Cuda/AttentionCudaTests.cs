@@ -18,6 +18,8 @@ public class AttentionCudaTests
     private static readonly Lazy<AttentionKernels> FixedSplitTmaKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { BalanceTmaSplits = false });
     /// <summary>The default kernels with the TMA decode's early loads on whatever ACTORS_TMA_EARLY says.</summary>
     private static readonly Lazy<AttentionKernels> EarlyLoadKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { EarlyTmaDecodeLoads = true });
+    /// <summary>The default kernels with the decode's splits merged by paged_decode_reduce (a block per head).</summary>
+    private static readonly Lazy<AttentionKernels> BlockMergeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseWarpDecodeReduce = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -226,6 +228,7 @@ public class AttentionCudaTests
         {
         // pageSize, kvHeads, group, headDim, context lengths of the batch
         { 16, 2, 4, 64, [1, 300, 777] },        // one split, several splits, ragged batch
+        { 16, 2, 2, 32, [1, 40, 3000] },        // head dim 32
         { 16, 8, 4, 128, [2049] },              // Llama-3-8B heads, many splits
         { 5, 3, 1, 33, [1, 2, 256, 257, 513] }, // odd page size and head dim, split boundaries
         { 16, 2, 7, 64, [40, 1000] },           // group 7
@@ -305,11 +308,37 @@ public class AttentionCudaTests
         Assert.False(limited.DecodeUsesTma(128, 4, 64, 2, 8));
     }
 
-    private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, DecodePath path, int maxContext, int? splitContext)
+    /// <summary>
+    /// The decode's split merge, by a warp per (sequence, head) (paged_decode_reduce_c*: chunks of 32 / 32 / 16 / 8
+    /// splits for head dims 32 / 64 / 128 / 256, merged online) and by paged_decode_reduce's block per head, against the
+    /// reference: one chunk and several, an empty context, warps per block that leave the last block's warps idle.
+    /// </summary>
+    [Theory]
+    [InlineData(16, 1, 1, 32, new[] { 9000, 3, 0 }, 0)]      // head dim 32: 36 splits of 256 keys, two chunks
+    [InlineData(16, 2, 4, 64, new[] { 1, 777, 5000 }, 0)]     // head dim 64 (register kernel: 64-key splits, 79 of them)
+    [InlineData(64, 8, 4, 128, new[] { 8193, 1, 300 }, 3)]   // Llama-3-8B heads, 3 warps per block (32 heads: 11 blocks)
+    [InlineData(16, 1, 1, 128, new[] { 5000, 17 }, 1)]       // one KV head: 40 TMA splits of 128 keys (three chunks of 16)
+    [InlineData(1, 1, 2, 256, new[] { 3000 }, 0)]            // head dim 256: 12 splits, chunks of 8
+    public void Decode_split_merge_by_a_warp_or_a_block_matches_reference(int pageSize, int kvHeads, int group, int headDim, int[] lengths, int warps)
+    {
+        var gpu = Gpu.Require();
+        if (AttentionKernels.SimpleRequested) Assert.Skip("ACTORS_ATTENTION_SIMPLE=1: the simple kernels merge with paged_decode_reduce only");
+        // the TMA cases (head dim 128) run with the tensor map prefetched at entry, too
+        var warp = new AttentionKernels(gpu.Compiler) { UseWarpDecodeReduce = true, DecodeReduceWarps = warps, PrefetchTmaDecodeMap = true };
+        Assert.True(warp.DecodeUsesWarpReduce(headDim, 256));
+        Assert.False(warp.DecodeUsesWarpReduce(headDim, 8)); // a workspace the vector loads cannot take
+        Assert.False(BlockMergeKernels.Value.DecodeUsesWarpReduce(headDim, 256));
+        int maxContext = lengths.Max() + 5;
+        DecodeCase(pageSize, kvHeads, group, headDim, lengths, DecodePath.Default, maxContext, null, warp);
+        DecodeCase(pageSize, kvHeads, group, headDim, lengths, DecodePath.Default, maxContext, null, BlockMergeKernels.Value);
+    }
+
+    private void DecodeCase(int pageSize, int kvHeads, int group, int headDim, int[] lengths, DecodePath path, int maxContext, int? splitContext,
+        AttentionKernels? custom = null)
     {
         var gpu = Gpu.Require();
         bool simple = path == DecodePath.Simple;
-        var kernels = path switch
+        var kernels = custom ?? path switch
         {
             DecodePath.Simple => SimpleKernels.Value, DecodePath.Register => RegisterDecodeKernels.Value,
             DecodePath.FixedTmaSplits => FixedSplitTmaKernels.Value, _ => gpu.Attention,
@@ -359,7 +388,9 @@ public class AttentionCudaTests
             if (lengths[s] > 0)
                 PagedAttention.Reference(q.AsSpan(s * row, row), 1, heads, lengths[s] - 1, pool, layout, layer,
                     tables.AsSpan(s * tableStride, tableStride), scale, expected);
-            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3, $"decode ({path}{(kernels.DecodeUsesTma(headDim, group, pageSize, seqs, kvHeads) ? ", TMA" : "")}) sequence {s} (length {lengths[s]})");
+            TestData.Close(expected, got.AsSpan(s * row, row), 1e-2, 2e-3,
+                $"decode ({path}{(kernels.DecodeUsesTma(headDim, group, pageSize, seqs, kvHeads) ? ", TMA" : "")}, " +
+                $"{(kernels.DecodeUsesWarpReduce(headDim, dWork.Pointer) ? "warp" : "block")} merge) sequence {s} (length {lengths[s]})");
         }
     }
 

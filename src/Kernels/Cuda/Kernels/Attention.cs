@@ -45,6 +45,8 @@ public sealed class AttentionKernels
         uint.TryParse(Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE_THREADS"), out uint t) ? t : null;
     private const int VectorDecodeMinSplit = 64, VectorDecodeMaxSplit = 512;
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
+    /// <summary>paged_decode_reduce_c{1,2,4,8} by channels per lane (head dim / 32).</summary>
+    private readonly Dictionary<int, CudaFunction> _decodeReduceWarp = [];
     private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
     private readonly CudaFunction? _prefillWgmma, _decodeTma;
     /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
@@ -176,6 +178,35 @@ public sealed class AttentionKernels
     public bool EarlyTmaDecodeLoads { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_EARLY") != "0";
 
     /// <summary>
+    /// Whether paged_decode_tma's producer prefetches the pool's tensor map at entry (prefetch.tensormap), so its fetch
+    /// overlaps the context length and page table loads instead of following them (default false;
+    /// ACTORS_TMA_PREFETCH_MAP=1 turns it on); the bench compares both.
+    /// </summary>
+    public bool PrefetchTmaDecodeMap { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_PREFETCH_MAP") == "1";
+
+    /// <summary>
+    /// Whether the decode's splits are merged by a warp per (sequence, head) (paged_decode_reduce_c*, default true;
+    /// ACTORS_DECODE_REDUCE=block turns it off): one round trip to L2 for up to 16 splits of head dim 128, no block
+    /// barrier. It takes head dims 32, 64, 128 and 256 over a 16-byte-aligned workspace; other shapes, and the simple
+    /// kernels, keep paged_decode_reduce (a block per head, its splits spread over the block).
+    /// </summary>
+    public bool UseWarpDecodeReduce { get; set; } = Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE") != "block";
+
+    /// <summary>
+    /// Warps per block of the warp-per-head merge (1 to 32); 0, the default: one per block while a batch has at most
+    /// 512 (sequence, head) rows (one sequence of 32 heads spreads over 32 SMs), else 4.
+    /// </summary>
+    public int DecodeReduceWarps
+    {
+        get;
+        set => field = value is >= 0 and <= 32 ? value : throw new ArgumentOutOfRangeException(nameof(DecodeReduceWarps), value, "must be 0 (automatic) to 32");
+    }
+
+    /// <summary>Whether <see cref="Decode"/> merges a call's splits with paged_decode_reduce_c* (see <see cref="UseWarpDecodeReduce"/>).</summary>
+    public bool DecodeUsesWarpReduce(int headDim, ulong workspacePointer) =>
+        !UseSimpleKernels && UseWarpDecodeReduce && headDim is 32 or 64 or 128 or 256 && workspacePointer % 16 == 0;
+
+    /// <summary>
     /// Keys per split of a sequence of <paramref name="context"/> keys when the splits are balanced: the context cut into
     /// <paramref name="maxSplits"/> equal parts, rounded up to the TMA decode's 64-key tiles, at most
     /// <paramref name="splitSize"/> (the kernel's decode_split_size computes the same).
@@ -231,6 +262,12 @@ public sealed class AttentionKernels
         _decodeSplit = module.Function("paged_decode_split");
         _decodeReduce = module.Function("paged_decode_reduce");
         _kvWrite.Programmatic = _decodeSplit.Programmatic = _decodeReduce.Programmatic = true; // PDL_ENTER in each
+        foreach (int c in (int[])[1, 2, 4, 8])
+        {
+            var f = module.Function($"paged_decode_reduce_c{c}");
+            f.Programmatic = true; // PDL_ENTER
+            _decodeReduceWarp[c] = f;
+        }
         _prefill = module.Function("paged_prefill");
         _maxSharedOptin = compiler.Device.MaxSharedMemoryPerBlockOptin;
         if (simpleOnly ?? SimpleRequested)
@@ -475,7 +512,7 @@ public sealed class AttentionKernels
         };
         if (tma)
         {
-            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0 };
+            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0, PrefetchMap = PrefetchTmaDecodeMap ? 1 : 0 };
             _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, (uint)TmaDecodeShared, t);
         }
         else if (vector)
@@ -489,7 +526,13 @@ public sealed class AttentionKernels
             uint shared = (uint)((group * (d + splitSize) + 32) * sizeof(float));
             _decodeSplit.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), 128, shared, p);
         }
-        _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), ReduceThreads(maxSplits, d), 0, p);
+        if (DecodeUsesWarpReduce(d, workspace.Pointer))
+        {
+            int warps = DecodeReduceWarps > 0 ? DecodeReduceWarps : (long)heads * seqs <= 512 ? 1 : 4;
+            _decodeReduceWarp[d / 32].Launch(stream, ((uint)((heads + warps - 1) / warps), (uint)seqs, 1), (uint)(32 * warps), 0, p);
+        }
+        else
+            _decodeReduce.Launch(stream, ((uint)heads, (uint)seqs, 1), ReduceThreads(maxSplits, d), 0, p);
     }
 
     /// <summary>
@@ -662,7 +705,7 @@ public sealed class AttentionKernels
         public TensorMap Map;
         public DecodeParams P;
         public int Early; // EarlyTmaDecodeLoads
-        public int Pad;
+        public int PrefetchMap; // PrefetchTmaDecodeMap
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -246,6 +246,105 @@ extern "C" __global__ void paged_decode_reduce(DecodeParams p)
     }
 }
 
+// C floats at p (8-byte aligned for 2, 16-byte for 4 and 8) through L2 only (ld.global.cg: written by the previous
+// kernel, read once).
+template <int C>
+__device__ __forceinline__ void load_partial(const float* p, float* v)
+{
+    if constexpr (C == 1) asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v[0]) : "l"(p));
+    else if constexpr (C == 2) asm volatile("ld.global.cg.v2.f32 {%0, %1}, [%2];" : "=f"(v[0]), "=f"(v[1]) : "l"(p));
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < C; i += 4)
+            asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v[i]), "=f"(v[i + 1]), "=f"(v[i + 2]), "=f"(v[i + 3]) : "l"(p + i));
+    }
+}
+
+// paged_decode_reduce_c{1,2,4,8}: paged_decode_reduce's merge with a warp per (sequence, head) and no block barrier,
+// for head dims 32, 64, 128, 256 (C = headDim / 32 channels per lane). Grid (ceil(heads / warps per block), seqs).
+// The splits come in chunks of CH (64 / C registers of partial outputs per lane): lanes s < CH load split s0 + s's max
+// and sum while every lane loads its C channels of the chunk's partial outputs. The first chunk's loads are issued
+// before the context length is known (the workspace holds maxSplits splits per head; splits past the sequence's are
+// masked after), so a head of at most CH splits (one sequence at 8K has 16) merges after a single round trip to L2,
+// where paged_decode_reduce chained the max and sum loads, four block barriers, then the output loads. Chunks merge
+// online: running max, the sum and the outputs rescaled by e^(old max - new max). An empty context gives a zero row.
+template <int C>
+__device__ __forceinline__ void decode_reduce_warp(const DecodeParams& p)
+{
+    constexpr int CH = C >= 8 ? 8 : C == 4 ? 16 : 32;
+    constexpr int D = 32 * C;
+    PDL_ENTER();
+    int lane = threadIdx.x & 31, h = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), seq = blockIdx.y;
+    if (h >= p.heads) return; // whole warps
+    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
+    const float* acc0 = p.partialAcc + base * D + lane * C;
+    float v[CH][C];
+    float ms, ls;
+    // one chunk's loads: splits s0 .. s0 + CH - 1 below `limit` (maxSplits for the first chunk: addresses only)
+    auto load = [&](int s0, int limit)
+    {
+        int s = s0 + lane;
+        bool mine = lane < CH && s < limit;
+        ms = NEG_INF;
+        ls = 0.f;
+        if (mine) { load_partial<1>(p.partialMax + base + s, &ms); load_partial<1>(p.partialSum + base + s, &ls); }
+#pragma unroll
+        for (int j = 0; j < CH; j++)
+        {
+            if (s0 + j < limit) load_partial<C>(acc0 + (u64)(s0 + j) * D, v[j]);
+            else
+            {
+#pragma unroll
+                for (int c = 0; c < C; c++) v[j][c] = 0.f;
+            }
+        }
+    };
+    load(0, p.maxSplits);
+    int len = p.contextLens[seq], splitSize = decode_split_size(p, len);
+    int splits = (len + splitSize - 1) / splitSize;
+    bf16_t* o = p.out + ((u64)seq * p.heads + h) * D + lane * C;
+    if (splits > p.maxSplits)
+    {
+#pragma unroll
+        for (int c = 0; c < C; c++) o[c] = f2bf(__uint_as_float(0x7fc00000u)); // NaN: grid too small
+        return;
+    }
+    float M = NEG_INF, L = 0.f, acc[C];
+#pragma unroll
+    for (int c = 0; c < C; c++) acc[c] = 0.f;
+    for (int s0 = 0; s0 < splits; s0 += CH)
+    {
+        if (s0 > 0) load(s0, splits);
+        int cnt = min(CH, splits - s0);
+        if (lane >= cnt) { ms = NEG_INF; ls = 0.f; }
+        float nm = fmaxf(M, warp_max(ms));
+        if (nm == NEG_INF) continue; // no key in these splits (not written by the split kernels)
+        float alpha = expf(M - nm), w = expf(ms - nm); // e^-inf = 0 for the first chunk and for masked lanes
+        L = L * alpha + warp_sum(ls * w);
+#pragma unroll
+        for (int c = 0; c < C; c++) acc[c] *= alpha;
+#pragma unroll
+        for (int j = 0; j < CH; j++)
+        {
+            float wj = __shfl_sync(0xffffffffu, w, j);
+            if (j < cnt)
+            {
+#pragma unroll
+                for (int c = 0; c < C; c++) acc[c] += wj * v[j][c];
+            }
+        }
+        M = nm;
+    }
+#pragma unroll
+    for (int c = 0; c < C; c++) o[c] = f2bf(splits > 0 ? acc[c] / L : 0.f);
+}
+
+extern "C" __global__ void paged_decode_reduce_c1(DecodeParams p) { decode_reduce_warp<1>(p); }
+extern "C" __global__ void paged_decode_reduce_c2(DecodeParams p) { decode_reduce_warp<2>(p); }
+extern "C" __global__ void paged_decode_reduce_c4(DecodeParams p) { decode_reduce_warp<4>(p); }
+extern "C" __global__ void paged_decode_reduce_c8(DecodeParams p) { decode_reduce_warp<8>(p); }
+
 // Causal prefill of one sequence over its paged KV, including a cached prefix: query i (of queries) sits at position
 // firstPosition + i and attends keys 0 ..= firstPosition + i, which must already be in the pool (kv_write first).
 // Simple and exact: tiles of 32 keys staged in shared memory, one warp per query row, online softmax in f32.
