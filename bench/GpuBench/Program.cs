@@ -313,27 +313,25 @@ Case("decode launch overlaps", () =>
 });
 
 // The decode's split merge by a warp per (sequence, head) (the default) against paged_decode_reduce's block per head,
-// and the TMA decode prefetching its tensor map, alternating (3 rounds): decode after shortCtx and 32 sessions at shortCtx.
+// alternating (3 rounds): decode after shortCtx and 32 sessions at shortCtx.
 Case("decode reduce", () =>
 {
-    bool warpBefore = runner.WarpDecodeReduce, prefetchBefore = runner.PrefetchTmaDecodeMap;
+    bool before = runner.WarpSplitMerge;
     try
     {
         var (token, _) = Prefill(shortCtx);
         for (int round = 0; round < 3; round++)
-            foreach (var (warp, prefetch) in new[] { (false, false), (true, false), (true, true) })
+            foreach (bool warp in new[] { false, true })
             {
-                runner.WarpDecodeReduce = warp;
-                runner.PrefetchTmaDecodeMap = prefetch;
+                runner.WarpSplitMerge = warp;
                 double dms = Decode(shortCtx, token), step = SessionsStepMs(99);
-                string tag = (warp ? "warp" : "block") + (prefetch ? "_map_prefetch" : "");
+                string tag = warp ? "warp" : "block";
                 results[$"reduce_{tag}_decode_after_{shortCtx}_ms_per_token"] = dms;
                 results[$"reduce_{tag}_sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
-                Console.WriteLine($"decode split merge by a {(warp ? "warp" : "block")} per head{(prefetch ? ", tensor map prefetched" : "")}: " +
-                    $"decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {step:F2} ms/step");
+                Console.WriteLine($"decode split merge by a {tag} per head: decode after {shortCtx} {dms:F2} ms/token; {sessions} sessions {step:F2} ms/step");
             }
     }
-    finally { runner.WarpDecodeReduce = warpBefore; runner.PrefetchTmaDecodeMap = prefetchBefore; }
+    finally { runner.WarpSplitMerge = before; }
 });
 
 // The same decode with every product through cuBLASLt (gemv.cu off): what the decode kernels are worth.
@@ -431,6 +429,29 @@ Case("prefill attention, 16-token pages", () =>
     ek.RandomInit(stream, pool, 6, 1f, 0f);
     PrefillAttention(pool, small, "_page16");
 });
+// A new turn's attention over a long cached prefix (19 new tokens after longCtx - 19: the split-KV prefill), its splits
+// merged by a warp per (row, head) (the default) or prefill_split_reduce's block, alternating (3 rounds), each launch on
+// the next layer.
+Case("turn prefill merge", () =>
+{
+    int heads = config.NumHeads, d = config.HeadDim, queries = 19, first = longCtx - queries;
+    using var q = dev.Allocate<ushort>((long)queries * heads * d);
+    using var o = dev.Allocate<ushort>((long)queries * heads * d);
+    using var table = dev.Allocate<int>(longCtx / PageSize + 1);
+    table.Upload(Pages(0, (int)table.Length));
+    ek.RandomInit(stream, q, 5, 1f, 0f);
+    bool before = attention.UseWarpSplitMerge;
+    for (int round = 0; round < 3; round++)
+        foreach (bool warp in new[] { false, true })
+        {
+            attention.UseWarpSplitMerge = warp;
+            int layer = 0;
+            double ms = Time(20, () => attention.Prefill(stream, q, queries, heads, first, runner.Pool, layout, layer++ % layout.Layers, table, 1f / MathF.Sqrt(d), o), warm: 3);
+            results[$"turn_prefill_attention_{queries}_after_{first}_{(warp ? "warp" : "block")}_merge_us"] = ms * 1000;
+            Console.WriteLine($"turn prefill attention, {queries} rows after {first}, splits merged by a {(warp ? "warp" : "block")}: {ms * 1000:F1} µs per layer");
+        }
+    attention.UseWarpSplitMerge = before;
+});
 Case("decode attention", () =>
 {
 // 12 sequences: a mid-size batch (96 pairs), where one wave of long blocks would leave a quarter of the SMs idle
@@ -457,16 +478,13 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
     // alternate with the default (TMA, a warp per head merging; 3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
     // e310e09 were: the gaps between launches count) and replayed from a CUDA graph of one launch per layer (as the
     // engine's decode steps run).
-    var variants = tma
-        ? new[] { (Tma: false, Warp: true, Prefetch: false), (Tma: true, Warp: false, Prefetch: false), (Tma: true, Warp: true, Prefetch: false), (Tma: true, Warp: true, Prefetch: true) }
-        : new[] { (Tma: false, Warp: true, Prefetch: false) };
-    bool warpBefore = attention.UseWarpDecodeReduce, prefetchBefore = attention.PrefetchTmaDecodeMap;
+    var variants = tma ? new[] { (Tma: false, Warp: true), (Tma: true, Warp: false), (Tma: true, Warp: true) } : new[] { (Tma: false, Warp: true) };
+    bool warpBefore = attention.UseWarpSplitMerge;
     for (int round = 0; round < (tma ? 3 : 1); round++)
-        foreach (var (useTma, warp, prefetch) in variants)
+        foreach (var (useTma, warp) in variants)
         {
             attention.UseTmaDecode = useTma;
-            attention.UseWarpDecodeReduce = warp;
-            attention.PrefetchTmaDecodeMap = prefetch;
+            attention.UseWarpSplitMerge = warp;
             // each launch reads the next layer's pages, as a decode step does: one layer of one sequence at 8K (33.5 MB)
             // fits the L2 of an H100 or H200, so repeating one layer would time the cache for the single-sequence cases
             int layer = 0;
@@ -476,9 +494,9 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             using var graph = CudaGraph.Capture(stream, st => { for (int l = 0; l < layout.Layers; l++) Launch(st); });
             double graphMs = Time(5, () => graph.Launch(stream)) / layout.Layers;
             double tbs = bytes / (ms * 1e-3) / 1e12, graphTbs = bytes / (graphMs * 1e-3) / 1e12;
-            string kernel = useTma ? (warp ? "TMA kernel" : "TMA kernel, block-per-head merge") + (prefetch ? ", tensor map prefetched" : "") : "register kernel";
-            string tag = useTma ? (warp ? "tma" : "tma_block_reduce") + (prefetch ? "_map_prefetch" : "") : "register";
-            if (useTma == tmaByDefault && warp == warpBefore && prefetch == prefetchBefore)
+            string kernel = useTma ? warp ? "TMA kernel" : "TMA kernel, block-per-head merge" : "register kernel";
+            string tag = useTma ? warp ? "tma" : "tma_block_reduce" : "register";
+            if (useTma == tmaByDefault && warp == warpBefore)
             {
                 results[$"decode_attention_{seqs}x{context}_tb_per_s"] = tbs; // the last round's
                 results[$"decode_attention_{seqs}x{context}_fraction_of_3tbs"] = tbs / 3.0;
@@ -493,8 +511,7 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
             Console.WriteLine($"decode attention {seqs} x {context} ({kernel}): launched {ms * 1000:F1} µs, {tbs:F2} TB/s ({tbs / 3.0:P0} of 3.0 TB/s); " +
                 $"graph {graphMs * 1000:F1} µs, {graphTbs:F2} TB/s ({graphTbs / 3.0:P0})");
         }
-    attention.UseWarpDecodeReduce = warpBefore;
-    attention.PrefetchTmaDecodeMap = prefetchBefore;
+    attention.UseWarpSplitMerge = warpBefore;
     attention.UseTmaDecode = tmaByDefault;
     // the warp-per-head merge with 1 and 4 warps per block (the default picks 1 up to 512 (sequence, head) rows), graph
     // replay, 2 rounds

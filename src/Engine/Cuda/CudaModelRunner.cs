@@ -197,23 +197,14 @@ public sealed partial class CudaModelRunner : IModelRunner
     }
 
     /// <summary>
-    /// Whether decode attention merges its splits with a warp per (sequence, head) (<see cref="AttentionKernels.UseWarpDecodeReduce"/>,
-    /// default on); the bench compares both. Changing it retires the captured decode graphs.
+    /// Whether decode attention and split-KV prefills merge their splits with a warp per (row, head)
+    /// (<see cref="AttentionKernels.UseWarpSplitMerge"/>, default on); the bench compares both. Changing it retires the
+    /// captured decode graphs.
     /// </summary>
-    public bool WarpDecodeReduce
+    public bool WarpSplitMerge
     {
-        get => _attn.UseWarpDecodeReduce;
-        set { if (value != _attn.UseWarpDecodeReduce) { _attn.UseWarpDecodeReduce = value; _generation++; } }
-    }
-
-    /// <summary>
-    /// Whether paged_decode_tma prefetches its tensor map at entry (<see cref="AttentionKernels.PrefetchTmaDecodeMap"/>);
-    /// the bench compares both. Changing it retires the captured decode graphs.
-    /// </summary>
-    public bool PrefetchTmaDecodeMap
-    {
-        get => _attn.PrefetchTmaDecodeMap;
-        set { if (value != _attn.PrefetchTmaDecodeMap) { _attn.PrefetchTmaDecodeMap = value; _generation++; } }
+        get => _attn.UseWarpSplitMerge;
+        set { if (value != _attn.UseWarpSplitMerge) { _attn.UseWarpSplitMerge = value; _generation++; } }
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public class AttentionCudaTests
     /// <summary>The default kernels with the TMA decode's early loads on whatever ACTORS_TMA_EARLY says.</summary>
     private static readonly Lazy<AttentionKernels> EarlyLoadKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { EarlyTmaDecodeLoads = true });
     /// <summary>The default kernels with the decode's splits merged by paged_decode_reduce (a block per head).</summary>
-    private static readonly Lazy<AttentionKernels> BlockMergeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseWarpDecodeReduce = false });
+    private static readonly Lazy<AttentionKernels> BlockMergeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseWarpSplitMerge = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
     private static AttentionKernels Kernels(Gpu gpu, bool simple) => simple ? SimpleKernels.Value : gpu.Attention;
@@ -71,7 +71,8 @@ public class AttentionCudaTests
     /// <summary>
     /// Prefill paths: "default" (the launcher's choice: the wgmma/TMA kernel on compute capability 9.0, else the
     /// GQA-shared 128-row flash kernel, where they apply), "mma" (the GQA-shared mma.sync kernel with wgmma off),
-    /// "fa128" (one-head 128-row flash kernel), "fa64" (64-row flash kernel), "simple".
+    /// "fa128" (one-head 128-row flash kernel), "fa64" (64-row flash kernel), "simple"; the split-KV cases also "block
+    /// merge" (the default kernels with prefill_split_reduce's block per (row, head) instead of a warp).
     /// </summary>
     private static TheoryData<int, int, int, int, int, int, int, string> PrefillPaths(TheoryData<int, int, int, int, int, int, int> cases)
     {
@@ -83,6 +84,7 @@ public class AttentionCudaTests
             if (d == 128) all.Add(a, b, c, d, e, f, g, "mma");
             if (d == 128) all.Add(a, b, c, d, e, f, g, "fa128");
             if (d == 128) all.Add(a, b, c, d, e, f, g, "fa64");
+            if (d == 128 && e >= 1000 && f < 100) all.Add(a, b, c, d, e, f, g, "block merge"); // the split-KV cases
             all.Add(a, b, c, d, e, f, g, "simple");
         }
         return all;
@@ -162,6 +164,7 @@ public class AttentionCudaTests
             kernels = MmaKernels.Value;
             Assert.False(kernels.PrefillUsesWgmma(headDim, kvHeads * group, kvHeads, pageSize));
         }
+        if (path == "block merge") kernels = BlockMergeKernels.Value;
         if (path == "fa128")
         {
             if (Flash128Kernels.Value is null) Assert.Skip("the 128-row kernels do not run here (device shared memory, or forced elsewhere)");
@@ -323,8 +326,7 @@ public class AttentionCudaTests
     {
         var gpu = Gpu.Require();
         if (AttentionKernels.SimpleRequested) Assert.Skip("ACTORS_ATTENTION_SIMPLE=1: the simple kernels merge with paged_decode_reduce only");
-        // the TMA cases (head dim 128) run with the tensor map prefetched at entry, too
-        var warp = new AttentionKernels(gpu.Compiler) { UseWarpDecodeReduce = true, DecodeReduceWarps = warps, PrefetchTmaDecodeMap = true };
+        var warp = new AttentionKernels(gpu.Compiler) { UseWarpSplitMerge = true, DecodeReduceWarps = warps };
         Assert.True(warp.DecodeUsesWarpReduce(headDim, 256));
         Assert.False(warp.DecodeUsesWarpReduce(headDim, 8)); // a workspace the vector loads cannot take
         Assert.False(BlockMergeKernels.Value.DecodeUsesWarpReduce(headDim, 256));

@@ -47,7 +47,7 @@ public sealed class AttentionKernels
     private readonly CudaFunction _kvWrite, _decodeSplit, _decodeReduce, _prefill;
     /// <summary>paged_decode_reduce_c{1,2,4,8} by channels per lane (head dim / 32).</summary>
     private readonly Dictionary<int, CudaFunction> _decodeReduceWarp = [];
-    private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce;
+    private readonly CudaFunction? _prefillFlash, _prefillFlash128, _prefillFlashGqa, _prefillSplit, _prefillSplitReduce, _prefillSplitReduceWarp;
     private readonly CudaFunction? _prefillWgmma, _decodeTma;
     /// <summary>Hopper modules that failed to build in this process (device and cache key -> reason), so each is tried once.</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HopperFailures = new();
@@ -178,19 +178,13 @@ public sealed class AttentionKernels
     public bool EarlyTmaDecodeLoads { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_EARLY") != "0";
 
     /// <summary>
-    /// Whether paged_decode_tma's producer prefetches the pool's tensor map at entry (prefetch.tensormap), so its fetch
-    /// overlaps the context length and page table loads instead of following them (default false;
-    /// ACTORS_TMA_PREFETCH_MAP=1 turns it on); the bench compares both.
+    /// Whether split-K partial states are merged by a warp per (row, head) (default true; ACTORS_SPLIT_MERGE=block turns
+    /// it off): the decode's splits by paged_decode_reduce_c*, a split-KV prefill's by prefill_split_reduce_warp. One
+    /// round trip to L2 per 16 splits of head dim 128, no block barrier. The decode's takes head dims 32, 64, 128 and 256
+    /// over a 16-byte-aligned workspace; other shapes, and the simple kernels, keep paged_decode_reduce (a block per
+    /// head, its splits spread over the block), as prefill_split_reduce serves when this is off.
     /// </summary>
-    public bool PrefetchTmaDecodeMap { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TMA_PREFETCH_MAP") == "1";
-
-    /// <summary>
-    /// Whether the decode's splits are merged by a warp per (sequence, head) (paged_decode_reduce_c*, default true;
-    /// ACTORS_DECODE_REDUCE=block turns it off): one round trip to L2 for up to 16 splits of head dim 128, no block
-    /// barrier. It takes head dims 32, 64, 128 and 256 over a 16-byte-aligned workspace; other shapes, and the simple
-    /// kernels, keep paged_decode_reduce (a block per head, its splits spread over the block).
-    /// </summary>
-    public bool UseWarpDecodeReduce { get; set; } = Environment.GetEnvironmentVariable("ACTORS_DECODE_REDUCE") != "block";
+    public bool UseWarpSplitMerge { get; set; } = Environment.GetEnvironmentVariable("ACTORS_SPLIT_MERGE") != "block";
 
     /// <summary>
     /// Warps per block of the warp-per-head merge (1 to 32); 0, the default: one per block while a batch has at most
@@ -202,9 +196,9 @@ public sealed class AttentionKernels
         set => field = value is >= 0 and <= 32 ? value : throw new ArgumentOutOfRangeException(nameof(DecodeReduceWarps), value, "must be 0 (automatic) to 32");
     }
 
-    /// <summary>Whether <see cref="Decode"/> merges a call's splits with paged_decode_reduce_c* (see <see cref="UseWarpDecodeReduce"/>).</summary>
+    /// <summary>Whether <see cref="Decode"/> merges a call's splits with paged_decode_reduce_c* (see <see cref="UseWarpSplitMerge"/>).</summary>
     public bool DecodeUsesWarpReduce(int headDim, ulong workspacePointer) =>
-        !UseSimpleKernels && UseWarpDecodeReduce && headDim is 32 or 64 or 128 or 256 && workspacePointer % 16 == 0;
+        !UseSimpleKernels && UseWarpSplitMerge && headDim is 32 or 64 or 128 or 256 && workspacePointer % 16 == 0;
 
     /// <summary>
     /// Keys per split of a sequence of <paramref name="context"/> keys when the splits are balanced: the context cut into
@@ -283,6 +277,7 @@ public sealed class AttentionKernels
         _prefillFlashGqa = fast.Function("paged_prefill_fa128g");
         _prefillSplit = fast.Function("paged_prefill_fa128g_split");
         _prefillSplitReduce = fast.Function("prefill_split_reduce");
+        _prefillSplitReduceWarp = fast.Function("prefill_split_reduce_warp");
         _device = compiler.Device;
         if (WgmmaDisabledByEnvironment)
             WgmmaUnavailableReason = "ACTORS_ATTENTION_WGMMA=0";
@@ -512,7 +507,7 @@ public sealed class AttentionKernels
         };
         if (tma)
         {
-            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0, PrefetchMap = PrefetchTmaDecodeMap ? 1 : 0 };
+            var t = new TmaDecodeParams { Map = KvTensorMap(kvPool, layout), P = p, Early = EarlyTmaDecodeLoads ? 1 : 0 };
             _decodeTma!.Launch(stream, ((uint)maxSplits, (uint)layout.KvHeads, (uint)seqs), TmaDecodeThreads, (uint)TmaDecodeShared, t);
         }
         else if (vector)
@@ -582,7 +577,7 @@ public sealed class AttentionKernels
                     // and merged by prefill_split_reduce (see attention_fast.cu).
                     var sp = SplitParams(p, tiles, splits);
                     _prefillSplit!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)sp.Splits), 256, FlashShared128, sp);
-                    _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
+                    PrefillSplitReduce(stream, sp, heads, queries);
                     return;
                 }
                 _prefillFlashGqa!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, 1), 256, FlashShared128, p);
@@ -612,7 +607,16 @@ public sealed class AttentionKernels
         var sp = splits > 1 ? SplitParams(p, tiles, splits) : new PrefillSplitParams { P = p, Splits = 1 };
         var w = new WgmmaPrefillParams { Map = KvTensorMap(kvPool, layout), Split = sp };
         _prefillWgmma!.Launch(stream, ((uint)qBlocks, (uint)layout.KvHeads, (uint)sp.Splits), WgmmaThreads, WgmmaShared, w);
-        if (sp.Splits > 1) _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
+        if (sp.Splits > 1) PrefillSplitReduce(stream, sp, heads, queries);
+    }
+
+    /// <summary>Merges a split-KV prefill's splits: a warp per (query, head) (<see cref="UseWarpSplitMerge"/>) or a block.</summary>
+    private void PrefillSplitReduce(CudaStream stream, PrefillSplitParams sp, int heads, int queries)
+    {
+        if (UseWarpSplitMerge && sp.Acc % 16 == 0)
+            _prefillSplitReduceWarp!.Launch(stream, ((uint)((heads + 3) / 4), (uint)queries, 1), 128, 0, sp);
+        else
+            _prefillSplitReduce!.Launch(stream, ((uint)heads, (uint)queries, 1), 128, 0, sp);
     }
 
     /// <summary>
@@ -705,7 +709,7 @@ public sealed class AttentionKernels
         public TensorMap Map;
         public DecodeParams P;
         public int Early; // EarlyTmaDecodeLoads
-        public int PrefetchMap; // PrefetchTmaDecodeMap
+        public int Pad;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -261,83 +261,109 @@ __device__ __forceinline__ void load_partial(const float* p, float* v)
     }
 }
 
-// paged_decode_reduce_c{1,2,4,8}: paged_decode_reduce's merge with a warp per (sequence, head) and no block barrier,
-// for head dims 32, 64, 128, 256 (C = headDim / 32 channels per lane). Grid (ceil(heads / warps per block), seqs).
+// A warp merging the split-K partial states of one (row, head): partial outputs acc (splits, 32 * C) f32 (C channels per
+// lane, as float / float2 / float4 vectors: 16-byte-aligned rows), maxima mx and sums sm (splits), maxima in natural-log
+// units (Exp2 false) or exp2 units (Exp2 true). out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
 // The splits come in chunks of CH (64 / C registers of partial outputs per lane): lanes s < CH load split s0 + s's max
-// and sum while every lane loads its C channels of the chunk's partial outputs. The first chunk's loads are issued
-// before the context length is known (the workspace holds maxSplits splits per head; splits past the sequence's are
-// masked after), so a head of at most CH splits (one sequence at 8K has 16) merges after a single round trip to L2,
-// where paged_decode_reduce chained the max and sum loads, four block barriers, then the output loads. Chunks merge
-// online: running max, the sum and the outputs rescaled by e^(old max - new max). An empty context gives a zero row.
-template <int C>
-__device__ __forceinline__ void decode_reduce_warp(const DecodeParams& p)
+// and sum while every lane loads its C channels of the chunk's outputs, all independent loads, so a head of at most CH
+// splits merges after a single round trip to L2 (a block per head chained the max and sum loads, block barriers, then
+// the output loads). Chunks merge online: running max, the sum and the outputs rescaled by e^(old max - new max). Splits
+// with m = -inf weigh nothing. Use: Load(first chunk, with any bound the memory allows: its loads can be issued before
+// the split count is known), then Merge.
+template <int C, bool Exp2>
+struct SplitMerge
 {
-    constexpr int CH = C >= 8 ? 8 : C == 4 ? 16 : 32;
-    constexpr int D = 32 * C;
-    PDL_ENTER();
-    int lane = threadIdx.x & 31, h = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), seq = blockIdx.y;
-    if (h >= p.heads) return; // whole warps
-    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
-    const float* acc0 = p.partialAcc + base * D + lane * C;
+    static constexpr int CH = C >= 8 ? 8 : C == 4 ? 16 : 32;
+    static constexpr int D = 32 * C;
+    const float *acc, *mx, *sm;
+    int lane;
     float v[CH][C];
     float ms, ls;
-    // one chunk's loads: splits s0 .. s0 + CH - 1 below `limit` (maxSplits for the first chunk: addresses only)
-    auto load = [&](int s0, int limit)
+
+    __device__ __forceinline__ float ex(float x) const { return Exp2 ? exp2f(x) : expf(x); }
+
+    // splits s0 .. s0 + CH - 1 below limit
+    __device__ __forceinline__ void Load(int s0, int limit)
     {
         int s = s0 + lane;
-        bool mine = lane < CH && s < limit;
         ms = NEG_INF;
         ls = 0.f;
-        if (mine) { load_partial<1>(p.partialMax + base + s, &ms); load_partial<1>(p.partialSum + base + s, &ls); }
+        if (lane < CH && s < limit) { load_partial<1>(mx + s, &ms); load_partial<1>(sm + s, &ls); }
 #pragma unroll
         for (int j = 0; j < CH; j++)
         {
-            if (s0 + j < limit) load_partial<C>(acc0 + (u64)(s0 + j) * D, v[j]);
+            if (s0 + j < limit) load_partial<C>(acc + (u64)(s0 + j) * D + lane * C, v[j]);
             else
             {
 #pragma unroll
                 for (int c = 0; c < C; c++) v[j][c] = 0.f;
             }
         }
-    };
-    load(0, p.maxSplits);
+    }
+
+    // merges splits 0 .. splits - 1 (the first chunk already loaded) into out (this lane's C channels); no split: a zero row
+    __device__ __forceinline__ void Merge(int splits, bf16_t* out)
+    {
+        float M = NEG_INF, L = 0.f, o[C];
+#pragma unroll
+        for (int c = 0; c < C; c++) o[c] = 0.f;
+        for (int s0 = 0; s0 < splits; s0 += CH)
+        {
+            if (s0 > 0) Load(s0, splits);
+            int cnt = min(CH, splits - s0);
+            if (lane >= cnt) { ms = NEG_INF; ls = 0.f; }
+            float nm = fmaxf(M, warp_max(ms));
+            if (nm == NEG_INF) continue; // no key in these splits
+            float alpha = ex(M - nm), w = ex(ms - nm); // e^-inf = 0: the first chunk, masked lanes, empty splits
+            L = L * alpha + warp_sum(ls * w);
+#pragma unroll
+            for (int c = 0; c < C; c++) o[c] *= alpha;
+#pragma unroll
+            for (int j = 0; j < CH; j++)
+            {
+                float wj = __shfl_sync(0xffffffffu, w, j);
+                if (j < cnt)
+                {
+#pragma unroll
+                    for (int c = 0; c < C; c++) o[c] += wj * v[j][c];
+                }
+            }
+            M = nm;
+        }
+        out += lane * C;
+#pragma unroll
+        for (int c = 0; c < C; c++) out[c] = f2bf(splits > 0 ? o[c] / L : 0.f);
+    }
+};
+
+// paged_decode_reduce_c{1,2,4,8}: paged_decode_reduce's merge with a warp per (sequence, head) (SplitMerge), for head
+// dims 32, 64, 128, 256 (C = headDim / 32). Grid (ceil(heads / warps per block), seqs). The first chunk's loads are
+// issued before the context length is known (the workspace holds maxSplits splits per head; splits past the sequence's
+// are masked after), so one sequence at 8K (16 splits) merges after one round trip to L2. An empty context gives a
+// zero row.
+template <int C>
+__device__ __forceinline__ void decode_reduce_warp(const DecodeParams& p)
+{
+    PDL_ENTER();
+    int h = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), seq = blockIdx.y;
+    if (h >= p.heads) return; // whole warps
+    u64 base = ((u64)seq * p.heads + h) * p.maxSplits;
+    SplitMerge<C, false> m;
+    m.acc = p.partialAcc + base * (32 * C);
+    m.mx = p.partialMax + base;
+    m.sm = p.partialSum + base;
+    m.lane = threadIdx.x & 31;
+    m.Load(0, p.maxSplits);
     int len = p.contextLens[seq], splitSize = decode_split_size(p, len);
     int splits = (len + splitSize - 1) / splitSize;
-    bf16_t* o = p.out + ((u64)seq * p.heads + h) * D + lane * C;
+    bf16_t* o = p.out + ((u64)seq * p.heads + h) * (32 * C);
     if (splits > p.maxSplits)
     {
 #pragma unroll
-        for (int c = 0; c < C; c++) o[c] = f2bf(__uint_as_float(0x7fc00000u)); // NaN: grid too small
+        for (int c = 0; c < C; c++) o[m.lane * C + c] = f2bf(__uint_as_float(0x7fc00000u)); // NaN: grid too small
         return;
     }
-    float M = NEG_INF, L = 0.f, acc[C];
-#pragma unroll
-    for (int c = 0; c < C; c++) acc[c] = 0.f;
-    for (int s0 = 0; s0 < splits; s0 += CH)
-    {
-        if (s0 > 0) load(s0, splits);
-        int cnt = min(CH, splits - s0);
-        if (lane >= cnt) { ms = NEG_INF; ls = 0.f; }
-        float nm = fmaxf(M, warp_max(ms));
-        if (nm == NEG_INF) continue; // no key in these splits (not written by the split kernels)
-        float alpha = expf(M - nm), w = expf(ms - nm); // e^-inf = 0 for the first chunk and for masked lanes
-        L = L * alpha + warp_sum(ls * w);
-#pragma unroll
-        for (int c = 0; c < C; c++) acc[c] *= alpha;
-#pragma unroll
-        for (int j = 0; j < CH; j++)
-        {
-            float wj = __shfl_sync(0xffffffffu, w, j);
-            if (j < cnt)
-            {
-#pragma unroll
-                for (int c = 0; c < C; c++) acc[c] += wj * v[j][c];
-            }
-        }
-        M = nm;
-    }
-#pragma unroll
-    for (int c = 0; c < C; c++) o[c] = f2bf(splits > 0 ? acc[c] / L : 0.f);
+    m.Merge(splits, o);
 }
 
 extern "C" __global__ void paged_decode_reduce_c1(DecodeParams p) { decode_reduce_warp<1>(p); }

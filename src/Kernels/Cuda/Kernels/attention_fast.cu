@@ -667,6 +667,24 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
     }
 }
 
+// prefill_split_reduce's merge with a warp per (row, head) (SplitMerge in exp2 units): the splits' loads in chunks of
+// 16, each one round trip, where prefill_split_reduce's threads walked the splits one load after another (a new turn's
+// 19 rows over a 32K prefix take 33 splits). Grid (ceil(heads / 4), queries); block 128.
+extern "C" __global__ void prefill_split_reduce_warp(PrefillSplitParams ps)
+{
+    const PrefillParams& p = ps.p;
+    int h = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), row = blockIdx.y;
+    if (h >= p.heads) return; // whole warps
+    u64 base = ((u64)row * p.heads + h) * ps.splits;
+    SplitMerge<FA_D / 32, true> m;
+    m.acc = ps.acc + base * FA_D;
+    m.mx = ps.max + base;
+    m.sm = ps.sum + base;
+    m.lane = threadIdx.x & 31;
+    m.Load(0, ps.splits);
+    m.Merge(ps.splits, p.out + ((u64)row * p.heads + h) * FA_D);
+}
+
 // The end of a split-K decode block: merges its 4 warps' softmax states (racc (4, group, d) weighted V sums, rm and rl
 // (4, group) maxima in log2 units and sums, in shared memory, published) into the split's partial outputs, as
 // paged_decode_split writes them (partialMax in natural-log units). Thread t of `threads` takes channels t, t + threads, ...

@@ -515,7 +515,7 @@ struct alignas(64) TmaDecodeParams
     TmaMap kvMap; // the pool, as WgmmaPrefillParams.kvMap
     DecodeParams p;
     int early;    // 1: load the tiles before the one holding the last position before waiting for the previous kernel
-    int prefetchMap; // 1: the producer prefetches the tensor map at entry (AttentionKernels.PrefetchTmaDecodeMap)
+    int pad;
 };
 static_assert(sizeof(TmaDecodeParams) == 256, "layout must match AttentionKernels.TmaDecodeParams");
 
@@ -667,9 +667,6 @@ extern "C" __global__ void __launch_bounds__(TD_THREADS, 1) paged_decode_tma(con
     unsigned int raw = smem_addr(fa_smem), base = (raw + 1023u) & ~1023u;
     unsigned int stages = base, bars = base + TD_BARRIERS;
     float* merge = (float*)((char*)fa_smem + (base - raw) + TD_MERGE);
-    // the map's first use (the first tile's loads) would fetch it after the context length and page table loads; fetched
-    // now, that fetch overlaps them (the map is a kernel parameter: nothing writes it)
-    if (ps.prefetchMap && threadIdx.x == 128) asm volatile("prefetch.tensormap [%0];" ::"l"(&ps.kvMap) : "memory");
     if (threadIdx.x == 0)
     {
         for (int s = 0; s < TD_STAGES; s++)
