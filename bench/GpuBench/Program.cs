@@ -235,6 +235,41 @@ Case("prefill with unfused SwiGLU", () =>
     finally { runner.UseFusedSwiGlu = true; samplePeak = true; }
 });
 
+// add_rmsnorm8 with 4 pieces of 16 bytes per thread (128 threads a row of 4096, the default) against 1 (512 threads):
+// the kernel alone on shortCtx rows (3 rounds, pieces 1 / 2 / 4), then prefills alternating as above, then profiled.
+Case("prefill norm threads", () =>
+{
+    int rows = shortCtx, dim = config.HiddenSize;
+    var ew = new ElementwiseKernels(compiler);
+    using var res = dev.Allocate<ushort>((long)rows * dim);
+    using var x = dev.Allocate<ushort>((long)rows * dim);
+    using var y = dev.Allocate<ushort>((long)rows * dim);
+    using var w = dev.Allocate<ushort>(dim);
+    ek.RandomInit(stream, res, 11, 1f, 0f);
+    ek.RandomInit(stream, x, 12, 1f, 0f);
+    ek.RandomInit(stream, w, 13, 1f, 1f);
+    int before = ElementwiseKernels.NormPiecesPerThread;
+    try
+    {
+        for (int round = 0; round < 3; round++)
+            foreach (int pieces in new[] { 1, 2, 4 })
+            {
+                ElementwiseKernels.NormPiecesPerThread = pieces;
+                double norm = Time(20, () => ew.RmsNorm(stream, res, w, y, rows, dim, 1e-5f), warm: 3);
+                double add = Time(20, () => ew.AddRmsNorm(stream, res, x, w, y, rows, dim, 1e-5f), warm: 3);
+                double normTbs = 2.0 * rows * dim * 2 / (norm * 1e-3) / 1e12, addTbs = 3.0 * rows * dim * 2 / (add * 1e-3) / 1e12;
+                results[$"rmsnorm_{rows}x{dim}_{pieces}_pieces_us"] = norm * 1000;
+                results[$"add_rmsnorm_{rows}x{dim}_{pieces}_pieces_us"] = add * 1000;
+                Console.WriteLine($"rmsnorm ({rows}, {dim}), {pieces} piece(s) of 16 bytes per thread: {norm * 1000:F1} µs ({normTbs:F2} TB/s); " +
+                    $"with the residual add {add * 1000:F1} µs ({addTbs:F2} TB/s)");
+            }
+        Alternate(on => ElementwiseKernels.NormPiecesPerThread = on ? 4 : 1, "norm_1_piece", "norm_4_pieces");
+        ElementwiseKernels.NormPiecesPerThread = 1;
+        ProfiledPrefill("norm 1 piece");
+    }
+    finally { ElementwiseKernels.NormPiecesPerThread = before; }
+});
+
 // Three rounds of prefills with a switch off, then on (8K best of two and 32K once each), each prefill's GPU span (an
 // event before and after it on the stream) beside its wall time; the means go into the results under each tag.
 void Alternate(Action<bool> set, string offTag, string onTag)

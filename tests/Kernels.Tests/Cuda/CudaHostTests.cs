@@ -47,6 +47,13 @@ public class CudaHostTests
     }
 
     [Fact]
+    public void Norm_pieces_per_thread_rejects_counts_the_kernel_cannot_take()
+    {
+        foreach (int bad in new[] { 0, 5 })
+            Assert.Contains("NormPiecesPerThread", Assert.Throws<ArgumentOutOfRangeException>(() => Actors.Kernels.Cuda.Kernels.ElementwiseKernels.NormPiecesPerThread = bad).Message);
+    }
+
+    [Fact]
     public void Device_spans_slice_and_check_lengths()
     {
         var s = new DeviceSpan<float>(0x1000, 10);

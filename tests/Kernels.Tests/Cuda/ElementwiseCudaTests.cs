@@ -1,5 +1,6 @@
 using Actors.Kernels.Cpu;
 using Actors.Kernels.Cuda;
+using Actors.Kernels.Cuda.Kernels;
 
 namespace Actors.Kernels.Tests.Cuda;
 
@@ -33,8 +34,8 @@ public class ElementwiseCudaTests
     [InlineData(5, 131)]
     [InlineData(3, 4099)] // wider than one block: threads stride over the row
     [InlineData(1, 7)]
-    [InlineData(4, 4096)]   // 16-byte pieces (add_rmsnorm8), one per thread
-    [InlineData(3, 3584)]   // 16-byte pieces, 448 threads
+    [InlineData(4, 4096)]   // 16-byte pieces (add_rmsnorm8): 128 threads of 4, or 512 of 1
+    [InlineData(3, 3584)]   // 16-byte pieces: 128 threads of up to 4, or 448 of 1
     [InlineData(2, 20480)]  // 16-byte pieces, three per thread
     [InlineData(2, 32776)]  // a multiple of 8 too wide for the register pieces: the strided kernel
     [InlineData(5, 24)]     // 16-byte pieces, fewer than a warp
@@ -44,19 +45,28 @@ public class ElementwiseCudaTests
         float[] residual = Gpu.RandomBf16(rows * dim, 10 + dim, 2f);
         float[] x = Gpu.RandomBf16(rows * dim, 11 + dim);
         float[] weight = Gpu.RandomBf16(dim, 12 + dim, 1.5f);
-        using var dRes = gpu.UploadBf16(residual);
-        using var dX = gpu.UploadBf16(x);
-        using var dW = gpu.UploadBf16(weight);
-        using var dY = gpu.Device.Allocate<ushort>(rows * dim);
-        using var stream = gpu.Device.CreateStream();
-        gpu.Elementwise.AddRmsNorm(stream, dRes, dX, dW, dY, rows, dim, 1e-5f);
-        stream.Synchronize();
-
         var expRes = (float[])residual.Clone();
         var expY = new float[rows * dim];
         RmsNorm.AddAndReference(expRes, x, weight, expY, rows, dim, 1e-5f);
-        TestData.Close(expRes, Gpu.DownloadBf16(dRes), 1e-2, 1e-3, "residual");
-        TestData.Close(expY, Gpu.DownloadBf16(dY), 1e-2, 2e-3, "y");
+        int before = ElementwiseKernels.NormPiecesPerThread;
+        try
+        {
+            // add_rmsnorm8 with at least 1 and at least 4 pieces a thread (the default): other thread counts per row
+            foreach (int pieces in new[] { 1, 4 })
+            {
+                ElementwiseKernels.NormPiecesPerThread = pieces;
+                using var dRes = gpu.UploadBf16(residual);
+                using var dX = gpu.UploadBf16(x);
+                using var dW = gpu.UploadBf16(weight);
+                using var dY = gpu.Device.Allocate<ushort>(rows * dim);
+                using var stream = gpu.Device.CreateStream();
+                gpu.Elementwise.AddRmsNorm(stream, dRes, dX, dW, dY, rows, dim, 1e-5f);
+                stream.Synchronize();
+                TestData.Close(expRes, Gpu.DownloadBf16(dRes), 1e-2, 1e-3, $"residual ({pieces} piece(s) a thread)");
+                TestData.Close(expY, Gpu.DownloadBf16(dY), 1e-2, 2e-3, $"y ({pieces} piece(s) a thread)");
+            }
+        }
+        finally { ElementwiseKernels.NormPiecesPerThread = before; }
     }
 
     [Theory]

@@ -46,6 +46,17 @@ public sealed class ElementwiseKernels
         LaunchNorm(stream, residual.Pointer, x, weight, y, rows, dim, eps);
     }
 
+    /// <summary>
+    /// 16-byte pieces of a row each thread of add_rmsnorm8 takes at least (1 to 4; default 4): a row of 4096 takes 128
+    /// threads, so an SM holds 16 rows' loads in flight, where 512 threads of one piece each (1, as before; the bench
+    /// compares both) let it hold 4. Rows wider than 1024 threads' pieces take more.
+    /// </summary>
+    public static int NormPiecesPerThread
+    {
+        get;
+        set => field = value is >= 1 and <= 4 ? value : throw new ArgumentOutOfRangeException(nameof(NormPiecesPerThread), value, "must be 1 to 4 (add_rmsnorm8 holds 4 pieces per thread)");
+    } = 4;
+
     /// <summary>y = rmsnorm(x) · weight, (rows, dim) row-major; y may alias x.</summary>
     public void RmsNorm(CudaStream stream, DeviceSpan<ushort> x, DeviceSpan<ushort> weight, DeviceSpan<ushort> y, int rows, int dim, float eps) =>
         LaunchNorm(stream, 0, x, weight, y, rows, dim, eps);
@@ -64,7 +75,7 @@ public sealed class ElementwiseKernels
         if (dim % 8 == 0 && dim <= 8 * 4 * 1024 && Aligned16(residual, x.Pointer, weight.Pointer, y.Pointer))
         {
             int pieces = dim / 8;
-            int per = (pieces + 1023) / 1024;
+            int per = Math.Max(NormPiecesPerThread, (pieces + 1023) / 1024);
             uint threads = (uint)Math.Max(32, ((pieces + per - 1) / per + 31) / 32 * 32);
             _rmsnorm8.Launch(stream, ((uint)rows, 1, 1), threads, 0, p);
             return;
