@@ -312,16 +312,16 @@ public class AttentionCudaTests
     }
 
     /// <summary>
-    /// The decode's split merge, by a warp per (sequence, head) (paged_decode_reduce_c*: chunks of 32 splits, 16 for
-    /// head dim 256, merged online) and by paged_decode_reduce's block per head, against the
+    /// The decode's split merge, by a warp per (sequence, head) (paged_decode_reduce_c*: chunks of 32 / 32 / 16 / 8
+    /// splits for head dims 32 / 64 / 128 / 256, merged online) and by paged_decode_reduce's block per head, against the
     /// reference: one chunk and several, an empty context, warps per block that leave the last block's warps idle.
     /// </summary>
     [Theory]
     [InlineData(16, 1, 1, 32, new[] { 9000, 3, 0 }, 0)]      // head dim 32: 36 splits of 256 keys, two chunks
     [InlineData(16, 2, 4, 64, new[] { 1, 777, 5000 }, 0)]     // head dim 64 (register kernel: 64-key splits, 79 of them)
     [InlineData(64, 8, 4, 128, new[] { 8193, 1, 300 }, 3)]   // Llama-3-8B heads, 3 warps per block (32 heads: 11 blocks)
-    [InlineData(16, 1, 1, 128, new[] { 5000, 17 }, 1)]       // one KV head: 40 TMA splits of 128 keys (chunks of 32 and 8)
-    [InlineData(1, 1, 2, 256, new[] { 5000 }, 0)]            // head dim 256: 20 splits, chunks of 16 and 4
+    [InlineData(16, 1, 1, 128, new[] { 5000, 17 }, 1)]       // one KV head: 40 TMA splits of 128 keys (three chunks of 16)
+    [InlineData(1, 1, 2, 256, new[] { 3000 }, 0)]            // head dim 256: 12 splits, chunks of 8
     public void Decode_split_merge_by_a_warp_or_a_block_matches_reference(int pageSize, int kvHeads, int group, int headDim, int[] lengths, int warps)
     {
         var gpu = Gpu.Require();

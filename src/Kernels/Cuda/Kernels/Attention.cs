@@ -180,7 +180,7 @@ public sealed class AttentionKernels
     /// <summary>
     /// Whether split-K partial states are merged by a warp per (row, head) (default true; ACTORS_SPLIT_MERGE=block turns
     /// it off): the decode's splits by paged_decode_reduce_c*, a split-KV prefill's by prefill_split_reduce_warp. One
-    /// round trip to L2 per 32 splits (16 for head dim 256), no block barrier. The decode's takes head dims 32, 64, 128 and 256
+    /// round trip to L2 per 16 splits of head dim 128, no block barrier. The decode's takes head dims 32, 64, 128 and 256
     /// over a 16-byte-aligned workspace; other shapes, and the simple kernels, keep paged_decode_reduce (a block per
     /// head, its splits spread over the block), as prefill_split_reduce serves when this is off.
     /// </summary>

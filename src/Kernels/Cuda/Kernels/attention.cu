@@ -264,17 +264,16 @@ __device__ __forceinline__ void load_partial(const float* p, float* v)
 // A warp merging the split-K partial states of one (row, head): partial outputs acc (splits, 32 * C) f32 (C channels per
 // lane, as float / float2 / float4 vectors: 16-byte-aligned rows), maxima mx and sums sm (splits), maxima in natural-log
 // units (Exp2 false) or exp2 units (Exp2 true). out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
-// The splits come in chunks of CH: 32, or 16 for head dim 256 (up to 128 registers of partial outputs per lane). One
-// sequence's TMA decode has 16 splits per KV head with 8 KV heads, 32 with 4; a new turn's split-KV prefill over 32K
-// has 32. Lanes s < CH load split s0 + s's max and sum while every lane loads its C channels of the chunk's outputs,
-// all independent loads, so a head of at most CH splits merges after a single round trip to L2 (a block per head chained the max and sum loads, block barriers, then
+// The splits come in chunks of CH (64 / C registers of partial outputs per lane): lanes s < CH load split s0 + s's max
+// and sum while every lane loads its C channels of the chunk's outputs, all independent loads, so a head of at most CH
+// splits merges after a single round trip to L2 (a block per head chained the max and sum loads, block barriers, then
 // the output loads). Chunks merge online: running max, the sum and the outputs rescaled by e^(old max - new max). Splits
 // with m = -inf weigh nothing. Use: Load(first chunk, with any bound the memory allows: its loads can be issued before
 // the split count is known), then Merge.
 template <int C, bool Exp2>
 struct SplitMerge
 {
-    static constexpr int CH = C >= 8 ? 16 : 32;
+    static constexpr int CH = C >= 8 ? 8 : C == 4 ? 16 : 32;
     static constexpr int D = 32 * C;
     const float *acc, *mx, *sm;
     int lane;
@@ -340,7 +339,7 @@ struct SplitMerge
 // paged_decode_reduce_c{1,2,4,8}: paged_decode_reduce's merge with a warp per (sequence, head) (SplitMerge), for head
 // dims 32, 64, 128, 256 (C = headDim / 32). Grid (ceil(heads / warps per block), seqs). The first chunk's loads are
 // issued before the context length is known (the workspace holds maxSplits splits per head; splits past the sequence's
-// are masked after), so one sequence at 8K (16 or 32 splits) merges after one round trip to L2. An empty context gives a
+// are masked after), so one sequence at 8K (16 splits) merges after one round trip to L2. An empty context gives a
 // zero row.
 template <int C>
 __device__ __forceinline__ void decode_reduce_warp(const DecodeParams& p)

@@ -668,8 +668,8 @@ extern "C" __global__ void prefill_split_reduce(PrefillSplitParams ps)
 }
 
 // prefill_split_reduce's merge with a warp per (row, head) (SplitMerge in exp2 units): the splits' loads in chunks of
-// 32, each one round trip, where prefill_split_reduce's threads walked the splits one load after another (a new turn's
-// 19 rows over a 32K prefix take 32 splits). Grid (ceil(heads / 4), queries); block 128.
+// 16, each one round trip, where prefill_split_reduce's threads walked the splits one load after another (a new turn's
+// 19 rows over a 32K prefix take 33 splits). Grid (ceil(heads / 4), queries); block 128.
 extern "C" __global__ void prefill_split_reduce_warp(PrefillSplitParams ps)
 {
     const PrefillParams& p = ps.p;
