@@ -264,7 +264,8 @@ __device__ __forceinline__ void load_partial(const float* p, float* v)
 // A warp merging the split-K partial states of one (row, head): partial outputs acc (splits, 32 * C) f32 (C channels per
 // lane, as float / float2 / float4 vectors: 16-byte-aligned rows), maxima mx and sums sm (splits), maxima in natural-log
 // units (Exp2 false) or exp2 units (Exp2 true). out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s, M = max_s m_s.
-// The splits come in chunks of CH (64 / C registers of partial outputs per lane): lanes s < CH load split s0 + s's max
+// The splits come in chunks of CH (at most 64 registers of partial outputs per lane: 32 splits for head dims 32 and 64,
+// 16 for 128, 8 for 256; 32 for head dim 128 measured slower at 16 splits): lanes s < CH load split s0 + s's max
 // and sum while every lane loads its C channels of the chunk's outputs, all independent loads, so a head of at most CH
 // splits merges after a single round trip to L2 (a block per head chained the max and sum loads, block barriers, then
 // the output loads). Chunks merge online: running max, the sum and the outputs rescaled by e^(old max - new max). Splits
