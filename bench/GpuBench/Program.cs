@@ -510,9 +510,9 @@ foreach (var (seqs, ctx) in new[] { (sessions, shortCtx), (12, shortCtx), (1, sh
     bool tma = attention.DecodeUsesTma(d, heads / config.NumKvHeads, PageSize, seqs, config.NumKvHeads);
     bool tmaByDefault = tma && (long)seqs * config.NumKvHeads <= maxPairs;
     // where the TMA kernel serves, the register kernel and the TMA kernel with paged_decode_reduce's block-per-head merge
-    // alternate with the default (TMA, a warp per head merging; 3 rounds) for the comparison. Each is timed twice: launched one by one from here (what the figures before
-    // e310e09 were: the gaps between launches count) and replayed from a CUDA graph of one launch per layer (as the
-    // engine's decode steps run).
+    // alternate with the default (TMA, a warp per head merging; 3 rounds) for the comparison. Each is timed twice:
+    // launched one by one from here (what the figures before e310e09 were: the gaps between launches count) and replayed
+    // from a CUDA graph of one launch per layer (as the engine's decode steps run).
     var variants = tma ? new[] { (Tma: false, Warp: true), (Tma: true, Warp: false), (Tma: true, Warp: true) } : new[] { (Tma: false, Warp: true) };
     bool warpBefore = attention.UseWarpSplitMerge;
     for (int round = 0; round < (tma ? 3 : 1); round++)
