@@ -160,10 +160,20 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool UseFusedQkv
     {
         get => _useFusedQkv;
-        set { if (value != _useFusedQkv) { _useFusedQkv = value; _generation++; } }
+        set => SetGraphSwitch(_useFusedQkv, value, v => _useFusedQkv = v);
     }
 
     private bool _useFusedQkv = true;
+
+    /// <summary>
+    /// Sets a switch the captured decode graphs depend on (they hold the launches it chooses): a change retires them.
+    /// </summary>
+    private void SetGraphSwitch(bool current, bool value, Action<bool> set)
+    {
+        if (value == current) return;
+        set(value);
+        _generation++;
+    }
 
     /// <summary>
     /// Whether cuBLASLt products take their tuned algorithms (<see cref="CublasLtMatmul.UseTunedAlgorithms"/>; default
@@ -173,7 +183,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool UseTunedProducts
     {
         get => _mm.UseTunedAlgorithms;
-        set { if (value != _mm.UseTunedAlgorithms) { _mm.UseTunedAlgorithms = value; _generation++; } }
+        set => SetGraphSwitch(_mm.UseTunedAlgorithms, value, v => _mm.UseTunedAlgorithms = v);
     }
 
     /// <summary>
@@ -183,7 +193,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     internal bool UseTmaDecode
     {
         get => _attn.UseTmaDecode;
-        set { if (value != _attn.UseTmaDecode) { _attn.UseTmaDecode = value; _generation++; } }
+        set => SetGraphSwitch(_attn.UseTmaDecode, value, v => _attn.UseTmaDecode = v);
     }
 
     /// <summary>
@@ -193,7 +203,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool EarlyTmaDecodeLoads
     {
         get => _attn.EarlyTmaDecodeLoads;
-        set { if (value != _attn.EarlyTmaDecodeLoads) { _attn.EarlyTmaDecodeLoads = value; _generation++; } }
+        set => SetGraphSwitch(_attn.EarlyTmaDecodeLoads, value, v => _attn.EarlyTmaDecodeLoads = v);
     }
 
     /// <summary>
@@ -204,7 +214,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool WarpSplitMerge
     {
         get => _attn.UseWarpSplitMerge;
-        set { if (value != _attn.UseWarpSplitMerge) { _attn.UseWarpSplitMerge = value; _generation++; } }
+        set => SetGraphSwitch(_attn.UseWarpSplitMerge, value, v => _attn.UseWarpSplitMerge = v);
     }
 
     /// <summary>
@@ -214,7 +224,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool EarlyQkvLaunch
     {
         get => Gemv.EarlyQkvLaunch;
-        set { if (value != Gemv.EarlyQkvLaunch) { Gemv.EarlyQkvLaunch = value; _generation++; } }
+        set => SetGraphSwitch(Gemv.EarlyQkvLaunch, value, v => Gemv.EarlyQkvLaunch = v);
     }
 
     /// <summary>Whether a decode step of one sequence of this model takes paged_decode_tma.</summary>
@@ -268,7 +278,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool ProgrammaticLaunch
     {
         get => _stream.ProgrammaticLaunch;
-        set { if (value != _stream.ProgrammaticLaunch) { _stream.ProgrammaticLaunch = value; _generation++; } }
+        set => SetGraphSwitch(_stream.ProgrammaticLaunch, value, v => _stream.ProgrammaticLaunch = v);
     }
 
     /// <summary>
@@ -281,7 +291,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     public bool FoldNorms
     {
         get => _foldNorms;
-        set { if (value != _foldNorms) { _foldNorms = value; _generation++; } }
+        set => SetGraphSwitch(_foldNorms, value, v => _foldNorms = v);
     }
 
     private bool _foldNorms = Environment.GetEnvironmentVariable("ACTORS_GEMV_FOLD") != "0";
