@@ -270,6 +270,14 @@ Case("prefill norm threads", () =>
     finally { ElementwiseKernels.NormPiecesPerThread = before; }
 });
 
+// The last layer on the logits rows alone (CudaModelRunner.TrimLastLayer, the default) against the whole last layer:
+// prefills alternating as above (the earlier chunks ask for no logits, the last for one row).
+Case("prefill last layer", () =>
+{
+    try { Alternate(on => runner.TrimLastLayer = on, "whole_last_layer", "trimmed_last_layer"); }
+    finally { runner.TrimLastLayer = true; }
+});
+
 // Three rounds of prefills with a switch off, then on (8K best of two and 32K once each), each prefill's GPU span (an
 // event before and after it on the stream) beside its wall time; the means go into the results under each tag.
 void Alternate(Action<bool> set, string offTag, string onTag)

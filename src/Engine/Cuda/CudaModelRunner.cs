@@ -306,6 +306,17 @@ public sealed partial class CudaModelRunner : IModelRunner
 
     private readonly bool _hasOBias; // an o bias is added before the residual: no residual in the GEMM epilogue then
 
+    /// <summary>
+    /// In prefill-shaped steps whose logits rows are few (at most <see cref="GemvKernels.MaxRows"/>, none for the earlier
+    /// chunks of a chunked prefill), the last layer writes every row's K and V and then runs its attention, o product and
+    /// MLP on the logits rows alone: nothing else reads that layer's output. A 32-layer prefill skips 1/32 of its
+    /// attention and MLP (on by default; ACTORS_TRIM_LAST_LAYER=0 turns it off). Benchmarks and tests toggle it.
+    /// </summary>
+    public bool TrimLastLayer { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TRIM_LAST_LAYER") != "0";
+
+    /// <summary>Steps that ran their last layer on the logits rows alone (<see cref="TrimLastLayer"/>).</summary>
+    public long TrimmedSteps { get; private set; }
+
     private QkvRopeKernels? _qkvRope;
     public CudaStream Stream => _stream;
     /// <summary>The runner's matrix products (for benchmarks: its plans and autotuning).</summary>
@@ -615,6 +626,22 @@ public sealed partial class CudaModelRunner : IModelRunner
         bool gemmResidual = ResidualInGemm && !(_useGemv && n <= GemvKernels.MaxRows) && !_hasOBias;
         bool rowsInOrder = outRows == n;
         for (int k = 0; rowsInOrder && k < outRows; k++) rowsInOrder = m[(int)(oRows + k)] == k;
+        // The last layer past its KV write on the logits rows alone, through the folded decode products (TrimLastLayer)
+        bool trim = TrimLastLayer && !fold && !graph && outRows < n && outRows <= GemvKernels.MaxRows
+            && _foldNorms && _useGemv && hid % 8 == 0 && qDim % 8 == 0 && inter % 8 == 0;
+        if (trim) TrimmedSteps++;
+
+        // The o product, post-attention norm, MLP and residual adds folded into gemv.cu launches, on `rows` rows of
+        // attention output `att` and residual stream `res` (decode steps, and a trimmed last layer's logits rows).
+        void FoldedTail(CudaStream st, CudaWeights.Layer L, DeviceSpan<ushort> att, DeviceSpan<ushort> res, int rows, StepProfile? p)
+        {
+            Gemv.Matmul(st, att, L.O, res, rows, qDim, hid, bias: L.OBias?.Span ?? default, residual: res);
+            p?.Mark(st, "o projection");
+            Gemv.SwiGlu(st, res, L.GateUp, _act, rows, hid, inter, norm: L.PostNorm, eps: eps);
+            p?.Mark(st, "gate/up projection + swiglu");
+            Gemv.Matmul(st, _act, L.Down, res, rows, inter, hid, residual: res);
+            p?.Mark(st, "down projection");
+        }
 
         // Every launch of the step; the step's inputs are already staged (uploads above, on the same stream).
         void Enqueue(CudaStream st)
@@ -670,6 +697,8 @@ public sealed partial class CudaModelRunner : IModelRunner
                     }
                     p?.Mark(st, "qkv bias/norm, rope, kv write");
                 }
+                bool trimHere = trim && li == c.NumLayers - 1;
+                if (trimHere && outRows == 0) return; // every row's K and V are written; no row needs the rest
                 if (decodes > 0)
                     _attn.Decode(st, q, decodes, nh, _pool, layout, li, meta.Slice(oTables, (long)decodes * stride), stride,
                         meta.Slice(oLens, decodes), maxContext, scale, _decodeWs, a, splitContext);
@@ -679,18 +708,36 @@ public sealed partial class CudaModelRunner : IModelRunner
                     var ch = batch[order[j]];
                     int r0 = chunkRow[order[j]], len = ch.Tokens.Length;
                     int need = (ch.FirstPosition + len - 1) / layout.PageSize + 1;
+                    if (trimHere && ch.Rows != LogitsRows.All)
+                    {
+                        if (ch.Rows == LogitsRows.None) continue;
+                        r0 += len - 1; // the chunk's last row only, over every key before it
+                        _attn.Prefill(st, q.Slice((long)r0 * qDim, qDim), 1, nh, ch.FirstPosition + len - 1, _pool, layout, li,
+                            meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, qDim));
+                        continue;
+                    }
                     _attn.Prefill(st, q.Slice((long)r0 * qDim, (long)len * qDim), len, nh, ch.FirstPosition, _pool, layout, li,
                         meta.Slice(chunkTable[order[j]], need), scale, a.Slice((long)r0 * qDim, (long)len * qDim));
                 }
                 if (order.Length > decodes) p?.Mark(st, "prefill attention");
+                if (trimHere)
+                {
+                    // The logits rows of the attention output (into q: its rows are read) and of the residual stream,
+                    // in the logits' order; the rest of the model on those rows alone.
+                    var rowsSel = meta.Slice(oRows, outRows);
+                    var att = q.Slice(0, (long)outRows * qDim);
+                    var res = _sel.Span.Slice(0, (long)outRows * hid);
+                    _ek.GatherRows(st, a, qDim, rowsSel, outRows, qDim, att, qDim);
+                    _ek.GatherRows(st, x, hid, rowsSel, outRows, hid, res, hid);
+                    p?.Mark(st, "logits rows");
+                    FoldedTail(st, L, att, res, outRows, p);
+                    Gemv.Matmul(st, res, _w.LmHead, logitsSpan, outRows, hid, c.VocabSize, norm: _w.Norm, eps: eps);
+                    p?.Mark(st, "logits");
+                    return;
+                }
                 if (fold)
                 {
-                    Gemv.Matmul(st, a, L.O, x, n, qDim, hid, bias: L.OBias?.Span ?? default, residual: x);
-                    p?.Mark(st, "o projection");
-                    Gemv.SwiGlu(st, x, L.GateUp, act, n, hid, inter, norm: L.PostNorm, eps: eps);
-                    p?.Mark(st, "gate/up projection + swiglu");
-                    Gemv.Matmul(st, act, L.Down, x, n, inter, hid, residual: x);
-                    p?.Mark(st, "down projection");
+                    FoldedTail(st, L, a, x, n, p);
                     continue;
                 }
                 if (gemmResidual)
