@@ -23,6 +23,7 @@ __device__ int min(int, int);
 __device__ float fmaf(float, float, float);
 __device__ int __shfl_xor_sync(unsigned int, int, int);
 __device__ int __shfl_up_sync(unsigned int, int, int);
+__device__ int __any_sync(unsigned int, int);
 __device__ double __shfl_up_sync(unsigned int, double, int);
 __device__ int atomicAdd(int*, int);
 __device__ int atomicMin(int*, int);

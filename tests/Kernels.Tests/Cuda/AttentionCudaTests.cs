@@ -178,6 +178,28 @@ public class AttentionCudaTests
             Assert.Equal(headDim == 128 && group is 1 or 2 or 4 or 8 && pageSize is 16 or 32 or 64 or 128,
                 kernels.PrefillUsesWgmma(headDim, kvHeads * group, kvHeads, pageSize));
         if (!simple && !AttentionKernels.SimpleRequested) Assert.Equal(headDim == 128, kernels.PrefillUsesFlash(headDim));
+        CheckPrefill(gpu, kernels, pageSize, kvHeads, group, headDim, firstPosition, queries, layer, path, keyGrowth: 0f);
+    }
+
+    /// <summary>
+    /// Keys scaled by 1 + growth x position, so a row's largest score keeps rising tile after tile (by more than 2^8 in
+    /// its weights' units): a kernel that keeps a stale running max too long, or skips a rescale it needed, fails here.
+    /// The default path (the wgmma kernel on compute capability 9.0), split-KV too.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 8, 4, 0, 300, 1)]
+    [InlineData(16, 2, 4, 1000, 200, 0)]
+    [InlineData(16, 2, 4, 6000, 19, 1)]
+    [InlineData(64, 1, 2, 37, 129, 0)]
+    public void Prefill_with_scores_rising_along_the_keys_matches_reference(int pageSize, int kvHeads, int group, int firstPosition, int queries, int layer)
+    {
+        var gpu = Gpu.Require();
+        CheckPrefill(gpu, Kernels(gpu, false), pageSize, kvHeads, group, 128, firstPosition, queries, layer, "default", keyGrowth: 1f / 24);
+    }
+
+    private static void CheckPrefill(Gpu gpu, AttentionKernels kernels, int pageSize, int kvHeads, int group, int headDim, int firstPosition,
+        int queries, int layer, string path, float keyGrowth)
+    {
         var layout = new KvLayout(pageSize, Layers: 2, kvHeads, headDim);
         int heads = kvHeads * group, positions = firstPosition + queries;
         int needed = (positions + pageSize - 1) / pageSize, poolPages = needed + 3;
@@ -192,6 +214,12 @@ public class AttentionCudaTests
                 Array.Fill(pool, float.NaN, (int)layout.ValueOffset(pageTable[pos / pageSize], l, pos % pageSize), layout.TokenStride);
             }
         foreach (int spare in order[needed..]) Array.Fill(pool, float.NaN, spare * layout.PageStride, layout.PageStride);
+        if (keyGrowth != 0)
+            for (int pos = 0; pos < positions; pos++)
+            {
+                var k = pool.AsSpan((int)layout.KeyOffset(pageTable[pos / pageSize], layer, pos % pageSize), layout.TokenStride);
+                for (int i = 0; i < k.Length; i++) k[i] = Bf16.ToSingle(Bf16.FromSingle(k[i] * (1 + keyGrowth * pos)));
+            }
         float[] q = Gpu.RandomBf16(queries * heads * headDim, 99 + queries, 2f);
         float scale = 1f / MathF.Sqrt(headDim);
 

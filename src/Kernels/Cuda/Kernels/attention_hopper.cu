@@ -117,6 +117,11 @@ __device__ __forceinline__ unsigned int wgp_off(int r, int c)
 #ifndef WGP_EARLY_RESCALE
 #define WGP_EARLY_RESCALE 1
 #endif
+#ifndef WGP_LAZY_RESCALE
+// 1: a warp keeps its rows' running max until some score of them exceeds it by more than 2^8 (FlashAttention-4's
+// conditional rescale), so most tiles skip O's rescale (64 multiplies a thread) and the weights stay at most 256.
+#define WGP_LAZY_RESCALE 0
+#endif
 // Turns of the two consumer warpgroups at the tensor cores (named barriers 4 and 5, 256 threads: 128 wait, 128
 // arrive): warpgroup wg issues its products only after the other one issued its own, so one's softmax runs while the
 // other's products do. Warpgroup 1 gives warpgroup 0 the first turn and does not hand over after its last.
@@ -153,9 +158,11 @@ __device__ __forceinline__ void wgp_pv(float* o, const unsigned int* pa, unsigne
 }
 
 // Online softmax of one tile's raw scores s (keys t0 ..) for this thread's rows A and B, in place: s becomes the
-// weights 2^(s scale2 - m scale2) (0 where masked); m, l updated; cA, cB the factors the old O rows must take.
+// weights 2^(s scale2 - m scale2) (0 where masked); m, l updated; cA, cB the factors the old O rows must take, and
+// rescale (warp-uniform) false where both are 1 for every row of the warp.
 __device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, int warpFirstPos, int posA, int posB, int tig,
-                                            float scale2, float& mA, float& mB, float& lA, float& lB, float& cA, float& cB)
+                                            float scale2, float& mA, float& mB, float& lA, float& lB, float& cA, float& cB,
+                                            bool& rescale)
 {
     if (warpActive && t0 + WGP_BC - 1 > warpFirstPos) // some key of the tile may lie after some row of the warp
 #pragma unroll
@@ -172,6 +179,13 @@ __device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, i
     mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
     mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
     mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+#if WGP_LAZY_RESCALE
+    // (scale2 > 0; a max still -inf stays so: -inf - -inf is NaN, not > 8)
+    rescale = __any_sync(0xffffffffu, (mxA - mA) * scale2 > 8.f || (mxB - mB) * scale2 > 8.f);
+    if (!rescale) { mxA = mA; mxB = mB; }
+#else
+    rescale = true;
+#endif
     // Without split-KV tile 0 holds key 0, which every row attends; a tile can also lie wholly after a row (every
     // warpgroup computes every tile of its block), and a split's first tiles can: while the max stays -inf the factor
     // is 1 and every weight 0.
@@ -351,6 +365,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     // S(j) = Q K(j), rescale O by the previous softmax's factors while it runs, issue O += P(j-1) V(j-1), then the
     // softmax of S(j) while P V runs. Each warpgroup takes nTiles + 1 turns (wgp_turn_begin / _end).
     float cA = 1.f, cB = 1.f; // the factors O takes before the next P V
+    bool rescale = false;     // whether they are not both 1 for some row of the warp (warp-uniform)
     if (nTiles > 0)
     {
         if (WGP_PINGPONG && wg == 1) named_barrier_arrive(4, 256); // warpgroup 0 takes the first turn
@@ -364,7 +379,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
         wgp_turn_end(wg, false);
         wgmma_wait<0>();
         wgmma_hold(s);
-        wgp_softmax(s, tileBase, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB);
+        wgp_softmax(s, tileBase, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB, rescale);
         wgp_pack(s, pa);
         vPrev = stages + WGP_TILE;
     }
@@ -381,7 +396,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
         wgp_qk(s, qWg, kBase);
         wgmma_commit();
 #if WGP_EARLY_RESCALE
-        wgp_rescale(o, cA, cB);
+        if (rescale) wgp_rescale(o, cA, cB);
         wgmma_hold(o);
         wgmma_fence();
 #endif
@@ -390,12 +405,12 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
         wgp_turn_end(wg, false);
         wgmma_wait<1>(); // S(j) done; P(j-1) V(j-1) may still run
         wgmma_hold(s);
-        wgp_softmax(s, t0, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB);
+        wgp_softmax(s, t0, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB, rescale);
         wgmma_wait<0>();
         wgmma_hold(o);
         mbar_arrive(bars + (WGP_STAGES + (j - 1) % WGP_STAGES) * 8); // tile j - 1's stage is free
 #if !WGP_EARLY_RESCALE
-        wgp_rescale(o, cA, cB);
+        if (rescale) wgp_rescale(o, cA, cB);
         cA = cB = 1.f;
 #endif
         wgp_pack(s, pa);
@@ -404,7 +419,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     if (nTiles > 0)
     {
         wgp_turn_begin(wg);
-        wgp_rescale(o, cA, cB);
+        if (rescale) wgp_rescale(o, cA, cB);
         wgmma_hold(o);
         wgmma_fence();
         wgp_pv(o, pa, vPrev);
