@@ -233,7 +233,13 @@ public class AttentionCudaTests
 
         var expected = new float[q.Length];
         PagedAttention.Reference(q, queries, heads, firstPosition, pool, layout, layer, pageTable, scale, expected);
-        TestData.Close(expected, Gpu.DownloadBf16(dOut), 1e-2, 2e-3, $"prefill ({path})");
+        var actual = Gpu.DownloadBf16(dOut);
+        double worst = 0;
+        for (int i = 0; i < actual.Length; i++) worst = Math.Max(worst, Math.Abs(actual[i] - expected[i]));
+        TestContext.Current.TestOutputHelper?.WriteLine($"prefill ({path}): worst absolute error {worst:E3}");
+        // P is rounded to bf16 (2^-9 relative) before P V: off by up to ~2^-9 max |v| where a few keys carry the row, as
+        // rising scores make them, so those rows get twice the usual absolute slack
+        TestData.Close(expected, actual, 1e-2, keyGrowth == 0 ? 2e-3 : 4e-3, $"prefill ({path})");
     }
 
     [Fact]
