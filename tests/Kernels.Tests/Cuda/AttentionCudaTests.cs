@@ -19,6 +19,8 @@ public class AttentionCudaTests
     /// <summary>The default kernels with the TMA decode's early loads on whatever ACTORS_TMA_EARLY says.</summary>
     private static readonly Lazy<AttentionKernels> EarlyLoadKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { EarlyTmaDecodeLoads = true });
     /// <summary>The default kernels with the decode's splits merged by paged_decode_reduce (a block per head).</summary>
+    /// <summary>The wgmma prefill built to rescale at every new running max (WGP_LAZY_RESCALE 0).</summary>
+    private static readonly Lazy<AttentionKernels> EagerRescaleKernels = new(() => new AttentionKernels(Gpu.Require().Compiler, prefillLazyRescale: false));
     private static readonly Lazy<AttentionKernels> BlockMergeKernels = new(() => new AttentionKernels(Gpu.Require().Compiler) { UseWarpSplitMerge = false });
 
     /// <summary>The kernels under test: the simple ones only, or the launcher's default (fast where it applies).</summary>
@@ -187,14 +189,18 @@ public class AttentionCudaTests
     /// The default path (the wgmma kernel on compute capability 9.0), split-KV too.
     /// </summary>
     [Theory]
-    [InlineData(32, 8, 4, 0, 300, 1)]
-    [InlineData(16, 2, 4, 1000, 200, 0)]
-    [InlineData(16, 2, 4, 6000, 19, 1)]
-    [InlineData(64, 1, 2, 37, 129, 0)]
-    public void Prefill_with_scores_rising_along_the_keys_matches_reference(int pageSize, int kvHeads, int group, int firstPosition, int queries, int layer)
+    [InlineData(32, 8, 4, 0, 300, 1, true)]
+    [InlineData(16, 2, 4, 1000, 200, 0, true)]
+    [InlineData(16, 2, 4, 6000, 19, 1, true)]
+    [InlineData(64, 1, 2, 37, 129, 0, true)]
+    [InlineData(32, 8, 4, 0, 300, 1, false)]
+    [InlineData(16, 2, 4, 6000, 19, 1, false)]
+    public void Prefill_with_scores_rising_along_the_keys_matches_reference(int pageSize, int kvHeads, int group, int firstPosition, int queries, int layer, bool lazyRescale)
     {
         var gpu = Gpu.Require();
-        CheckPrefill(gpu, Kernels(gpu, false), pageSize, kvHeads, group, 128, firstPosition, queries, layer, "default", keyGrowth: 1f / 24);
+        var kernels = lazyRescale ? Kernels(gpu, false) : EagerRescaleKernels.Value;
+        if (lazyRescale && !kernels.PrefillLazyRescale) Assert.Skip("ACTORS_PREFILL_LAZY_RESCALE=0 turns the lazy rescale off");
+        CheckPrefill(gpu, kernels, pageSize, kvHeads, group, 128, firstPosition, queries, layer, lazyRescale ? "lazy rescale" : "eager rescale", keyGrowth: 1f / 24);
     }
 
     private static void CheckPrefill(Gpu gpu, AttentionKernels kernels, int pageSize, int kvHeads, int group, int headDim, int firstPosition,

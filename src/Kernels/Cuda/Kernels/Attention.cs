@@ -246,10 +246,23 @@ public sealed class AttentionKernels
     /// <summary>Whether ACTORS_ATTENTION_SIMPLE=1 asks for the simple kernels only.</summary>
     public static bool SimpleRequested => Environment.GetEnvironmentVariable("ACTORS_ATTENTION_SIMPLE") == "1";
 
+    /// <summary>Whether ACTORS_PREFILL_LAZY_RESCALE=0 asks the wgmma prefill to rescale at every new running max.</summary>
+    public static bool LazyRescaleDisabledByEnvironment => Environment.GetEnvironmentVariable("ACTORS_PREFILL_LAZY_RESCALE") == "0";
+
+    /// <summary>
+    /// Whether the wgmma prefill keeps a warp's running max until a score exceeds it by more than 2^8 in weight units
+    /// (WGP_LAZY_RESCALE, FlashAttention-4's conditional rescale): most tiles skip O's rescale. The price: a row's
+    /// largest weight is then up to 256 and rounded to bf16 like the rest (2^-9 relative), where an eager rescale
+    /// gives it exactly 1.
+    /// </summary>
+    public bool PrefillLazyRescale { get; }
+
     /// <param name="compiler">NVRTC compiler of the device.</param>
     /// <param name="simpleOnly">Compile and use only the simple kernels; null: <see cref="SimpleRequested"/>.</param>
-    public AttentionKernels(KernelCompiler compiler, bool? simpleOnly = null)
+    /// <param name="prefillLazyRescale"><see cref="PrefillLazyRescale"/>; null: on unless <see cref="LazyRescaleDisabledByEnvironment"/>.</param>
+    public AttentionKernels(KernelCompiler compiler, bool? simpleOnly = null, bool? prefillLazyRescale = null)
     {
+        PrefillLazyRescale = prefillLazyRescale ?? !LazyRescaleDisabledByEnvironment;
         string source = KernelSource.Load("attention.cu");
         var module = compiler.Load(source, "attention.cu");
         _kvWrite = module.Function("kv_write");
@@ -292,6 +305,7 @@ public sealed class AttentionKernels
             // A compiler or driver that cannot build it costs speed, not the engine: the mma.sync kernels serve, and the
             // reason (with the NVRTC log) stays in WgmmaUnavailableReason (a GPU test asserts it is null on sm_90).
             string stages = TmaDecodeStages == 4 ? "" : $"#define TD_STAGES {TmaDecodeStages}\n";
+            if (!PrefillLazyRescale) stages += "#define WGP_LAZY_RESCALE 0\n";
             string hopperSource = $"{stages}{fastSource}\n#line 1 \"hopper.cuh\"\n{ReadSource("hopper.cuh")}\n#line 1 \"attention_hopper.cu\"\n{ReadSource("attention_hopper.cu")}";
             string key = $"{_device.Ordinal}:{compiler.CacheKey(hopperSource, [], "sm_90a")}";
             if (HopperFailures.TryGetValue(key, out var failure))

@@ -120,6 +120,7 @@ __device__ __forceinline__ unsigned int wgp_off(int r, int c)
 #ifndef WGP_LAZY_RESCALE
 // 1: a warp keeps its rows' running max until some score of them exceeds it by more than 2^8 (FlashAttention-4's
 // conditional rescale), so most tiles skip O's rescale (64 multiplies a thread) and the weights stay at most 256.
+// AttentionKernels.PrefillLazyRescale (ACTORS_PREFILL_LAZY_RESCALE=0) builds 0: a rescale at every new max.
 #define WGP_LAZY_RESCALE 1
 #endif
 // Turns of the two consumer warpgroups at the tensor cores (named barriers 4 and 5, 256 threads: 128 wait, 128
