@@ -70,6 +70,16 @@ public sealed class Transformer
 
     public ModelConfig Config { get; }
 
+    /// <summary>
+    /// Whether a step asking for fewer logits rows than it has tokens runs its last layer past the KV write on those
+    /// rows alone (nothing else reads that layer's output): a chunk without logits stops at its K and V, a chunk asking
+    /// for its last token attends with that row only. Same values for the rows asked for (default true).
+    /// </summary>
+    public bool TrimLastLayer { get; set; } = true;
+
+    /// <summary>Steps that ran their last layer on the logits rows alone (<see cref="TrimLastLayer"/>).</summary>
+    public long TrimmedSteps { get; private set; }
+
     /// <summary>The KV layout this model needs for pages of <paramref name="pageSize"/> tokens.</summary>
     public KvLayout KvLayout(int pageSize) => new(pageSize, Config.NumLayers, Config.NumKvHeads, Config.HeadDim);
 
@@ -143,6 +153,9 @@ public sealed class Transformer
         }
 
         var pool = cache.Pool;
+        bool trim = TrimLastLayer && outRows < n;
+        if (trim) TrimmedSteps++;
+        float[]? selected = null;
         for (int li = 0; li < _layers.Length; li++)
         {
             var L = _layers[li];
@@ -169,6 +182,29 @@ public sealed class Transformer
                     cache.Write(li, table[pos / layout.PageSize], pos % layout.PageSize, k.Slice(r * kvDim, kvDim), v.Slice(r * kvDim, kvDim));
                 }
             }
+            if (trim && li == _layers.Length - 1)
+            {
+                // The logits rows alone: their residual rows and attention, in the logits' order, then the rest.
+                selected = new float[outRows * hid];
+                var selAttn = new float[outRows * qDim];
+                int sel = 0;
+                for (int c = 0; c < batch.Count; c++)
+                {
+                    var ch = batch[c];
+                    int len = ch.Tokens.Length, first = ch.Rows == LogitsRows.Last ? len - 1 : 0, rows = ch.Rows switch
+                    {
+                        LogitsRows.None => 0, LogitsRows.Last => 1, _ => len,
+                    };
+                    if (rows == 0) continue;
+                    int r = starts[c] + first;
+                    x.Slice(r * hid, rows * hid).CopyTo(selected.AsSpan(sel * hid));
+                    PagedAttention.Compute(q.Slice(r * qDim, rows * qDim), rows, nh, ch.FirstPosition + first, pool, layout, li,
+                        ch.PageTable.Span, scale, selAttn.AsSpan(sel * qDim, rows * qDim));
+                    sel += rows;
+                }
+                if (outRows > 0) AttentionOutputAndMlp(L, selAttn, selected, hbuf, gate, up, outRows);
+                break;
+            }
             if (batch.Count == 1)
                 PagedAttention.Compute(q, n, nh, batch[0].FirstPosition, pool, layout, li, batch[0].PageTable.Span, scale, attn);
             else
@@ -187,34 +223,49 @@ public sealed class Transformer
                 });
             }
 
-            MatMul.Compute(attn, L.Wo, L.Bo, hbuf, n, qDim, hid);
-            TensorPrimitives.Add(x, hbuf, x);
-
-            RmsNorm.Compute(x, L.PostNorm, hbuf, n, hid, eps);
-            MatMul.Compute(hbuf, L.Gate, ReadOnlySpan<float>.Empty, gate, n, hid, inter);
-            MatMul.Compute(hbuf, L.Up, ReadOnlySpan<float>.Empty, up, n, hid, inter);
-            SwiGlu.Compute(gate, up, gate);
-            MatMul.Compute(gate, L.Down, ReadOnlySpan<float>.Empty, hbuf, n, inter, hid);
-            TensorPrimitives.Add(x, hbuf, x);
+            AttentionOutputAndMlp(L, attn, x, hbuf, gate, up, n);
         }
 
         // Final norm and lm_head only over the rows asked for.
-        var selected = new float[outRows * hid];
-        int sel = 0;
-        row = 0;
-        for (int c = 0; c < batch.Count; c++)
+        if (selected is null)
         {
-            var ch = batch[c];
-            int len = ch.Tokens.Length;
-            if (ch.Rows == LogitsRows.Last) { x.Slice((row + len - 1) * hid, hid).CopyTo(selected.AsSpan(sel * hid)); sel++; }
-            else if (ch.Rows == LogitsRows.All) { x.Slice(row * hid, len * hid).CopyTo(selected.AsSpan(sel * hid)); sel += len; }
-            row += len;
+            selected = new float[outRows * hid];
+            int sel = 0;
+            row = 0;
+            for (int c = 0; c < batch.Count; c++)
+            {
+                var ch = batch[c];
+                int len = ch.Tokens.Length;
+                if (ch.Rows == LogitsRows.Last) { x.Slice((row + len - 1) * hid, hid).CopyTo(selected.AsSpan(sel * hid)); sel++; }
+                else if (ch.Rows == LogitsRows.All) { x.Slice(row * hid, len * hid).CopyTo(selected.AsSpan(sel * hid)); sel += len; }
+                row += len;
+            }
         }
         var logits = new float[(long)outRows * cfg.VocabSize];
         if (outRows == 0) return logits;
         RmsNorm.Compute(selected, _norm, selected, outRows, hid, eps);
         MatMul.Compute(selected, _lmHead, ReadOnlySpan<float>.Empty, logits, outRows, hid, cfg.VocabSize);
         return logits;
+    }
+
+    /// <summary>x += o(attn); x += down(swiglu(gate, up of norm(x))) over <paramref name="rows"/> rows.</summary>
+    private void AttentionOutputAndMlp(Layer L, Span<float> attn, Span<float> x, Span<float> hbuf, Span<float> gate, Span<float> up, int rows)
+    {
+        var c = Config;
+        int hid = c.HiddenSize, qDim = c.NumHeads * c.HeadDim, inter = c.IntermediateSize;
+        x = x[..(rows * hid)];
+        hbuf = hbuf[..(rows * hid)];
+        gate = gate[..(rows * inter)];
+        up = up[..(rows * inter)];
+        MatMul.Compute(attn, L.Wo, L.Bo, hbuf, rows, qDim, hid);
+        TensorPrimitives.Add(x, hbuf, x);
+
+        RmsNorm.Compute(x, L.PostNorm, hbuf, rows, hid, c.RmsNormEps);
+        MatMul.Compute(hbuf, L.Gate, ReadOnlySpan<float>.Empty, gate, rows, hid, inter);
+        MatMul.Compute(hbuf, L.Up, ReadOnlySpan<float>.Empty, up, rows, hid, inter);
+        SwiGlu.Compute(gate, up, gate);
+        MatMul.Compute(gate, L.Down, ReadOnlySpan<float>.Empty, hbuf, rows, inter, hid);
+        TensorPrimitives.Add(x, hbuf, x);
     }
 
     private Span<float> Scratch(int slot, int length)

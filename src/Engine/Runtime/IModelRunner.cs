@@ -96,6 +96,13 @@ public sealed class CpuModelRunner : IModelRunner
     }
 
     public ModelConfig Config => _model.Config;
+
+    /// <summary><see cref="Transformer.TrimLastLayer"/> of the model (on by default).</summary>
+    public bool TrimLastLayer { get => _model.TrimLastLayer; set => _model.TrimLastLayer = value; }
+
+    /// <summary><see cref="Transformer.TrimmedSteps"/> of the model.</summary>
+    public long TrimmedSteps => _model.TrimmedSteps;
+
     public int KvPages => _cache.Pages;
     public KvLayout KvLayout { get; }
     public string Description { get; }

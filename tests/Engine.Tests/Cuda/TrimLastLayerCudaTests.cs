@@ -19,7 +19,7 @@ public class TrimLastLayerCudaTests
     /// beside a decode (2 rows); a chunk without logits alone (none); that sequence's next chunk (1 row); a step whose
     /// rows are all asked for (not trimmed: 13 rows); three decodes together; one alone.
     /// </summary>
-    private static List<float[]> Steps(IModelRunner runner)
+    internal static List<float[]> Steps(IModelRunner runner)
     {
         var a = TestModels.Tokens(31, 1);
         var b = TestModels.Tokens(17, 2);
@@ -60,14 +60,23 @@ public class TrimLastLayerCudaTests
         // steps 0 to 3 have at most 4 logits rows among more rows; the rest ask for every row or are decode steps
         Assert.Equal(4, trimmed[0]);
         Assert.Equal(0, trimmed[1]);
-        int vocab = config.VocabSize;
-        int[] rows = [1, 2, 0, 1, 10, 3, 1];
-        for (int s = 0; s < rows.Length; s++)
+        // The trimmed rows take the decode products (gemv.cu, norms folded) and a one-row attention launch where the
+        // whole layer takes cuBLASLt and the prefill kernel over every row: bf16 roundings apart.
+        AssertSameLogits(steps[0], steps[1], config.VocabSize, 2e-2, family);
+    }
+
+    /// <summary>Logits rows per step of <see cref="Steps"/>.</summary>
+    internal static readonly int[] StepRows = [1, 2, 0, 1, 10, 3, 1];
+
+    /// <summary>Each row of each step within <paramref name="tolerance"/> of the row's largest logit.</summary>
+    internal static void AssertSameLogits(List<float[]> trimmed, List<float[]> whole, int vocab, double tolerance, string what)
+    {
+        for (int s = 0; s < StepRows.Length; s++)
         {
-            float[] t = steps[0][s], w = steps[1][s];
-            Assert.Equal(rows[s] * vocab, w.Length);
+            float[] t = trimmed[s], w = whole[s];
+            Assert.Equal(StepRows[s] * vocab, w.Length);
             Assert.Equal(w.Length, t.Length);
-            for (int r = 0; r < rows[s]; r++)
+            for (int r = 0; r < StepRows[s]; r++)
             {
                 double diff = 0, scale = 1e-6;
                 for (int i = r * vocab; i < (r + 1) * vocab; i++)
@@ -75,10 +84,8 @@ public class TrimLastLayerCudaTests
                     diff = Math.Max(diff, Math.Abs(t[i] - w[i]));
                     scale = Math.Max(scale, Math.Abs(w[i]));
                 }
-                // The trimmed rows take the decode products (gemv.cu, norms folded) and a one-row attention launch
-                // where the whole layer takes cuBLASLt and the prefill kernel over every row: bf16 roundings apart.
-                Assert.True(diff / scale <= 2e-2, $"{family} step {s} row {r}: trimmed vs whole last layer differ by {diff / scale:E3} of the largest logit");
-                TestContext.Current.TestOutputHelper?.WriteLine($"{family} step {s} row {r}: {diff / scale:E3}");
+                Assert.True(diff / scale <= tolerance, $"{what} step {s} row {r}: trimmed vs whole last layer differ by {diff / scale:E3} of the largest logit");
+                TestContext.Current.TestOutputHelper?.WriteLine($"{what} step {s} row {r}: {diff / scale:E3}");
             }
         }
     }

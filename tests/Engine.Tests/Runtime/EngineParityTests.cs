@@ -96,6 +96,27 @@ public class EngineParityTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(TestModels.Families), MemberType = typeof(TestModels))]
+    public void Trimmed_last_layer_gives_the_whole_layers_logits(string family)
+    {
+        // The steps of the CUDA test (chunks without logits, chunks over cached prefixes, decodes): the trimmed steps
+        // write the last layer's K and V that the later steps read.
+        var config = Cuda.FusedQkvCudaTests.Config(family, "default") with { MaxPositionEmbeddings = 64 };
+        var steps = new List<float[]>[2];
+        var trimmed = new long[2];
+        for (int path = 0; path < 2; path++)
+        {
+            using var runner = new CpuModelRunner(config, TestModels.Weights(config), 5, _ => 40) { TrimLastLayer = path == 0 };
+            steps[path] = Cuda.TrimLastLayerCudaTests.Steps(runner);
+            trimmed[path] = runner.TrimmedSteps;
+        }
+        Assert.Equal(4, trimmed[0]);
+        Assert.Equal(0, trimmed[1]);
+        // f32 throughout, and each row's products and attention do not depend on the other rows of the step
+        Cuda.TrimLastLayerCudaTests.AssertSameLogits(steps[0], steps[1], config.VocabSize, 1e-5, family);
+    }
+
     internal static async Task<List<int>> Collect(IAsyncEnumerable<int> stream)
     {
         var list = new List<int>();
