@@ -392,7 +392,7 @@ public sealed partial class CudaModelRunner : IModelRunner
     {
         ArgumentNullException.ThrowIfNull(batch);
         int expected = 0;
-        foreach (var ch in batch) expected += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+        foreach (var ch in batch) expected += ch.LogitsRowCount;
         if (rows.Length != expected) throw new ArgumentException($"{rows.Length} sampling rows for {expected} logits rows", nameof(rows));
         var host = new SamplingKernels.SampleRow[rows.Length];
         bool greedy = true;
@@ -481,7 +481,7 @@ public sealed partial class CudaModelRunner : IModelRunner
             foreach (int id in ch.Tokens.Span)
                 if ((uint)id >= (uint)c.VocabSize) throw new ArgumentException($"chunk {i}: token id {id} is outside the vocabulary (size {c.VocabSize})", nameof(batch));
             n += ch.Tokens.Length;
-            outRows += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+            outRows += ch.LogitsRowCount;
         }
         if (n == 0) return (default, 0);
         _device.MakeCurrent();

@@ -14,7 +14,11 @@ public enum LogitsRows { None, Last, All }
 /// RoPE frequencies (only dynamic scaling depends on it): the whole prompt's length for prefill chunks, position+1
 /// when decoding.
 /// </summary>
-public readonly record struct ForwardChunk(ReadOnlyMemory<int> Tokens, int FirstPosition, ReadOnlyMemory<int> PageTable, int RopeSeqLen, LogitsRows Rows = LogitsRows.Last);
+public readonly record struct ForwardChunk(ReadOnlyMemory<int> Tokens, int FirstPosition, ReadOnlyMemory<int> PageTable, int RopeSeqLen, LogitsRows Rows = LogitsRows.Last)
+{
+    /// <summary>The logits rows the chunk asks for: none, its last token, or all its tokens.</summary>
+    public int LogitsRowCount => Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => Tokens.Length };
+}
 
 /// <summary>
 /// Llama-family decoder (Llama 2/3, Mistral, Qwen2 with q/k/v bias, Qwen3 with q/k norm) in f32 over the paged KV
@@ -111,7 +115,7 @@ public sealed class Transformer
             if ((long)ch.PageTable.Length * layout.PageSize <= last)
                 throw new ArgumentException($"chunk {c}: page table of {ch.PageTable.Length} pages does not cover position {last}", nameof(batch));
             n += ch.Tokens.Length;
-            outRows += ch.Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => ch.Tokens.Length };
+            outRows += ch.LogitsRowCount;
         }
         int hid = cfg.HiddenSize, d = cfg.HeadDim, nh = cfg.NumHeads, nkv = cfg.NumKvHeads, inter = cfg.IntermediateSize;
         int qDim = nh * d, kvDim = nkv * d, half = d / 2;
@@ -191,10 +195,7 @@ public sealed class Transformer
                 for (int c = 0; c < batch.Count; c++)
                 {
                     var ch = batch[c];
-                    int len = ch.Tokens.Length, first = ch.Rows == LogitsRows.Last ? len - 1 : 0, rows = ch.Rows switch
-                    {
-                        LogitsRows.None => 0, LogitsRows.Last => 1, _ => len,
-                    };
+                    int rows = ch.LogitsRowCount, first = ch.Rows == LogitsRows.Last ? ch.Tokens.Length - 1 : 0;
                     if (rows == 0) continue;
                     int r = starts[c] + first;
                     x.Slice(r * hid, rows * hid).CopyTo(selected.AsSpan(sel * hid));
