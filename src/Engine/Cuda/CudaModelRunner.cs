@@ -566,9 +566,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         for (int i = 0; i < batch.Count; i++)
         {
             var ch = batch[i];
-            if (ch.Rows == LogitsRows.Last) m[(int)(oRows + sel++)] = chunkRow[i] + ch.Tokens.Length - 1;
-            else if (ch.Rows == LogitsRows.All)
-                for (int t = 0; t < ch.Tokens.Length; t++) m[(int)(oRows + sel++)] = chunkRow[i] + t;
+            for (int t = 0; t < ch.LogitsRowCount; t++) m[(int)(oRows + sel++)] = chunkRow[i] + ch.FirstLogitsToken + t;
         }
         _meta.UploadAsync(_metaHost, total, _stream);
         var meta = _meta.Span;

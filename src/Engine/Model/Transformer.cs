@@ -18,6 +18,9 @@ public readonly record struct ForwardChunk(ReadOnlyMemory<int> Tokens, int First
 {
     /// <summary>The logits rows the chunk asks for: none, its last token, or all its tokens.</summary>
     public int LogitsRowCount => Rows switch { LogitsRows.None => 0, LogitsRows.Last => 1, _ => Tokens.Length };
+
+    /// <summary>The chunk's token (index into Tokens) of its first logits row: the last token for Last, else 0.</summary>
+    public int FirstLogitsToken => Rows == LogitsRows.Last ? Tokens.Length - 1 : 0;
 }
 
 /// <summary>
@@ -195,9 +198,8 @@ public sealed class Transformer
                 for (int c = 0; c < batch.Count; c++)
                 {
                     var ch = batch[c];
-                    int rows = ch.LogitsRowCount, first = ch.Rows == LogitsRows.Last ? ch.Tokens.Length - 1 : 0;
+                    int rows = ch.LogitsRowCount, first = ch.FirstLogitsToken, r = starts[c] + first;
                     if (rows == 0) continue;
-                    int r = starts[c] + first;
                     x.Slice(r * hid, rows * hid).CopyTo(selected.AsSpan(sel * hid));
                     PagedAttention.Compute(q.Slice(r * qDim, rows * qDim), rows, nh, ch.FirstPosition + first, pool, layout, li,
                         ch.PageTable.Span, scale, selAttn.AsSpan(sel * qDim, rows * qDim));
@@ -232,14 +234,11 @@ public sealed class Transformer
         {
             selected = new float[outRows * hid];
             int sel = 0;
-            row = 0;
             for (int c = 0; c < batch.Count; c++)
             {
-                var ch = batch[c];
-                int len = ch.Tokens.Length;
-                if (ch.Rows == LogitsRows.Last) { x.Slice((row + len - 1) * hid, hid).CopyTo(selected.AsSpan(sel * hid)); sel++; }
-                else if (ch.Rows == LogitsRows.All) { x.Slice(row * hid, len * hid).CopyTo(selected.AsSpan(sel * hid)); sel += len; }
-                row += len;
+                int rows = batch[c].LogitsRowCount;
+                x.Slice((starts[c] + batch[c].FirstLogitsToken) * hid, rows * hid).CopyTo(selected.AsSpan(sel * hid));
+                sel += rows;
             }
         }
         var logits = new float[(long)outRows * cfg.VocabSize];

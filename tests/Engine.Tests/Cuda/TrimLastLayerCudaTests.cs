@@ -17,7 +17,7 @@ public class TrimLastLayerCudaTests
     /// <summary>
     /// Pages 5 tokens long. A chunk without logits beside a whole prompt (1 logits row); a chunk over the cached prefix
     /// beside a decode (2 rows); a chunk without logits alone (none); that sequence's next chunk (1 row); a step whose
-    /// rows are all asked for (not trimmed: 13 rows); three decodes together; one alone.
+    /// rows are all asked for (not trimmed: 10 rows); three decodes together; one alone.
     /// </summary>
     internal static List<float[]> Steps(IModelRunner runner)
     {
