@@ -127,6 +127,17 @@ public sealed unsafe class CudaDevice : IDisposable
         return value;
     }
 
+    /// <summary>The device's PCI address as the driver writes it ("0000:19:00.0"), which NVML takes to find the same card.</summary>
+    public string PciBusId
+    {
+        get
+        {
+            byte* buffer = stackalloc byte[32];
+            Driver.Check(Driver.cuDeviceGetPCIBusId(buffer, 32, Handle), "cuDeviceGetPCIBusId", $"device {Ordinal}");
+            return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)buffer) ?? "";
+        }
+    }
+
     /// <summary>Free and total device memory in bytes (cuMemGetInfo), for sizing the KV pool.</summary>
     public (long Free, long Total) MemoryInfo()
     {

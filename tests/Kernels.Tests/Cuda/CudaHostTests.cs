@@ -74,6 +74,7 @@ public class CudaHostTests
         Assert.Equal(["libcuda.so.1", "libcuda.so"], NativeLibraries.Candidates(NativeLibraries.Cuda));
         Assert.Equal(["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], NativeLibraries.Candidates(NativeLibraries.Nvrtc));
         Assert.Equal(["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"], NativeLibraries.Candidates(NativeLibraries.CublasLt));
+        Assert.Equal(["libnvidia-ml.so.1", "libnvidia-ml.so"], NativeLibraries.Candidates(NativeLibraries.Nvml));
     }
 
     [Fact]

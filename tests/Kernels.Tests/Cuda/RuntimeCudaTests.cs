@@ -333,4 +333,52 @@ public class RuntimeCudaTests
         stream.Synchronize();
         Assert.Equal(1f, pinned.Span[0]);
     }
+
+    [Fact]
+    public void Power_meter_finds_the_card_and_counts_the_energy_of_real_work()
+    {
+        var gpu = Gpu.Require();
+        Assert.Matches(@"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$", gpu.Device.PciBusId);
+        Assert.True(PowerMeter.TryOpen(gpu.Device, out var opened, out var reason), reason);
+        var meter = opened!;
+        using (meter)
+        {
+            Assert.Equal(gpu.Device.PciBusId, meter.PciBusId);
+            double limit = meter.PowerLimitWatts();
+            Assert.InRange(limit, 50, 2000);
+            Assert.InRange(meter.SmClockMhz(), 1, 5000);
+            Assert.InRange(meter.TemperatureCelsius(), 1, 120);
+
+            // products back to back for about a second: the counter must move by what a working card draws, at most
+            // its limit (plus the counter's step), and never backwards
+            const int m = 4096, k = 4096, n = 4096;
+            using var x = gpu.Device.Allocate<ushort>((long)m * k);
+            using var w = gpu.Device.Allocate<ushort>((long)n * k);
+            using var y = gpu.Device.Allocate<ushort>((long)m * n);
+            x.Clear();
+            w.Clear();
+            using var stream = gpu.Device.CreateStream();
+            gpu.Matmul.Bf16(stream, x, w, y, m, k, n);
+            stream.Synchronize();
+            double before = meter.EnergyJoules();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            double previous = before;
+            while (clock.Elapsed.TotalSeconds < 1.0)
+            {
+                for (int i = 0; i < 20; i++) gpu.Matmul.Bf16(stream, x, w, y, m, k, n);
+                stream.Synchronize();
+                double now = meter.EnergyJoules();
+                Assert.True(now >= previous, $"energy counter went back from {previous} J to {now} J");
+                previous = now;
+            }
+            double seconds = clock.Elapsed.TotalSeconds, joules = meter.EnergyJoules() - before;
+            double watts = joules / seconds;
+            Assert.InRange(watts, 20, limit * 1.25);
+            double step = meter.CounterStepMilliseconds(TimeSpan.FromMilliseconds(300));
+            Assert.InRange(step, 0.001, 300);
+            Console.WriteLine($"power meter: {watts:F0} W over {seconds:F2} s of products (limit {limit:F0} W, {meter.PowerWatts():F0} W now), " +
+                              $"energy counter step {step:F1} ms");
+        }
+        Assert.Throws<ObjectDisposedException>(() => meter.EnergyJoules());
+    }
 }

@@ -41,6 +41,7 @@ public static unsafe partial class Driver
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDeviceGetAttribute(int* value, int attribute, int device);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDeviceGetName(byte* name, int length, int device);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDeviceTotalMem_v2(nuint* bytes, int device);
+    [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDeviceGetPCIBusId(byte* pciBusId, int length, int device);
 
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDevicePrimaryCtxRetain(IntPtr* context, int device);
     [LibraryImport(NativeLibraries.Cuda)] public static partial int cuDevicePrimaryCtxRelease_v2(int device);

@@ -55,3 +55,17 @@ public sealed class CublasException : Exception
     public int Status { get; }
     public string StatusName { get; }
 }
+
+/// <summary>An NVML call returned an error status.</summary>
+public sealed class NvmlException : Exception
+{
+    public NvmlException(string call, string arguments, int status, string errorString)
+        : base($"{call}({arguments}) failed: {errorString} ({status})")
+    {
+        Call = call;
+        Status = status;
+    }
+
+    public string Call { get; }
+    public int Status { get; }
+}

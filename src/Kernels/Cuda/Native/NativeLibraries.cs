@@ -5,7 +5,7 @@ namespace Actors.Kernels.Cuda.Native;
 
 /// <summary>
 /// Resolves the logical library names used by the bindings (<see cref="Cuda"/>, <see cref="Nvrtc"/>,
-/// <see cref="CublasLt"/>) to real sonames at run time, so a machine without CUDA loads this assembly fine and
+/// <see cref="CublasLt"/>, <see cref="Nvml"/>) to real sonames at run time, so a machine without CUDA loads this assembly fine and
 /// only fails (with <see cref="DllNotFoundException"/>) when a binding is first called.
 /// Search order per library: $ACTORS_CUDA_LIB_DIR/&lt;soname&gt;, then each soname through the loader
 /// (LD_LIBRARY_PATH, ldconfig cache), newest major first.
@@ -15,10 +15,12 @@ public static class NativeLibraries
     public const string Cuda = "actors_cuda";
     public const string Nvrtc = "actors_nvrtc";
     public const string CublasLt = "actors_cublaslt";
+    public const string Nvml = "actors_nvml";
 
     private static readonly string[] CudaNames = ["libcuda.so.1", "libcuda.so"];
     private static readonly string[] NvrtcNames = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
     private static readonly string[] CublasLtNames = ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"];
+    private static readonly string[] NvmlNames = ["libnvidia-ml.so.1", "libnvidia-ml.so"];
 
     private static int _installed;
 
@@ -35,6 +37,7 @@ public static class NativeLibraries
         Cuda => CudaNames,
         Nvrtc => NvrtcNames,
         CublasLt => CublasLtNames,
+        Nvml => NvmlNames,
         _ => [],
     };
 
