@@ -72,11 +72,21 @@ var rng = new Random(5);
 int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(config.VocabSize)).ToArray();
 int[] Pages(int first, int count) => Enumerable.Range(first, count).ToArray();
 
-// Prefill of `tokens` tokens on pages [0, …) in chunks; returns the first generated token and the wall time.
+// The card's energy counter (NVML), read around prefills and decodes: a card at its power limit takes (energy / limit)
+// seconds for a prefill, and joules per token is what a served token costs. NaN without NVML.
+using PowerMeter? meter = PowerMeter.TryOpen(dev, out var openedMeter, out var meterReason) ? openedMeter : null;
+Console.WriteLine(meter is null ? $"power meter: none ({meterReason})" : $"power meter: {meterReason}, limit {meter.PowerLimitWatts():F0} W");
+if (meter is not null) results["power_limit_w"] = meter.PowerLimitWatts();
+double Joules() => meter?.EnergyJoules() ?? double.NaN;
+double lastPrefillJoules = double.NaN, lastDecodeJoulesPerToken = double.NaN, lastSessionsJoulesPerStep = double.NaN;
+
+// Prefill of `tokens` tokens on pages [0, …) in chunks; returns the first generated token and the wall time (its
+// energy in lastPrefillJoules).
 (int Token, double Ms) Prefill(int tokens)
 {
     var prompt = RandomTokens(tokens);
     var table = Pages(0, (tokens + decodeSteps + warmDecode) / PageSize + 1);
+    double e0 = Joules();
     var t = Stopwatch.StartNew();
     int[] next = [];
     for (int s = 0; s < tokens; s += chunk)
@@ -89,21 +99,26 @@ int[] Pages(int first, int count) => Enumerable.Range(first, count).ToArray();
         else runner.ForwardBf16([ch], download: false);
     }
     double ms = t.Elapsed.TotalMilliseconds;
+    lastPrefillJoules = Joules() - e0;
     Sample();
     return (next[0], ms);
 }
 
-// Greedy decode right after a prefill of `context` tokens (its first token given): median ms per token.
+// Greedy decode right after a prefill of `context` tokens (its first token given): median ms per token (the timed
+// steps' energy per token in lastDecodeJoulesPerToken).
 double Decode(int context, int token)
 {
     var table = Pages(0, (context + decodeSteps + warmDecode) / PageSize + 1);
     var times = new List<double>();
+    double e0 = double.NaN;
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
+        if (i == warmDecode) e0 = Joules();
         var t = Stopwatch.StartNew();
         token = runner.ForwardArgmax([new ForwardChunk(new[] { token }, context + i, table, context + i + 1)])[0];
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
+    lastDecodeJoulesPerToken = (Joules() - e0) / decodeSteps;
     Sample();
     return Median(times);
 }
@@ -120,6 +135,12 @@ if (runner.Matmul.Tunings.Count > 0)
     Thread.Sleep(3000);
     Prefill(Math.Min(chunk, shortCtx));
 }
+if (meter is not null)
+{
+    // how finely the counter resolves an interval (a few ms on recent cards; a 144 ms decode run is good to about one step)
+    results["energy_counter_step_ms"] = meter.CounterStepMilliseconds(TimeSpan.FromMilliseconds(300));
+    Console.WriteLine($"energy counter step: {results["energy_counter_step_ms"]:F2} ms");
+}
 
 Case("prefill and decode", () =>
 {
@@ -127,15 +148,26 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 {
     // best of two at the short context, one at the long one: as hf_baseline.py measures transformers
     var (token, ms) = Prefill(ctx);
+    double joules = lastPrefillJoules;
     if (ctx == shortCtx)
     {
         var again = Prefill(ctx);
+        if (again.Ms < ms) joules = lastPrefillJoules;
         (token, ms) = (again.Token, Math.Min(ms, again.Ms));
     }
     results[$"prefill_{ctx}_ms"] = ms;
     double dms = Decode(ctx, token);
     results[$"decode_after_{ctx}_ms_per_token"] = dms;
     Console.WriteLine($"prefill {ctx}: {ms:F1} ms; decode after it: {dms:F2} ms/token");
+    if (meter is not null)
+    {
+        results[$"prefill_{ctx}_joules"] = joules;
+        results[$"prefill_{ctx}_watts"] = joules / (ms * 1e-3);
+        results[$"decode_after_{ctx}_joules_per_token"] = lastDecodeJoulesPerToken;
+        results[$"decode_after_{ctx}_watts"] = lastDecodeJoulesPerToken / (dms * 1e-3);
+        Console.WriteLine($"  energy: prefill {joules:F1} J ({joules / (ms * 1e-3):F0} W); decode {lastDecodeJoulesPerToken:F3} J/token " +
+                          $"({lastDecodeJoulesPerToken / (dms * 1e-3):F0} W)");
+    }
 }
 });
 
@@ -319,14 +351,17 @@ double SessionsStepMs(ulong seed)
     var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
     var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
     var times = new List<double>();
+    double e0 = double.NaN;
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
+        if (i == warmDecode) e0 = Joules();
         var batch = Enumerable.Range(0, sessions)
             .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
         var t = Stopwatch.StartNew();
         tokens = runner.ForwardArgmax(batch);
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
+    lastSessionsJoulesPerStep = (Joules() - e0) / decodeSteps;
     return Median(times);
 }
 
@@ -399,6 +434,12 @@ Case("sessions", () =>
     results[$"sessions_{sessions}_at_{shortCtx}_step_ms"] = step;
     results[$"sessions_{sessions}_at_{shortCtx}_tokens_per_s"] = sessions * 1000.0 / step;
     Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
+    if (meter is not null)
+    {
+        results[$"sessions_{sessions}_at_{shortCtx}_joules_per_token"] = lastSessionsJoulesPerStep / sessions;
+        results[$"sessions_{sessions}_at_{shortCtx}_watts"] = lastSessionsJoulesPerStep / (step * 1e-3);
+        Console.WriteLine($"  energy: {lastSessionsJoulesPerStep / sessions:F3} J/token ({lastSessionsJoulesPerStep / (step * 1e-3):F0} W)");
+    }
     Sample();
 });
 
@@ -471,6 +512,49 @@ Case("prefill attention, 16-token pages", () =>
     using var pool = dev.Allocate<ushort>((long)(longCtx / 16 + 1) * small.PageStride);
     ek.RandomInit(stream, pool, 6, 1f, 0f);
     PrefillAttention(pool, small, "_page16");
+});
+// Energy per FLOP at the power limit, for the two kinds of work a prefill spends its time in: the bf16 product of a
+// chunk's gate/up size (cuBLASLt) and the causal attention at shortCtx over the runner's pool. Each runs back to back
+// for two seconds: the first heats the card to its limit, the second is measured (NVML's energy counter). A prefill at
+// the limit takes its energy over the limit, so these say what its FLOPs cost. hf_baseline.py measures torch's product
+// and SDPA the same way.
+Case("energy per flop", () =>
+{
+    if (meter is null) { Console.WriteLine($"energy per flop: no power meter ({meterReason})"); return; }
+    void Measure(string name, double flops, Action launch, int batch)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < 1.0) { for (int i = 0; i < batch; i++) launch(); stream.Synchronize(); }
+        double e0 = Joules();
+        long count = 0;
+        clock.Restart();
+        while (clock.Elapsed.TotalSeconds < 1.0) { for (int i = 0; i < batch; i++) launch(); stream.Synchronize(); count += batch; }
+        double seconds = clock.Elapsed.TotalSeconds, joules = Joules() - e0;
+        int mhz = meter.SmClockMhz();
+        results[$"{name}_pj_per_flop"] = joules / (flops * count) * 1e12;
+        results[$"{name}_hot_tflops"] = flops * count / seconds / 1e12;
+        results[$"{name}_hot_watts"] = joules / seconds;
+        Console.WriteLine($"{name}: {joules / (flops * count) * 1e12:F3} pJ/FLOP, {flops * count / seconds / 1e12:F0} TFLOP/s at " +
+                          $"{joules / seconds:F0} W, SM clock {mhz} MHz at the end");
+    }
+    int m = 8192, k = 4096, n = 14336;
+    using var mm = new CublasLtMatmul(dev);
+    using var x = dev.Allocate<ushort>((long)m * k);
+    using var w = dev.Allocate<ushort>((long)n * k);
+    using var y = dev.Allocate<ushort>((long)m * n);
+    ek.RandomInit(stream, x, 1, 1f, 0f);
+    ek.RandomInit(stream, w, 2, 0.02f, 0f);
+    Measure("gemm_8192x4096x14336", 2.0 * m * n * k, () => mm.Bf16(stream, x, w, y, m, k, n), 10);
+    int T = shortCtx, heads = config.NumHeads, d = config.HeadDim;
+    using var q = dev.Allocate<ushort>((long)T * heads * d);
+    using var o = dev.Allocate<ushort>((long)T * heads * d);
+    using var table = dev.Allocate<int>((T + PageSize - 1) / PageSize);
+    table.Upload(Pages(0, (int)table.Length));
+    ek.RandomInit(stream, q, 3, 1f, 0f);
+    ek.RandomInit(stream, runner.Pool, 6, 1f, 0f);
+    Measure($"prefill_attention_{T}", 2.0 * 2 * T * (double)T * heads * d / 2,
+        () => attention.Prefill(stream, q, T, heads, 0, runner.Pool, layout, 0, table, 1f / MathF.Sqrt(d), o), 10);
+    Sample();
 });
 // A new turn's attention over a long cached prefix (19 new tokens after longCtx - 19: the split-KV prefill), its splits
 // merged by a warp per (row, head) (the default) or prefill_split_reduce's block, alternating (3 rounds), each launch on

@@ -28,7 +28,7 @@ for k in keys:
     fb = f"{b:12.2f}" if isinstance(b, (int, float)) else f"{'-':>12}"
     r = f"{a / b:9.3f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else f"{'-':>9}"
     print(f"{k:<44} {fa} {fb} {r}")
-print("(ms: lower is better; TFLOP/s, tokens/s, TB/s: higher is better)")
+print("(ms, joules: lower is better; TFLOP/s, tokens/s, TB/s: higher is better; watts: the mean draw)")
 PY
 echo "actors-gpubench exit $ours_rc, hf_baseline exit $hf_rc (124: timed out)"
 [ "$ours_rc" -eq 0 ] && [ "$hf_rc" -eq 0 ]

@@ -5,7 +5,8 @@ Llama-3-8B-shaped LlamaForCausalLM built from a config with random bf16 weights 
 RoPE linear x4 (as GpuBench). Measures: prefill 8K/32K (time to first token, logits of the last position only),
 greedy decode ms/token after 8K/32K through model forward with a DynamicCache, 32 sessions decoding together at 8K
 (their cache filled with random K/V: decode time does not depend on the values), torch SDPA causal attention TFLOP/s at
-8K/32K, bf16 matmul TFLOP/s at (8192, 4096, 14336), peak device memory.
+8K/32K, bf16 matmul TFLOP/s at (8192, 4096, 14336), peak device memory; with NVML, the energy of each prefill (J) and
+per decoded token (J/token) and the mean power over them.
 
 Usage: python hf_baseline.py [--out hf.json] [--quick] [--decode 32]
 """
@@ -23,6 +24,48 @@ from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 def sync():
     torch.cuda.synchronize()
+
+
+class PowerMeter:
+    """The card's NVML energy counter (libnvidia-ml through ctypes), found by PCI address as bench/GpuBench's
+    PowerMeter finds it, so both report joules the same way. open() returns None without NVML."""
+
+    def __init__(self, lib, handle):
+        self.lib, self.handle = lib, handle
+
+    @staticmethod
+    def open():
+        import ctypes
+        try:
+            lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if lib.nvmlInit_v2() != 0:
+                return None
+            handle = ctypes.c_void_p()
+            p = torch.cuda.get_device_properties(torch.cuda.current_device())
+            if all(hasattr(p, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
+                bus = f"{p.pci_domain_id:04x}:{p.pci_bus_id:02x}:{p.pci_device_id:02x}.0".encode()
+                rc = lib.nvmlDeviceGetHandleByPciBusId_v2(ctypes.c_char_p(bus), ctypes.byref(handle))
+            else:
+                rc = lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(torch.cuda.current_device()), ctypes.byref(handle))
+            if rc != 0:
+                return None
+            meter = PowerMeter(lib, handle)
+            meter.joules()
+            return meter
+        except (OSError, AttributeError, RuntimeError):
+            return None
+
+    def joules(self):
+        import ctypes
+        mj = ctypes.c_ulonglong()
+        if self.lib.nvmlDeviceGetTotalEnergyConsumption(self.handle, ctypes.byref(mj)) != 0:
+            raise RuntimeError("nvmlDeviceGetTotalEnergyConsumption failed")
+        return mj.value / 1e3
+
+    def limit_watts(self):
+        import ctypes
+        mw = ctypes.c_uint()
+        return mw.value / 1e3 if self.lib.nvmlDeviceGetEnforcedPowerLimit(self.handle, ctypes.byref(mw)) == 0 else float("nan")
 
 
 def make_config(max_pos):
@@ -67,6 +110,12 @@ def main():
     sync()
     print(f"model built on the device in {time.perf_counter() - t:.1f} s", flush=True)
     gen = torch.Generator(device="cuda").manual_seed(5)
+    meter = PowerMeter.open()
+    joules = meter.joules if meter else (lambda: float("nan"))
+    if meter:
+        res["power_limit_w"] = meter.limit_watts()
+    print(f"power meter: {'NVML, limit %.0f W' % meter.limit_watts() if meter else 'none'}", flush=True)
+    last = {}  # energy of the last prefill (J) and of the last decode's timed steps (J per step)
 
     def tokens(n, batch=1):
         return torch.randint(0, cfg.vocab_size, (batch, n), device="cuda", generator=gen)
@@ -74,16 +123,22 @@ def main():
     def prefill(n):
         ids = tokens(n)
         sync()
+        e0 = joules()
         t0 = time.perf_counter()
         out = model(input_ids=ids, use_cache=True, past_key_values=DynamicCache(), logits_to_keep=1)
         nxt = out.logits[:, -1].argmax(-1)
         sync()
-        return (time.perf_counter() - t0) * 1e3, out.past_key_values, nxt
+        ms = (time.perf_counter() - t0) * 1e3
+        last["prefill_j"] = joules() - e0
+        return ms, out.past_key_values, nxt
 
     def decode(cache, nxt, steps):
         times = []
+        e0 = float("nan")
         for i in range(steps + warm):
             sync()
+            if i == warm:
+                e0 = joules()
             t0 = time.perf_counter()
             out = model(input_ids=nxt[:, None] if nxt.dim() == 1 else nxt, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
@@ -92,6 +147,7 @@ def main():
             if i >= warm:
                 times.append((time.perf_counter() - t0) * 1e3)
             del out
+        last["step_j"] = (joules() - e0) / steps
         return statistics.median(times)
 
     def free():
@@ -110,6 +166,8 @@ def main():
                 best = None
                 for rep in range(2 if n == short_ctx else 1):
                     ms, cache, nxt = prefill(n)
+                    if best is None or ms < best:
+                        best_j = last["prefill_j"]
                     best = ms if best is None else min(best, ms)
                     if rep == 0 and n == short_ctx:
                         del cache
@@ -119,6 +177,13 @@ def main():
                 d = decode(cache, nxt, a.decode)
                 res[f"decode_after_{n}_ms_per_token"] = d
                 print(f"decode after {n}: {d:.2f} ms/token", flush=True)
+                if meter:
+                    res[f"prefill_{n}_joules"] = best_j
+                    res[f"prefill_{n}_watts"] = best_j / (best * 1e-3)
+                    res[f"decode_after_{n}_joules_per_token"] = last["step_j"]
+                    res[f"decode_after_{n}_watts"] = last["step_j"] / (d * 1e-3)
+                    print(f"  energy: prefill {best_j:.1f} J ({best_j / (best * 1e-3):.0f} W); decode {last['step_j']:.3f} J/token "
+                          f"({last['step_j'] / (d * 1e-3):.0f} W)", flush=True)
             except Exception as e:  # out of memory or an API difference: record it, keep measuring the rest
                 res[f"prefill_{n}_error"] = f"{type(e).__name__}: {e}"
                 print(f"prefill/decode {n}: {type(e).__name__}: {e}", flush=True)
@@ -139,6 +204,10 @@ def main():
             res[f"sessions_{sessions}_at_{short_ctx}_step_ms"] = step
             res[f"sessions_{sessions}_at_{short_ctx}_tokens_per_s"] = sessions * 1e3 / step
             print(f"{sessions} sessions at {short_ctx}: {step:.2f} ms/step, {sessions * 1e3 / step:.0f} tokens/s", flush=True)
+            if meter:
+                res[f"sessions_{sessions}_at_{short_ctx}_joules_per_token"] = last["step_j"] / sessions
+                res[f"sessions_{sessions}_at_{short_ctx}_watts"] = last["step_j"] / (step * 1e-3)
+                print(f"  energy: {last['step_j'] / sessions:.3f} J/token ({last['step_j'] / (step * 1e-3):.0f} W)", flush=True)
         except Exception as e:
             res[f"sessions_{sessions}_error"] = f"{type(e).__name__}: {e}"
             print(f"{sessions} sessions: {type(e).__name__}: {e}", flush=True)
@@ -172,6 +241,39 @@ def main():
             ms = timed(5 if T > 16384 else 20, lambda: F.scaled_dot_product_attention(q, kk, vv, is_causal=True), warm=3)
             res[f"prefill_attention_{T}_tflops"] = 2 * 2 * T * T * 32 * 128 / 2 / (ms * 1e-3) / 1e12
             print(f"SDPA causal {T}: {ms:.2f} ms, {res[f'prefill_attention_{T}_tflops']:.1f} TFLOP/s", flush=True)
+            del q, kk, vv
+        if meter:
+            # energy per FLOP at the power limit, as actors-gpubench's "energy per flop": a second back to back to heat
+            # the card, then a measured second
+            def per_flop(name, flops, fn, batch=10):
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < 1.0:
+                    for _ in range(batch):
+                        fn()
+                    sync()
+                e0, t0, count = joules(), time.perf_counter(), 0
+                while time.perf_counter() - t0 < 1.0:
+                    for _ in range(batch):
+                        fn()
+                    sync()
+                    count += batch
+                sec, j = time.perf_counter() - t0, joules() - e0
+                res[f"{name}_pj_per_flop"] = j / (flops * count) * 1e12
+                res[f"{name}_hot_tflops"] = flops * count / sec / 1e12
+                res[f"{name}_hot_watts"] = j / sec
+                print(f"{name}: {res[f'{name}_pj_per_flop']:.3f} pJ/FLOP, {res[f'{name}_hot_tflops']:.0f} TFLOP/s at "
+                      f"{j / sec:.0f} W", flush=True)
+
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+            per_flop("gemm_8192x4096x14336", 2 * m * n * k, lambda: x @ w.t())
+            del x, w
+            T = short_ctx
+            q = torch.randn(1, 32, T, 128, device="cuda", dtype=torch.bfloat16)
+            kk = torch.randn_like(q)
+            vv = torch.randn_like(q)
+            per_flop(f"prefill_attention_{T}", 2 * 2 * T * T * 32 * 128 / 2,
+                     lambda: F.scaled_dot_product_attention(q, kk, vv, is_causal=True))
             del q, kk, vv
         n_bytes = 4 << 30
         src = torch.empty(n_bytes, dtype=torch.uint8, device="cuda")
