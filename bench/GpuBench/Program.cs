@@ -72,21 +72,27 @@ var rng = new Random(5);
 int[] RandomTokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(config.VocabSize)).ToArray();
 int[] Pages(int first, int count) => Enumerable.Range(first, count).ToArray();
 
-// The card's energy counter (NVML), read around prefills and decodes: a card at its power limit takes (energy / limit)
-// seconds for a prefill, and joules per token is what a served token costs. NaN without NVML.
+// The card's energy counter (NVML): a card at its power limit takes (energy / limit) seconds for a prefill, and joules
+// per token is what a served token costs. Read with PowerMeter.MeasureSteady (the same work back to back, the power
+// read between the counter's own steps, which come only every ~100 ms).
 using PowerMeter? meter = PowerMeter.TryOpen(dev, out var openedMeter, out var meterReason) ? openedMeter : null;
 Console.WriteLine(meter is null ? $"power meter: none ({meterReason})" : $"power meter: {meterReason}, limit {meter.PowerLimitWatts():F0} W");
 if (meter is not null) results["power_limit_w"] = meter.PowerLimitWatts();
-double Joules() => meter?.EnergyJoules() ?? double.NaN;
-double lastPrefillJoules = double.NaN, lastDecodeJoulesPerToken = double.NaN, lastSessionsJoulesPerStep = double.NaN;
+// Records a SteadyPower under key_joules (per unit, divided by perUnit: tokens of a step), key_watts and the unit's
+// back-to-back duration.
+void RecordEnergy(string key, SteadyPower p, int perUnit = 1, string unit = "")
+{
+    results[$"{key}_joules{unit}"] = p.JoulesPerUnit / perUnit;
+    results[$"{key}_watts"] = p.Watts;
+    Console.WriteLine($"  energy, {key}: {p.JoulesPerUnit / perUnit:F3} J{unit.Replace('_', '/')} at {p.Watts:F0} W " +
+                      $"({p.Units} back to back, {p.SecondsPerUnit * 1e3:F2} ms each, power over {p.Seconds:F2} s)");
+}
 
-// Prefill of `tokens` tokens on pages [0, …) in chunks; returns the first generated token and the wall time (its
-// energy in lastPrefillJoules).
+// Prefill of `tokens` tokens on pages [0, …) in chunks; returns the first generated token and the wall time.
 (int Token, double Ms) Prefill(int tokens)
 {
     var prompt = RandomTokens(tokens);
     var table = Pages(0, (tokens + decodeSteps + warmDecode) / PageSize + 1);
-    double e0 = Joules();
     var t = Stopwatch.StartNew();
     int[] next = [];
     for (int s = 0; s < tokens; s += chunk)
@@ -99,26 +105,21 @@ double lastPrefillJoules = double.NaN, lastDecodeJoulesPerToken = double.NaN, la
         else runner.ForwardBf16([ch], download: false);
     }
     double ms = t.Elapsed.TotalMilliseconds;
-    lastPrefillJoules = Joules() - e0;
     Sample();
     return (next[0], ms);
 }
 
-// Greedy decode right after a prefill of `context` tokens (its first token given): median ms per token (the timed
-// steps' energy per token in lastDecodeJoulesPerToken).
+// Greedy decode right after a prefill of `context` tokens (its first token given): median ms per token.
 double Decode(int context, int token)
 {
     var table = Pages(0, (context + decodeSteps + warmDecode) / PageSize + 1);
     var times = new List<double>();
-    double e0 = double.NaN;
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
-        if (i == warmDecode) e0 = Joules();
         var t = Stopwatch.StartNew();
         token = runner.ForwardArgmax([new ForwardChunk(new[] { token }, context + i, table, context + i + 1)])[0];
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
-    lastDecodeJoulesPerToken = (Joules() - e0) / decodeSteps;
     Sample();
     return Median(times);
 }
@@ -137,8 +138,7 @@ if (runner.Matmul.Tunings.Count > 0)
 }
 if (meter is not null)
 {
-    // how finely the counter resolves an interval (a few ms on recent cards; a 144 ms decode run is good to about one step)
-    results["energy_counter_step_ms"] = meter.CounterStepMilliseconds(TimeSpan.FromMilliseconds(300));
+    results["energy_counter_step_ms"] = meter.CounterStepMilliseconds(TimeSpan.FromMilliseconds(500));
     Console.WriteLine($"energy counter step: {results["energy_counter_step_ms"]:F2} ms");
 }
 
@@ -148,11 +148,9 @@ foreach (int ctx in new[] { shortCtx, longCtx })
 {
     // best of two at the short context, one at the long one: as hf_baseline.py measures transformers
     var (token, ms) = Prefill(ctx);
-    double joules = lastPrefillJoules;
     if (ctx == shortCtx)
     {
         var again = Prefill(ctx);
-        if (again.Ms < ms) joules = lastPrefillJoules;
         (token, ms) = (again.Token, Math.Min(ms, again.Ms));
     }
     results[$"prefill_{ctx}_ms"] = ms;
@@ -161,12 +159,16 @@ foreach (int ctx in new[] { shortCtx, longCtx })
     Console.WriteLine($"prefill {ctx}: {ms:F1} ms; decode after it: {dms:F2} ms/token");
     if (meter is not null)
     {
-        results[$"prefill_{ctx}_joules"] = joules;
-        results[$"prefill_{ctx}_watts"] = joules / (ms * 1e-3);
-        results[$"decode_after_{ctx}_joules_per_token"] = lastDecodeJoulesPerToken;
-        results[$"decode_after_{ctx}_watts"] = lastDecodeJoulesPerToken / (dms * 1e-3);
-        Console.WriteLine($"  energy: prefill {joules:F1} J ({joules / (ms * 1e-3):F0} W); decode {lastDecodeJoulesPerToken:F3} J/token " +
-                          $"({lastDecodeJoulesPerToken / (dms * 1e-3):F0} W)");
+        // prefills back to back (a second to reach a steady draw, then 3 s), then greedy decode steps back to back at
+        // positions ctx .. ctx + 63 over and over (the same work as the timed decode, on the pages it already has)
+        RecordEnergy($"prefill_{ctx}", meter.MeasureSteady(() => Prefill(ctx), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3)));
+        var table = Pages(0, (ctx + 64) / PageSize + 1);
+        int step = 0;
+        RecordEnergy($"decode_after_{ctx}", meter.MeasureSteady(() =>
+        {
+            int pos = ctx + step++ % 64;
+            token = runner.ForwardArgmax([new ForwardChunk(new[] { token }, pos, table, pos + 1)])[0];
+        }, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(3)), unit: "_per_token");
     }
 }
 });
@@ -351,17 +353,14 @@ double SessionsStepMs(ulong seed)
     var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
     var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
     var times = new List<double>();
-    double e0 = double.NaN;
     for (int i = 0; i < warmDecode + decodeSteps; i++)
     {
-        if (i == warmDecode) e0 = Joules();
         var batch = Enumerable.Range(0, sessions)
             .Select(s => new ForwardChunk(new[] { tokens[s] }, shortCtx + i, tables[s], shortCtx + i + 1)).ToArray();
         var t = Stopwatch.StartNew();
         tokens = runner.ForwardArgmax(batch);
         if (i >= warmDecode) times.Add(t.Elapsed.TotalMilliseconds);
     }
-    lastSessionsJoulesPerStep = (Joules() - e0) / decodeSteps;
     return Median(times);
 }
 
@@ -436,9 +435,15 @@ Case("sessions", () =>
     Console.WriteLine($"{sessions} sessions at {shortCtx}: {step:F2} ms/step, {sessions * 1000.0 / step:F0} tokens/s");
     if (meter is not null)
     {
-        results[$"sessions_{sessions}_at_{shortCtx}_joules_per_token"] = lastSessionsJoulesPerStep / sessions;
-        results[$"sessions_{sessions}_at_{shortCtx}_watts"] = lastSessionsJoulesPerStep / (step * 1e-3);
-        Console.WriteLine($"  energy: {lastSessionsJoulesPerStep / sessions:F3} J/token ({lastSessionsJoulesPerStep / (step * 1e-3):F0} W)");
+        // the sessions' steps back to back at positions shortCtx .. shortCtx + 63 over and over
+        var tables = Enumerable.Range(0, sessions).Select(s => Pages(s * pagesPerSession, pagesPerSession)).ToArray();
+        var tokens = Enumerable.Range(0, sessions).Select(_ => rng.Next(config.VocabSize)).ToArray();
+        int i = 0;
+        RecordEnergy($"sessions_{sessions}_at_{shortCtx}", meter.MeasureSteady(() =>
+        {
+            int pos = shortCtx + i++ % 64;
+            tokens = runner.ForwardArgmax(Enumerable.Range(0, sessions).Select(s => new ForwardChunk(new[] { tokens[s] }, pos, tables[s], pos + 1)).ToArray());
+        }, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(3)), sessions, "_per_token");
     }
     Sample();
 });
@@ -515,7 +520,7 @@ Case("prefill attention, 16-token pages", () =>
 });
 // Energy per FLOP at the power limit, for the two kinds of work a prefill spends its time in: the bf16 product of a
 // chunk's gate/up size (cuBLASLt) and the causal attention at shortCtx over the runner's pool. Each runs back to back
-// for two seconds: the first heats the card to its limit, the second is measured (NVML's energy counter). A prefill at
+// for a second to heat the card to its limit, then for 2 s measured (PowerMeter.MeasureSteady). A prefill at
 // the limit takes its energy over the limit, so these say what its FLOPs cost. hf_baseline.py measures torch's product
 // and SDPA the same way.
 Case("energy per flop", () =>
@@ -523,19 +528,15 @@ Case("energy per flop", () =>
     if (meter is null) { Console.WriteLine($"energy per flop: no power meter ({meterReason})"); return; }
     void Measure(string name, double flops, Action launch, int batch)
     {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed.TotalSeconds < 1.0) { for (int i = 0; i < batch; i++) launch(); stream.Synchronize(); }
-        double e0 = Joules();
-        long count = 0;
-        clock.Restart();
-        while (clock.Elapsed.TotalSeconds < 1.0) { for (int i = 0; i < batch; i++) launch(); stream.Synchronize(); count += batch; }
-        double seconds = clock.Elapsed.TotalSeconds, joules = Joules() - e0;
+        var p = meter.MeasureSteady(() => { for (int i = 0; i < batch; i++) launch(); stream.Synchronize(); },
+            TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
         int mhz = meter.SmClockMhz();
-        results[$"{name}_pj_per_flop"] = joules / (flops * count) * 1e12;
-        results[$"{name}_hot_tflops"] = flops * count / seconds / 1e12;
-        results[$"{name}_hot_watts"] = joules / seconds;
-        Console.WriteLine($"{name}: {joules / (flops * count) * 1e12:F3} pJ/FLOP, {flops * count / seconds / 1e12:F0} TFLOP/s at " +
-                          $"{joules / seconds:F0} W, SM clock {mhz} MHz at the end");
+        double perSecond = flops * batch / p.SecondsPerUnit;
+        results[$"{name}_pj_per_flop"] = p.Watts / perSecond * 1e12;
+        results[$"{name}_hot_tflops"] = perSecond / 1e12;
+        results[$"{name}_hot_watts"] = p.Watts;
+        Console.WriteLine($"{name}: {p.Watts / perSecond * 1e12:F3} pJ/FLOP, {perSecond / 1e12:F0} TFLOP/s at {p.Watts:F0} W " +
+                          $"(power over {p.Seconds:F2} s), SM clock {mhz} MHz at the end");
     }
     int m = 8192, k = 4096, n = 14336;
     using var mm = new CublasLtMatmul(dev);

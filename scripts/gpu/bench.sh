@@ -6,9 +6,9 @@ bundle="$1"; out="$2"; shift 2
 mkdir -p "$out"
 export ACTORS_CACHE="${ACTORS_CACHE:-$out/cache}"
 echo "== ours: actors-gpubench"
-timeout 300 "$bundle/bin/actors-gpubench" --out "$out/ours.json" "$@" 2>&1 | tee "$out/ours.log"; ours_rc=${PIPESTATUS[0]}
+timeout 360 "$bundle/bin/actors-gpubench" --out "$out/ours.json" "$@" 2>&1 | tee "$out/ours.log"; ours_rc=${PIPESTATUS[0]}
 echo "== Hugging Face transformers baseline"
-timeout 170 python3 "$bundle/tools/reference/hf_baseline.py" --out "$out/hf.json" "$@" 2>&1 | tee "$out/hf.log"; hf_rc=${PIPESTATUS[0]}
+timeout 240 python3 "$bundle/tools/reference/hf_baseline.py" --out "$out/hf.json" "$@" 2>&1 | tee "$out/hf.log"; hf_rc=${PIPESTATUS[0]}
 python3 - "$out/ours.json" "$out/hf.json" <<'PY' | tee "$out/combined.txt"
 import json, os, sys
 def load(p):

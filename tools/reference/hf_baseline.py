@@ -62,6 +62,43 @@ class PowerMeter:
             raise RuntimeError("nvmlDeviceGetTotalEnergyConsumption failed")
         return mj.value / 1e3
 
+    def steady(self, unit, warm_s, measure_s):
+        """The mean power of unit() run back to back, read at the counter's own steps (about every 100 ms on an H200),
+        as PowerMeter.MeasureSteady: a thread polls the counter every 5 ms and notes when it moves while unit() (which
+        synchronises) runs for warm_s, then for at least measure_s and two more counter steps. Returns (watts over the
+        steps inside the measured span, mean seconds per unit, units)."""
+        import threading
+        steps, stop = [], threading.Event()
+
+        def poll():
+            last = self.joules()
+            while not stop.is_set():
+                e = self.joules()
+                if e != last:
+                    steps.append((time.perf_counter(), e))
+                    last = e
+                time.sleep(0.005)  # the GIL: a poller waking more often would slow the launches it measures
+
+        th = threading.Thread(target=poll, daemon=True)
+        th.start()
+        try:
+            t = time.perf_counter()
+            while time.perf_counter() - t < warm_s:
+                unit()
+            t0, units = time.perf_counter(), 0
+            while time.perf_counter() - t0 < measure_s or sum(1 for x in list(steps) if x[0] > t0) < 2:
+                if time.perf_counter() - t0 > measure_s + 10:
+                    raise RuntimeError("the energy counter did not move in 10 s of work")
+                unit()
+                units += 1
+            t1 = time.perf_counter()
+        finally:
+            stop.set()
+            th.join()
+        inside = [x for x in steps if t0 < x[0] < t1]
+        (ta, ea), (tb, eb) = inside[0], inside[-1]
+        return (eb - ea) / (tb - ta), (t1 - t0) / units, units
+
     def limit_watts(self):
         import ctypes
         mw = ctypes.c_uint()
@@ -111,11 +148,16 @@ def main():
     print(f"model built on the device in {time.perf_counter() - t:.1f} s", flush=True)
     gen = torch.Generator(device="cuda").manual_seed(5)
     meter = PowerMeter.open()
-    joules = meter.joules if meter else (lambda: float("nan"))
     if meter:
         res["power_limit_w"] = meter.limit_watts()
     print(f"power meter: {'NVML, limit %.0f W' % meter.limit_watts() if meter else 'none'}", flush=True)
-    last = {}  # energy of the last prefill (J) and of the last decode's timed steps (J per step)
+
+    def record_energy(key, measured, per_unit=1, unit=""):
+        watts, sec, units = measured
+        res[f"{key}_joules{unit}"] = watts * sec / per_unit
+        res[f"{key}_watts"] = watts
+        print(f"  energy, {key}: {watts * sec / per_unit:.3f} J{unit.replace('_', '/')} at {watts:.0f} W ({units} back to back, "
+              f"{sec * 1e3:.2f} ms each)", flush=True)
 
     def tokens(n, batch=1):
         return torch.randint(0, cfg.vocab_size, (batch, n), device="cuda", generator=gen)
@@ -123,22 +165,16 @@ def main():
     def prefill(n):
         ids = tokens(n)
         sync()
-        e0 = joules()
         t0 = time.perf_counter()
         out = model(input_ids=ids, use_cache=True, past_key_values=DynamicCache(), logits_to_keep=1)
         nxt = out.logits[:, -1].argmax(-1)
         sync()
-        ms = (time.perf_counter() - t0) * 1e3
-        last["prefill_j"] = joules() - e0
-        return ms, out.past_key_values, nxt
+        return (time.perf_counter() - t0) * 1e3, out.past_key_values, nxt
 
     def decode(cache, nxt, steps):
         times = []
-        e0 = float("nan")
         for i in range(steps + warm):
             sync()
-            if i == warm:
-                e0 = joules()
             t0 = time.perf_counter()
             out = model(input_ids=nxt[:, None] if nxt.dim() == 1 else nxt, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
@@ -147,8 +183,19 @@ def main():
             if i >= warm:
                 times.append((time.perf_counter() - t0) * 1e3)
             del out
-        last["step_j"] = (joules() - e0) / steps
         return statistics.median(times)
+
+    def decode_steady(cache, nxt):
+        # greedy steps back to back (half a second, then 3 s measured) on the cache decode() left
+        state = {"cache": cache, "nxt": nxt}
+
+        def step():
+            n = state["nxt"]
+            out = model(input_ids=n[:, None] if n.dim() == 1 else n, past_key_values=state["cache"], use_cache=True)
+            state["cache"], state["nxt"] = out.past_key_values, out.logits[:, -1].argmax(-1)
+            sync()
+
+        return meter.steady(step, 0.5, 3.0)
 
     def free():
         import gc
@@ -166,8 +213,6 @@ def main():
                 best = None
                 for rep in range(2 if n == short_ctx else 1):
                     ms, cache, nxt = prefill(n)
-                    if best is None or ms < best:
-                        best_j = last["prefill_j"]
                     best = ms if best is None else min(best, ms)
                     if rep == 0 and n == short_ctx:
                         del cache
@@ -178,12 +223,10 @@ def main():
                 res[f"decode_after_{n}_ms_per_token"] = d
                 print(f"decode after {n}: {d:.2f} ms/token", flush=True)
                 if meter:
-                    res[f"prefill_{n}_joules"] = best_j
-                    res[f"prefill_{n}_watts"] = best_j / (best * 1e-3)
-                    res[f"decode_after_{n}_joules_per_token"] = last["step_j"]
-                    res[f"decode_after_{n}_watts"] = last["step_j"] / (d * 1e-3)
-                    print(f"  energy: prefill {best_j:.1f} J ({best_j / (best * 1e-3):.0f} W); decode {last['step_j']:.3f} J/token "
-                          f"({last['step_j'] / (d * 1e-3):.0f} W)", flush=True)
+                    record_energy(f"decode_after_{n}", decode_steady(cache, nxt), unit="_per_token")
+                    cache = None
+                    free()
+                    record_energy(f"prefill_{n}", meter.steady(lambda: prefill(n), 1.0, 3.0))
             except Exception as e:  # out of memory or an API difference: record it, keep measuring the rest
                 res[f"prefill_{n}_error"] = f"{type(e).__name__}: {e}"
                 print(f"prefill/decode {n}: {type(e).__name__}: {e}", flush=True)
@@ -205,9 +248,7 @@ def main():
             res[f"sessions_{sessions}_at_{short_ctx}_tokens_per_s"] = sessions * 1e3 / step
             print(f"{sessions} sessions at {short_ctx}: {step:.2f} ms/step, {sessions * 1e3 / step:.0f} tokens/s", flush=True)
             if meter:
-                res[f"sessions_{sessions}_at_{short_ctx}_joules_per_token"] = last["step_j"] / sessions
-                res[f"sessions_{sessions}_at_{short_ctx}_watts"] = last["step_j"] / (step * 1e-3)
-                print(f"  energy: {last['step_j'] / sessions:.3f} J/token ({last['step_j'] / (step * 1e-3):.0f} W)", flush=True)
+                record_energy(f"sessions_{sessions}_at_{short_ctx}", decode_steady(cache, nxt), sessions, "_per_token")
         except Exception as e:
             res[f"sessions_{sessions}_error"] = f"{type(e).__name__}: {e}"
             print(f"{sessions} sessions: {type(e).__name__}: {e}", flush=True)
@@ -244,25 +285,19 @@ def main():
             del q, kk, vv
         if meter:
             # energy per FLOP at the power limit, as actors-gpubench's "energy per flop": a second back to back to heat
-            # the card, then a measured second
+            # the card, then 2 s measured
             def per_flop(name, flops, fn, batch=10):
-                t0 = time.perf_counter()
-                while time.perf_counter() - t0 < 1.0:
+                def unit():
                     for _ in range(batch):
                         fn()
                     sync()
-                e0, t0, count = joules(), time.perf_counter(), 0
-                while time.perf_counter() - t0 < 1.0:
-                    for _ in range(batch):
-                        fn()
-                    sync()
-                    count += batch
-                sec, j = time.perf_counter() - t0, joules() - e0
-                res[f"{name}_pj_per_flop"] = j / (flops * count) * 1e12
-                res[f"{name}_hot_tflops"] = flops * count / sec / 1e12
-                res[f"{name}_hot_watts"] = j / sec
-                print(f"{name}: {res[f'{name}_pj_per_flop']:.3f} pJ/FLOP, {res[f'{name}_hot_tflops']:.0f} TFLOP/s at "
-                      f"{j / sec:.0f} W", flush=True)
+
+                watts, sec, _ = meter.steady(unit, 1.0, 2.0)
+                per_s = flops * batch / sec
+                res[f"{name}_pj_per_flop"] = watts / per_s * 1e12
+                res[f"{name}_hot_tflops"] = per_s / 1e12
+                res[f"{name}_hot_watts"] = watts
+                print(f"{name}: {watts / per_s * 1e12:.3f} pJ/FLOP, {per_s / 1e12:.0f} TFLOP/s at {watts:.0f} W", flush=True)
 
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02

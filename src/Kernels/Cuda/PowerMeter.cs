@@ -120,6 +120,73 @@ public sealed unsafe class PowerMeter : IDisposable
         return changes < 2 ? window.TotalMilliseconds : (lastChange - firstChange) / (changes - 1);
     }
 
+    /// <summary>
+    /// The mean power of <paramref name="unit"/> run back to back, read at the energy counter's own steps: NVML
+    /// advances the counter only every so often (about 100 ms on an H200), so the energy of one short job read around
+    /// it is off by up to a step's worth of power. Here a thread polls the counter (every millisecond) and notes when
+    /// it moves, while this one runs <paramref name="unit"/> (which must finish its work, synchronising with the device,
+    /// before it returns) first for <paramref name="warm"/>, to reach a steady draw, then for at least
+    /// <paramref name="measure"/> and two more counter steps. The power is the energy between the first and the last
+    /// step inside the measured span over their distance; the unit's energy is that power times its mean duration.
+    /// </summary>
+    public SteadyPower MeasureSteady(Action unit, TimeSpan warm, TimeSpan measure)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        var clock = Stopwatch.StartNew();
+        var steps = new List<(double Ms, double Joules)>();
+        int stop = 0;
+        Exception? pollFailure = null;
+        var poller = new Thread(() =>
+        {
+            try
+            {
+                double last = EnergyJoules();
+                while (Volatile.Read(ref stop) == 0)
+                {
+                    double e = EnergyJoules();
+                    if (e != last)
+                    {
+                        double t = clock.Elapsed.TotalMilliseconds;
+                        lock (steps) steps.Add((t, e));
+                        last = e;
+                    }
+                    Thread.Sleep(1);
+                }
+            }
+            catch (Exception e) { pollFailure = e; }
+        }) { IsBackground = true, Name = "power meter" };
+        poller.Start();
+        try
+        {
+            while (clock.Elapsed < warm) unit();
+            double t0 = clock.Elapsed.TotalMilliseconds;
+            int units = 0;
+            int StepsSince(double t) { lock (steps) return steps.Count(x => x.Ms > t); }
+            while (clock.Elapsed.TotalMilliseconds - t0 < measure.TotalMilliseconds || StepsSince(t0) < 2)
+            {
+                if (pollFailure is not null) break;
+                if (clock.Elapsed.TotalMilliseconds - t0 > measure.TotalMilliseconds + 10_000)
+                    throw new InvalidOperationException($"the energy counter of {PciBusId} did not move in 10 s of work");
+                unit();
+                units++;
+            }
+            double t1 = clock.Elapsed.TotalMilliseconds;
+            Volatile.Write(ref stop, 1);
+            poller.Join();
+            if (pollFailure is not null) throw new InvalidOperationException($"reading the energy counter of {PciBusId} failed", pollFailure);
+            var inside = steps.Where(x => x.Ms > t0 && x.Ms < t1).ToList();
+            if (inside.Count < 2) throw new InvalidOperationException($"the energy counter of {PciBusId} moved {inside.Count} times in {t1 - t0:F0} ms of work");
+            var (first, last) = (inside[0], inside[^1]);
+            double seconds = (last.Ms - first.Ms) / 1000;
+            return new SteadyPower((last.Joules - first.Joules) / seconds, (t1 - t0) / 1000 / units, units, seconds);
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            poller.Join();
+        }
+    }
+
     private IntPtr Live()
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -130,4 +197,13 @@ public sealed unsafe class PowerMeter : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0) Nvml.nvmlShutdown();
     }
+}
+
+/// <summary>What <see cref="PowerMeter.MeasureSteady"/> found: the mean power over whole counter steps, the mean
+/// duration of one unit of work, how many units ran in the measured span, and the seconds between the counter steps
+/// the power was read across.</summary>
+public readonly record struct SteadyPower(double Watts, double SecondsPerUnit, int Units, double Seconds)
+{
+    /// <summary>Energy of one unit: the power times its duration, in joules.</summary>
+    public double JoulesPerUnit => Watts * SecondsPerUnit;
 }

@@ -349,8 +349,8 @@ public class RuntimeCudaTests
             Assert.InRange(meter.SmClockMhz(), 1, 5000);
             Assert.InRange(meter.TemperatureCelsius(), 1, 120);
 
-            // products back to back for about a second: the counter must move by what a working card draws, at most
-            // its limit (plus the counter's step), and never backwards
+            // products (of zeros, which draw far less than random data) back to back for about a second: the counter must
+            // move by what a working card draws, at most its limit (plus the counter's step), and never backwards
             const int m = 4096, k = 4096, n = 4096;
             using var x = gpu.Device.Allocate<ushort>((long)m * k);
             using var w = gpu.Device.Allocate<ushort>((long)n * k);
@@ -372,12 +372,22 @@ public class RuntimeCudaTests
                 previous = now;
             }
             double seconds = clock.Elapsed.TotalSeconds, joules = meter.EnergyJoules() - before;
+            // read around the work, the counter is off by up to a step (~100 ms of power on an H200)
             double watts = joules / seconds;
             Assert.InRange(watts, 20, limit * 1.25);
             double step = meter.CounterStepMilliseconds(TimeSpan.FromMilliseconds(300));
             Assert.InRange(step, 0.001, 300);
-            Console.WriteLine($"power meter: {watts:F0} W over {seconds:F2} s of products (limit {limit:F0} W, {meter.PowerWatts():F0} W now), " +
-                              $"energy counter step {step:F1} ms");
+
+            // read between the counter's steps: the products' steady power, within the card's limit
+            var steady = meter.MeasureSteady(() => { for (int i = 0; i < 10; i++) gpu.Matmul.Bf16(stream, x, w, y, m, k, n); stream.Synchronize(); },
+                TimeSpan.FromSeconds(0.3), TimeSpan.FromSeconds(1));
+            Assert.InRange(steady.Watts, 20, limit * 1.05);
+            Assert.True(steady.Units > 0 && steady.Seconds > 0 && steady.SecondsPerUnit > 0, steady.ToString());
+            Assert.Equal(steady.Watts * steady.SecondsPerUnit, steady.JoulesPerUnit, 9);
+            double tflops = 10 * 2.0 * m * n * k / steady.SecondsPerUnit / 1e12;
+            Console.WriteLine($"power meter: {watts:F0} W over {seconds:F2} s of products read around them (limit {limit:F0} W, " +
+                              $"{meter.PowerWatts():F0} W now), energy counter step {step:F1} ms; steady: {steady.Watts:F0} W over {steady.Seconds:F2} s, " +
+                              $"{tflops:F0} TFLOP/s, {steady.Watts / (tflops * 1e12) * 1e12:F3} pJ/FLOP on zeros");
         }
         Assert.Throws<ObjectDisposedException>(() => meter.EnergyJoules());
     }
