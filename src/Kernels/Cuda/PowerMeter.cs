@@ -129,8 +129,13 @@ public sealed unsafe class PowerMeter : IDisposable
     /// <paramref name="measure"/> and two more counter steps. The power is the energy between the first and the last
     /// step inside the measured span over their distance; the unit's energy is that power times its mean duration.
     /// </summary>
-    public SteadyPower MeasureSteady(Action unit, TimeSpan warm, TimeSpan measure)
+    public SteadyPower MeasureSteady(Action unit, TimeSpan warm, TimeSpan measure) => MeasureSteady(EnergyJoules, unit, warm, measure, PciBusId);
+
+    /// <summary><see cref="MeasureSteady(Action, TimeSpan, TimeSpan)"/> over any energy counter (joules, read by
+    /// <paramref name="energy"/>); <paramref name="name"/> names it in errors.</summary>
+    public static SteadyPower MeasureSteady(Func<double> energy, Action unit, TimeSpan warm, TimeSpan measure, string name = "the card")
     {
+        ArgumentNullException.ThrowIfNull(energy);
         ArgumentNullException.ThrowIfNull(unit);
         var clock = Stopwatch.StartNew();
         var steps = new List<(double Ms, double Joules)>();
@@ -140,10 +145,10 @@ public sealed unsafe class PowerMeter : IDisposable
         {
             try
             {
-                double last = EnergyJoules();
+                double last = energy();
                 while (Volatile.Read(ref stop) == 0)
                 {
-                    double e = EnergyJoules();
+                    double e = energy();
                     if (e != last)
                     {
                         double t = clock.Elapsed.TotalMilliseconds;
@@ -166,16 +171,16 @@ public sealed unsafe class PowerMeter : IDisposable
             {
                 if (pollFailure is not null) break;
                 if (clock.Elapsed.TotalMilliseconds - t0 > measure.TotalMilliseconds + 10_000)
-                    throw new InvalidOperationException($"the energy counter of {PciBusId} did not move in 10 s of work");
+                    throw new InvalidOperationException($"the energy counter of {name} did not move in 10 s of work");
                 unit();
                 units++;
             }
             double t1 = clock.Elapsed.TotalMilliseconds;
             Volatile.Write(ref stop, 1);
             poller.Join();
-            if (pollFailure is not null) throw new InvalidOperationException($"reading the energy counter of {PciBusId} failed", pollFailure);
+            if (pollFailure is not null) throw new InvalidOperationException($"reading the energy counter of {name} failed", pollFailure);
             var inside = steps.Where(x => x.Ms > t0 && x.Ms < t1).ToList();
-            if (inside.Count < 2) throw new InvalidOperationException($"the energy counter of {PciBusId} moved {inside.Count} times in {t1 - t0:F0} ms of work");
+            if (inside.Count < 2) throw new InvalidOperationException($"the energy counter of {name} moved {inside.Count} times in {t1 - t0:F0} ms of work");
             var (first, last) = (inside[0], inside[^1]);
             double seconds = (last.Ms - first.Ms) / 1000;
             return new SteadyPower((last.Joules - first.Joules) / seconds, (t1 - t0) / 1000 / units, units, seconds);

@@ -69,6 +69,29 @@ public class CudaHostTests
     }
 
     [Fact]
+    public void Steady_power_is_read_between_the_counters_steps()
+    {
+        // a counter that moves only every 40 ms by what 500 W adds in that time, as NVML's does every ~100 ms: read
+        // around a 3 ms job it says 0 or 20 J; read between its steps over back-to-back jobs it says 500 W
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double Energy() => 1000 + 500 * 0.040 * Math.Floor(clock.Elapsed.TotalMilliseconds / 40);
+        var p = PowerMeter.MeasureSteady(Energy, () => Thread.Sleep(3), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(800));
+        Assert.InRange(p.Watts, 475, 525);
+        Assert.InRange(p.SecondsPerUnit, 0.003, 0.1);
+        Assert.True(p.Seconds >= 0.04 && p.Units > 0, p.ToString());
+        Assert.Equal(p.Watts * p.SecondsPerUnit, p.JoulesPerUnit, 9);
+    }
+
+    [Fact]
+    public void Steady_power_reports_a_counter_that_fails()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => PowerMeter.MeasureSteady(
+            () => throw new InvalidOperationException("sensor gone"), () => Thread.Sleep(1), TimeSpan.Zero, TimeSpan.FromMilliseconds(50), "card 7"));
+        Assert.Contains("card 7", e.Message);
+        Assert.Equal("sensor gone", e.InnerException?.Message);
+    }
+
+    [Fact]
     public void Native_libraries_are_tried_newest_soname_first()
     {
         Assert.Equal(["libcuda.so.1", "libcuda.so"], NativeLibraries.Candidates(NativeLibraries.Cuda));
