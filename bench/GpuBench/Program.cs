@@ -556,6 +556,23 @@ Case("energy per flop", () =>
     Measure($"prefill_attention_{T}", 2.0 * 2 * T * (double)T * heads * d / 2,
         () => attention.Prefill(stream, q, T, heads, 0, runner.Pool, layout, 0, table, 1f / MathF.Sqrt(d), o), 10);
     Sample();
+    // The prefills' energy from their FLOPs at these rates: every layer's products and causal attention, the last
+    // layer only its qkv product when it is trimmed (one logits row; its other work is a decode's). What the model
+    // leaves out (norms, the qkv prologue, the logits) is the difference to the measured joules.
+    foreach (int ctx in new[] { shortCtx, longCtx })
+    {
+        if (!results.TryGetValue($"prefill_{ctx}_joules", out var measured)) continue;
+        int h = config.HiddenSize, qkvN = (config.NumHeads + 2 * config.NumKvHeads) * d, layers = config.NumLayers;
+        int full = runner.TrimLastLayer ? layers - 1 : layers;
+        double products = full * 2.0 * ctx * h * (qkvN + h + 3.0 * config.IntermediateSize) + (layers - full) * 2.0 * ctx * h * qkvN;
+        double attentionFlops = full * 2.0 * 2 * d * heads * (ctx * (ctx + 1.0) / 2);
+        double jProducts = products * (double)results["gemm_8192x4096x14336_pj_per_flop"] * 1e-12;
+        double jAttention = attentionFlops * (double)results[$"prefill_attention_{T}_pj_per_flop"] * 1e-12;
+        results[$"prefill_{ctx}_modelled_joules"] = jProducts + jAttention;
+        Console.WriteLine($"prefill {ctx} from its FLOPs: {products / 1e12:F1} TFLOP of products ({jProducts:F1} J) + {attentionFlops / 1e12:F1} TFLOP " +
+                          $"of attention ({jAttention:F1} J) = {jProducts + jAttention:F1} J; measured {(double)measured:F1} J " +
+                          $"({(jProducts + jAttention) / (double)measured:P1})");
+    }
 });
 // A new turn's attention over a long cached prefix (19 new tokens after longCtx - 19: the split-KV prefill), its splits
 // merged by a warp per (row, head) (the default) or prefill_split_reduce's block, alternating (3 rounds), each launch on
