@@ -80,9 +80,10 @@ public sealed class Transformer
     /// <summary>
     /// Whether a step asking for fewer logits rows than it has tokens runs its last layer past the KV write on those
     /// rows alone (nothing else reads that layer's output): a chunk without logits stops at its K and V, a chunk asking
-    /// for its last token attends with that row only. Same values for the rows asked for (default true).
+    /// for its last token attends with that row only. Same values for the rows asked for (default true;
+    /// ACTORS_TRIM_LAST_LAYER=0 turns it off, as on CUDA).
     /// </summary>
-    public bool TrimLastLayer { get; set; } = true;
+    public bool TrimLastLayer { get; set; } = Environment.GetEnvironmentVariable("ACTORS_TRIM_LAST_LAYER") != "0";
 
     /// <summary>Steps that ran their last layer on the logits rows alone (<see cref="TrimLastLayer"/>).</summary>
     public long TrimmedSteps { get; private set; }
