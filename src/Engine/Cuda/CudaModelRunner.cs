@@ -129,8 +129,21 @@ public sealed partial class CudaModelRunner : IModelRunner
         PreparedProductPlans = PrepareProducts();
         prepared.Stop();
         var (f, t) = device.MemoryInfo();
-        Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free, {PreparedProductPlans} product plans prepared in {prepared.Elapsed.TotalMilliseconds:F0} ms";
+        // the card's sensors for the engine's metrics; a card without NVML serves without them
+        if (PowerMeter.TryOpen(device, out var meter, out var meterReason))
+        {
+            _powerMeter = meter;
+            Power = new EngineMeters.DevicePower(meter!.PciBusId, meter.EnergyJoules, meter.PowerWatts);
+        }
+        Description = $"CUDA: {device}, weights {weights.Bytes >> 20} MiB bf16, KV {KvPages} pages of {options.PageSize} tokens ({(pages * pageBytes) >> 20} MiB bf16), {f >> 20} of {t >> 20} MiB free, {PreparedProductPlans} product plans prepared in {prepared.Elapsed.TotalMilliseconds:F0} ms" +
+                      (_powerMeter is null ? $", no power sensors ({meterReason})" : $", power sensors: {meterReason}");
     }
+
+    private readonly PowerMeter? _powerMeter;
+
+    /// <summary>The card's energy and power through NVML (<see cref="PowerMeter"/>), for the engine's metrics; null
+    /// without NVML.</summary>
+    public EngineMeters.DevicePower? Power { get; }
 
     public ModelConfig Config { get; }
     public int KvPages { get; }
@@ -994,6 +1007,7 @@ public sealed partial class CudaModelRunner : IModelRunner
         foreach (var (g, _) in _decodeGraphs.Values) g.Dispose();
         _staged.Dispose();
         _stream.Dispose();
+        _powerMeter?.Dispose();
         if (_ownsWeights) _w.Dispose();
         if (_ownsDevice) _device.Dispose();
     }

@@ -7,7 +7,9 @@ namespace Actors.Engine.Runtime;
 /// The engine's instruments on the <see cref="MeterName"/> meter, every measurement tagged with the model id
 /// ("model"): KV pages per tier (observable, tier=device|host, state=used|free), prefix-hit tokens per tier, pages
 /// spilled and swapped in, host evictions, generated tokens, preemptions, per step the batch size (sequences)
-/// and step time, and per request the time to first token by tier (device|host|recompute). Counters are added by the engine loop; the gauges read the snapshot the loop last published.
+/// and step time, per request the time to first token by tier (device|host|recompute), and where the runner has
+/// sensors (<see cref="IModelRunner.Power"/>) its device's energy and power, tagged "device". Counters are added by the
+/// engine loop; the page gauge reads the snapshot the loop last published, the device ones read the sensors.
 /// </summary>
 public sealed class EngineMeters : IDisposable
 {
@@ -23,6 +25,14 @@ public sealed class EngineMeters : IDisposable
     public const string BatchSize = "actors.engine.batch.size";
     public const string StepDuration = "actors.engine.step.duration";
     public const string TimeToFirstToken = "actors.engine.time_to_first_token";
+    public const string DeviceEnergy = "actors.engine.device.energy";
+    public const string DevicePowerDraw = "actors.engine.device.power";
+
+    /// <summary>
+    /// A device's sensors: the energy it has used (joules, a counter that only grows) and its power draw (watts), and
+    /// the device's name for the "device" tag. They measure the whole device, so engines sharing one report the same.
+    /// </summary>
+    public sealed record DevicePower(string Device, Func<double> EnergyJoules, Func<double> PowerWatts);
 
     private readonly Meter _meter;
     private readonly KeyValuePair<string, object?> _model;
@@ -33,7 +43,7 @@ public sealed class EngineMeters : IDisposable
 
     private sealed record TierPages(int DeviceUsed, int DeviceFree, int HostUsed, int HostFree);
 
-    public EngineMeters(string modelId, IMeterFactory? factory = null)
+    public EngineMeters(string modelId, IMeterFactory? factory = null, DevicePower? power = null)
     {
         ArgumentNullException.ThrowIfNull(modelId);
         _model = new("model", modelId);
@@ -50,6 +60,22 @@ public sealed class EngineMeters : IDisposable
         _step = _meter.CreateHistogram<double>(StepDuration, "ms", "time of one engine step (schedule, page moves, forward, sampling)");
         _ttft = _meter.CreateHistogram<double>(TimeToFirstToken, "ms",
             "from a request's enqueue to its first token, by where its prompt's KV came from (tier=device|host|recompute)");
+        if (power is not null)
+        {
+            var device = new KeyValuePair<string, object?>("device", power.Device);
+            _meter.CreateObservableCounter(DeviceEnergy, () => Read(power.EnergyJoules, device), "J",
+                "energy the engine's device has used since its driver loaded (the whole device); with tokens generated, joules per token");
+            _meter.CreateObservableGauge(DevicePowerDraw, () => Read(power.PowerWatts, device), "W", "power draw of the engine's device");
+        }
+    }
+
+    // A sensor that fails (the driver gone) reports nothing rather than failing the collection of every instrument.
+    private IEnumerable<Measurement<double>> Read(Func<double> sensor, KeyValuePair<string, object?> device)
+    {
+        double value;
+        try { value = sensor(); }
+        catch (Exception) { yield break; }
+        yield return new(value, _model, device);
     }
 
     private IEnumerable<Measurement<int>> ObservePages()

@@ -26,6 +26,10 @@ public interface IModelRunner : IDisposable
     /// <summary>See <see cref="Transformer.RopeVariant"/>: part of page identity for length-dependent RoPE.</summary>
     string RopeVariant(int seqLen);
 
+    /// <summary>The device's energy and power sensors, which the engine reports as metrics; null where there are none
+    /// (the CPU, or a card without NVML).</summary>
+    EngineMeters.DevicePower? Power => null;
+
     /// <summary>
     /// Runs one step: writes every chunk's K and V into its pages, attends, and returns the logits asked for on the
     /// host, (rows, vocab) row-major, chunks in order (per chunk: none, its last token, or all its tokens).

@@ -89,7 +89,7 @@ public sealed class InferenceEngine : IDisposable, IKvTiers
             _host = new HostTier(new HostPagePool((int)hostPages, _model.PageBytes, _model.AllocateHost), _model);
             _blocks.LowerTier = _host;
         }
-        _meters = new EngineMeters(modelId);
+        _meters = new EngineMeters(modelId, power: _model.Power);
         _scheduler = new Scheduler(_blocks, options, _model.RopeVariant);
         _eos = new HashSet<int>(config.EosTokenIds);
         PublishMetrics();

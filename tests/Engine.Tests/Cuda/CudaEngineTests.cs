@@ -361,6 +361,39 @@ public class BackendSelectionTests
     }
 
     [Fact]
+    public async Task Cuda_engine_reports_its_devices_energy_and_power()
+    {
+        CudaGpu.Require();
+        var config = TestModels.Llama;
+        string model = "energy/" + Guid.NewGuid().ToString("N");
+        var seen = new List<(string Name, double Value, string? Device)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == EngineMeters.MeterName && i.Name.StartsWith("actors.engine.device.", StringComparison.Ordinal)) l.EnableMeasurementEvents(i); };
+        listener.SetMeasurementEventCallback<double>((i, v, tags, _) =>
+        {
+            string? m = null, d = null;
+            foreach (var t in tags) { if (t.Key == "model") m = t.Value as string; if (t.Key == "device") d = t.Value as string; }
+            if (m == model) lock (seen) seen.Add((i.Name, v, d));
+        });
+        listener.Start();
+        using var engine = new InferenceEngine(config, TestModels.Weights(config), model, new EngineOptions { Backend = Backend.Cuda, PageSize = 16, KvPages = 64 });
+        Assert.Contains("power sensors: NVML on", engine.BackendDescription);
+        listener.RecordObservableInstruments();
+        await EngineParityTests.Collect(engine.GenerateAsync(TestModels.Tokens(40, 9), SamplingParams.Greedy(20), new HashSet<int>(), TestContext.Current.CancellationToken));
+        Thread.Sleep(300); // past a step of the energy counter (about 100 ms on an H200)
+        listener.RecordObservableInstruments();
+        lock (seen)
+        {
+            var energy = seen.Where(x => x.Name == EngineMeters.DeviceEnergy).ToList();
+            var power = seen.Where(x => x.Name == EngineMeters.DevicePowerDraw).ToList();
+            Assert.Equal(2, energy.Count);
+            Assert.True(energy[1].Value > energy[0].Value && energy[0].Value > 0, $"energy {energy[0].Value} J, then {energy[1].Value} J");
+            Assert.All(power, x => Assert.InRange(x.Value, 1, 2000));
+            Assert.All(seen, x => Assert.Matches(@"^[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$", x.Device ?? ""));
+        }
+    }
+
+    [Fact]
     public void Cuda_without_a_device_is_a_clear_error()
     {
         if (CudaGpu.Available) Assert.Skip("a CUDA device is present");

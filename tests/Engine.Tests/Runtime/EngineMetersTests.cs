@@ -61,6 +61,44 @@ public class EngineMetersTests
     }
 
     [Fact]
+    public void Device_energy_and_power_come_from_the_sensors_and_a_failing_sensor_reports_nothing()
+    {
+        string model = "meters/" + Guid.NewGuid().ToString("N");
+        using var recorder = new Recorder(model);
+        double joules = 1000, watts = 350;
+        bool broken = false;
+        double Energy() => broken ? throw new InvalidOperationException("driver gone") : joules;
+        using (var meters = new EngineMeters(model, power: new EngineMeters.DevicePower("0000:19:00.0", Energy, () => watts)))
+        {
+            recorder.Observe();
+            joules = 1250.5;
+            watts = 690;
+            recorder.Observe();
+            Assert.Equal([1000, 1250.5], recorder.Values(EngineMeters.DeviceEnergy));
+            Assert.Equal([350, 690], recorder.Values(EngineMeters.DevicePowerDraw));
+            lock (recorder.Measurements)
+                Assert.All(recorder.Measurements.Where(m => m.Name.StartsWith("actors.engine.device.", StringComparison.Ordinal)),
+                    m => Assert.Equal("0000:19:00.0", m.Tags["device"]));
+
+            broken = true;
+            recorder.Observe(); // the energy sensor throws: no energy measurement, the power one still comes
+            Assert.Equal(2, recorder.Values(EngineMeters.DeviceEnergy).Count);
+            Assert.Equal([350, 690, 690], recorder.Values(EngineMeters.DevicePowerDraw));
+        }
+
+        // no sensors (the CPU backend): no device instruments at all
+        string cpu = "meters/" + Guid.NewGuid().ToString("N");
+        using var cpuRecorder = new Recorder(cpu);
+        using (new EngineMeters(cpu))
+        {
+            cpuRecorder.Observe();
+            Assert.Empty(cpuRecorder.Values(EngineMeters.DeviceEnergy));
+            Assert.Empty(cpuRecorder.Values(EngineMeters.DevicePowerDraw));
+            Assert.NotEmpty(cpuRecorder.Values(EngineMeters.KvPages));
+        }
+    }
+
+    [Fact]
     public async Task Counters_histograms_and_page_gauges_match_what_the_engine_did()
     {
         var config = TestModels.Llama;
