@@ -33,7 +33,9 @@
 // 8 nt + 2 tig + (e & 1), i.e. the nt-th m16n8 C fragment of mma_bf16, as fb_prefill's s[nt][e] and o[dt][e].
 
 #define WGP_BC 128
-#define WGP_STAGES 3
+#ifndef WGP_STAGES
+#define WGP_STAGES 3                         // harness builds may try 2 (shared memory holds no 4th)
+#endif
 #define WGP_HALF (128 * 128)                 // bytes of one 64-dim half of a 128-row operand
 #define WGP_TILE (2 * WGP_HALF)              // one 128 x 128 bf16 operand (Q, a K tile or a V tile)
 #define WGP_STAGE (2 * WGP_TILE)             // K tile then V tile
