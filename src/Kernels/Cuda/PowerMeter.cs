@@ -158,7 +158,7 @@ public sealed unsafe class PowerMeter : IDisposable
                     Thread.Sleep(1);
                 }
             }
-            catch (Exception e) { pollFailure = e; }
+            catch (Exception e) { Volatile.Write(ref pollFailure, e); }
         }) { IsBackground = true, Name = "power meter" };
         poller.Start();
         try
@@ -169,7 +169,7 @@ public sealed unsafe class PowerMeter : IDisposable
             int StepsSince(double t) { lock (steps) return steps.Count(x => x.Ms > t); }
             while (clock.Elapsed.TotalMilliseconds - t0 < measure.TotalMilliseconds || StepsSince(t0) < 2)
             {
-                if (pollFailure is not null) break;
+                if (Volatile.Read(ref pollFailure) is not null) break;
                 if (clock.Elapsed.TotalMilliseconds - t0 > measure.TotalMilliseconds + 10_000)
                     throw new InvalidOperationException($"the energy counter of {name} did not move in 10 s of work");
                 unit();
