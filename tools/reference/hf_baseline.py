@@ -68,16 +68,19 @@ class PowerMeter:
         synchronises) runs for warm_s, then for at least measure_s and two more counter steps. Returns (watts over the
         steps inside the measured span, mean seconds per unit, units)."""
         import threading
-        steps, stop = [], threading.Event()
+        steps, stop, failed = [], threading.Event(), []
 
         def poll():
-            last = self.joules()
-            while not stop.is_set():
-                e = self.joules()
-                if e != last:
-                    steps.append((time.perf_counter(), e))
-                    last = e
-                time.sleep(0.005)  # the GIL: a poller waking more often would slow the launches it measures
+            try:
+                last = self.joules()
+                while not stop.is_set():
+                    e = self.joules()
+                    if e != last:
+                        steps.append((time.perf_counter(), e))
+                        last = e
+                    time.sleep(0.005)  # the GIL: a poller waking more often would slow the launches it measures
+            except RuntimeError as e:
+                failed.append(e)
 
         th = threading.Thread(target=poll, daemon=True)
         th.start()
@@ -87,6 +90,8 @@ class PowerMeter:
                 unit()
             t0, units = time.perf_counter(), 0
             while time.perf_counter() - t0 < measure_s or sum(1 for x in list(steps) if x[0] > t0) < 2:
+                if failed:
+                    raise RuntimeError(f"reading the energy counter failed: {failed[0]}")
                 if time.perf_counter() - t0 > measure_s + 10:
                     raise RuntimeError("the energy counter did not move in 10 s of work")
                 unit()
