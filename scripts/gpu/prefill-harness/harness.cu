@@ -141,6 +141,21 @@ int main(int argc, char** argv)
                 float ms; cudaEventElapsedTime(&ms, e0, e1); ms /= reps;
                 printf("  %s %dK: %.3f ms, %.1f TFLOP/s\n", which ? "wgmma " : "fa128g", c.queries / 1024, ms, flops / ms / 1e9);
             }
+#ifdef WGP_TIMING
+            {
+                // One more launch with the counters zeroed: each consumer warp's cycles per part, per loop tile.
+                unsigned long long z[16] = {0}, t[16];
+                CK(cudaMemcpyToSymbol(wgp_timing, z, sizeof z)); runNew(); CK(cudaDeviceSynchronize());
+                CK(cudaMemcpyFromSymbol(t, wgp_timing, sizeof t));
+                const char* names[] = {"prologue", "full wait", "zero V", "turn wait", "issue", "wait S", "softmax", "wait PV", "pack+loop", "epilogue"};
+                double tiles = (double)t[10], warps = (double)t[11], total = 0;
+                for (int i = 0; i < 10; i++) total += t[i];
+                printf("  timing %dK: %.0f warps, %.1f loop tiles a warp, %.0f cycles a warp in all:", c.queries / 1024, warps, tiles / warps, total / warps);
+                for (int i = 0; i < 10; i++)
+                    printf(" %s %.1f%% (%.0f a %s)", names[i], 100.0 * t[i] / total, (i == 0 || i == 9) ? t[i] / warps : t[i] / tiles, (i == 0 || i == 9) ? "warp" : "tile");
+                printf("\n  producer: %llu tiles, empty waits %.0f cycles a tile, the rest %.0f a tile\n", t[14], (double)t[12] / t[14], (double)t[13] / t[14]);
+            }
+#endif
 #ifdef HARNESS_HEAT
             if (c.queries == 8192)
             {

@@ -6,7 +6,8 @@
 # Usage: bash scripts/gpu/prefill-harness/run.sh [queries]   (queries: run only that case, e.g. 8192)
 # NVFLAGS: extra nvcc flags: -DHARNESS_PAGE=64 (page size), -DHARNESS_LAYERS=32 -DHARNESS_SEQ=1 (a pool laid out as the
 # engine's, pages in order), -DHARNESS_PAD=N (elements added to the page stride), -DHARNESS_HEAT (the 8K attention
-# also timed between cuBLAS products, at the power limit a prefill runs at), -DWGP_PINGPONG=0 / -DWGP_EARLY_RESCALE=0.
+# also timed between cuBLAS products, at the power limit a prefill runs at), -DWGP_PINGPONG=0 / -DWGP_EARLY_RESCALE=0,
+# -DWGP_TIMING (one more launch per timed case, instrumented: each consumer warp's cycles per part of the tile loop).
 set -u
 K=src/Kernels/Cuda/Kernels
 cd "$(dirname "$0")/../../.."

@@ -125,6 +125,20 @@ __device__ __forceinline__ unsigned int wgp_off(int r, int c)
 // AttentionKernels.PrefillLazyRescale (ACTORS_PREFILL_LAZY_RESCALE=0) builds 0: a rescale at every new max.
 #define WGP_LAZY_RESCALE 1
 #endif
+#ifdef WGP_TIMING
+// Harness builds only (-DWGP_TIMING, scripts/gpu/prefill-harness): lane 0 of each consumer warp adds the SM cycles it
+// spent in each part of the tile loop to wgp_timing[0..9] (the parts as the harness names them), its loop tiles to [10]
+// and itself to [11]; the producer warp adds its waits for a free stage to [12], the rest of its time to [13] and its
+// tiles to [14]. A clock read costs tens of cycles, so an instrumented kernel runs some 8 % slower.
+__device__ unsigned long long wgp_timing[16];
+#define WGP_T_DECL unsigned int tq_[11] = {0}; long long tl_ = clock64();
+#define WGP_T(i) do { long long n_ = clock64(); tq_[i] += (unsigned int)(n_ - tl_); tl_ = n_; } while (0)
+#define WGP_T_FLUSH() do { if ((threadIdx.x & 31) == 0) { for (int i_ = 0; i_ < 11; i_++) atomicAdd(&wgp_timing[i_], (unsigned long long)tq_[i_]); atomicAdd(&wgp_timing[11], 1ull); } } while (0)
+#else
+#define WGP_T_DECL
+#define WGP_T(i) do { } while (0)
+#define WGP_T_FLUSH() do { } while (0)
+#endif
 // Turns of the two consumer warpgroups at the tensor cores (named barriers 4 and 5, 256 threads: 128 wait, 128
 // arrive): warpgroup wg issues its products only after the other one issued its own, so one's softmax runs while the
 // other's products do. Warpgroup 1 gives warpgroup 0 the first turn and does not hand over after its last.
@@ -234,11 +248,20 @@ __device__ __forceinline__ void wgp_produce(const WgmmaPrefillParams& ps, unsign
     int pagesPerTile = WGP_BC / p.pageSize;
     int layer = (int)(p.layerOffset / (2LL * p.pageSize * p.tokenStride));
     unsigned int boxBytes = 64 * 2 * p.pageSize;
+#ifdef WGP_TIMING
+    long long pw_ = 0, p0_ = clock64();
+#endif
     for (int j = 0; j < nTiles; j++)
     {
         int stage = j % WGP_STAGES;
         unsigned int full = bars + stage * 8, empty = bars + (WGP_STAGES + stage) * 8;
+#ifdef WGP_TIMING
+        long long pt_ = clock64();
+#endif
         if (j >= WGP_STAGES) mbar_wait(empty, (unsigned int)(j / WGP_STAGES - 1) & 1u);
+#ifdef WGP_TIMING
+        pw_ += clock64() - pt_;
+#endif
         int t0 = tileBase + j * WGP_BC;
         int pages = min(pagesPerTile, (lastKey - t0) / p.pageSize + 1); // pages holding keys t0 ..= lastKey
         if (lane == 0) mbar_expect_tx(full, (unsigned int)pages * 4u * boxBytes);
@@ -252,6 +275,14 @@ __device__ __forceinline__ void wgp_produce(const WgmmaPrefillParams& ps, unsign
                         kvh * FA_D + half * 64, 0, layer * 2 + isV, page, full);
         }
     }
+#ifdef WGP_TIMING
+    if (lane == 0)
+    {
+        atomicAdd(&wgp_timing[12], (unsigned long long)pw_);
+        atomicAdd(&wgp_timing[13], (unsigned long long)(clock64() - p0_ - pw_));
+        atomicAdd(&wgp_timing[14], (unsigned long long)nTiles);
+    }
+#endif
 }
 
 // Zeroes V rows from .. 127 of a stage (keys past the block's last key: stale or never-written slots, or no page at
@@ -333,6 +364,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     int warpFirstPos = p.firstPosition + wq0;
     int rowA = wq0 + gid, rowB = rowA + 8;
     int posA = p.firstPosition + rowA, posB = posA + 8;
+    WGP_T_DECL
 
     // Q: block rows r0 + 16 k of chunk c (256 consumer threads), zero past the queries; published to the tensor cores
     // of both consumer warpgroups.
@@ -390,9 +422,13 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     {
         int t0 = tileBase + j * WGP_BC, stage = j % WGP_STAGES;
         unsigned int kBase = stages + stage * WGP_STAGE;
+        WGP_T(j == 1 ? 0 : 8);
         mbar_wait(bars + stage * 8, (unsigned int)(j / WGP_STAGES) & 1u);
+        WGP_T(1);
         if (t0 + WGP_BC - 1 > lastKey) wgp_zero_v(kBase + WGP_TILE, lastKey + 1 - t0, wg);
+        WGP_T(2);
         wgp_turn_begin(wg);
+        WGP_T(3);
         wgmma_hold(s);
         wgmma_hold(o);
         wgmma_fence();
@@ -406,11 +442,18 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
         wgp_pv(o, pa, vPrev);
         wgmma_commit();
         wgp_turn_end(wg, false);
+        WGP_T(4);
         wgmma_wait<1>(); // S(j) done; P(j-1) V(j-1) may still run
         wgmma_hold(s);
+        WGP_T(5);
         wgp_softmax(s, t0, warpActive, warpFirstPos, posA, posB, tig, scale2, mA, mB, lA, lB, cA, cB, rescale);
+        WGP_T(6);
         wgmma_wait<0>();
         wgmma_hold(o);
+        WGP_T(7);
+#ifdef WGP_TIMING
+        tq_[10]++;
+#endif
         mbar_arrive(bars + (WGP_STAGES + (j - 1) % WGP_STAGES) * 8); // tile j - 1's stage is free
 #if !WGP_EARLY_RESCALE
         if (rescale) wgp_rescale(o, cA, cB);
@@ -419,6 +462,7 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
         wgp_pack(s, pa);
         vPrev = kBase + WGP_TILE;
     }
+    WGP_T(nTiles > 1 ? 8 : 0);
     if (nTiles > 0)
     {
         wgp_turn_begin(wg);
@@ -438,6 +482,8 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
     lB += __shfl_xor_sync(0xffffffffu, lB, 2);
     if (split)
     {
+        WGP_T(9);
+        WGP_T_FLUSH();
         if (!warpActive) return;
         if (rowA < p.queries)
         {
@@ -486,6 +532,8 @@ __device__ __forceinline__ void wgp_consume(const WgmmaPrefillParams& ps, unsign
             *(vec16*)(p.out + ((u64)i * p.heads + kvh * group + r / rows) * FA_D + c * 8) = v;
         }
     }
+    WGP_T(9);
+    WGP_T_FLUSH();
 }
 
 
