@@ -5,7 +5,7 @@
 #include <vector>
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %s:%d\n", cudaGetErrorString(e), __FILE__, __LINE__); exit(1); } } while (0)
 
-// mode 0: wgp_softmax; 1: only the 64 FFMA + ex2; 2: only the max (FMNMX + shuffles + vote); 3: softmax + pack
+// mode 0: wgp_softmax; 1: only the 64 FFMA + ex2; 2: only wgp_row_max (FMNMX, shuffles, vote); 3: softmax + pack
 extern "C" __global__ void __launch_bounds__(256, 1) micro(float* out, long long* cyc, int iters, int mode)
 {
     int lane = threadIdx.x & 31, tig = lane & 3;
@@ -40,19 +40,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) micro(float* out, long long
         }
         else
         {
-            float mxA = mA, mxB = mB;
-#pragma unroll
-            for (int nt = 0; nt < 16; nt++)
-            {
-                mxA = fmaxf(mxA, fmaxf(s[4 * nt], s[4 * nt + 1]));
-                mxB = fmaxf(mxB, fmaxf(s[4 * nt + 2], s[4 * nt + 3]));
-            }
-            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-            mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-            mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-            rescale = __any_sync(0xffffffffu, (mxA - mA) * scale2 > 8.f || (mxB - mB) * scale2 > 8.f);
-            mA = rescale ? mxA : mA; mB = rescale ? mxB : mB;
+            float mxA, mxB;
+            wgp_row_max(s, mA, mB, scale2, mxA, mxB, rescale); // the kernel's own
+            mA = mxA; mB = mxB;
 #pragma unroll
             for (int i = 0; i < 64; i++) s[i] = s[i] * 0.999f; // keep s moving (64 FMUL)
         }

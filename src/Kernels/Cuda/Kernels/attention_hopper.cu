@@ -174,18 +174,13 @@ __device__ __forceinline__ void wgp_pv(float* o, const unsigned int* pa, unsigne
     for (int kk = 0; kk < 8; kk++) wgmma_rs_tb(o, pa + 4 * kk, wgp_desc(vBase + kk * 16 * 128, WGP_HALF, 1024));
 }
 
-// Online softmax of one tile's raw scores s (keys t0 ..) for this thread's rows A and B, in place: s becomes the
-// weights 2^(s scale2 - m scale2) (0 where masked); m, l updated; cA, cB the factors the old O rows must take, and
-// rescale (warp-uniform) false where both are 1 for every row of the warp.
-__device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, int warpFirstPos, int posA, int posB, int tig,
-                                            float scale2, float& mA, float& mB, float& lA, float& lB, float& cA, float& cB,
-                                            bool& rescale)
+// The row maxima the softmax of one tile's scores s takes for this thread's rows A and B (across the 4 lanes of each
+// row), starting from the running ones mA, mB; with the lazy rescale they stay mA, mB unless some score of the warp's
+// rows exceeds its row's by more than 2^8 after scaling (rescale: warp-uniform, whether they moved).
+__device__ __forceinline__ void wgp_row_max(const float* s, float mA, float mB, float scale2, float& mxA, float& mxB, bool& rescale)
 {
-    if (warpActive && t0 + WGP_BC - 1 > warpFirstPos) // some key of the tile may lie after some row of the warp
-#pragma unroll
-        for (int i = 0; i < 64; i++)
-            if (t0 + (i >> 2) * 8 + 2 * tig + (i & 1) > ((i & 2) ? posB : posA)) s[i] = NEG_INF;
-    float mxA = mA, mxB = mB;
+    mxA = mA;
+    mxB = mB;
 #pragma unroll
     for (int nt = 0; nt < 16; nt++)
     {
@@ -203,6 +198,21 @@ __device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, i
 #else
     rescale = true;
 #endif
+}
+
+// Online softmax of one tile's raw scores s (keys t0 ..) for this thread's rows A and B, in place: s becomes the
+// weights 2^(s scale2 - m scale2) (0 where masked); m, l updated; cA, cB the factors the old O rows must take, and
+// rescale (warp-uniform) false where both are 1 for every row of the warp.
+__device__ __forceinline__ void wgp_softmax(float* s, int t0, bool warpActive, int warpFirstPos, int posA, int posB, int tig,
+                                            float scale2, float& mA, float& mB, float& lA, float& lB, float& cA, float& cB,
+                                            bool& rescale)
+{
+    if (warpActive && t0 + WGP_BC - 1 > warpFirstPos) // some key of the tile may lie after some row of the warp
+#pragma unroll
+        for (int i = 0; i < 64; i++)
+            if (t0 + (i >> 2) * 8 + 2 * tig + (i & 1) > ((i & 2) ? posB : posA)) s[i] = NEG_INF;
+    float mxA, mxB;
+    wgp_row_max(s, mA, mB, scale2, mxA, mxB, rescale);
     // Without split-KV tile 0 holds key 0, which every row attends; a tile can also lie wholly after a row (every
     // warpgroup computes every tile of its block), and a split's first tiles can: while the max stays -inf the factor
     // is 1 and every weight 0.
